@@ -1,0 +1,42 @@
+"""The ``ti-import`` command line: one sub-command per module, dispatched from here.
+
+Each ``importer.cmd_*`` module offers ``add_parser(subparsers)``, which registers its options
+and sets ``handler`` to a function ``(argparse.Namespace) -> int`` returning the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from importer import __version__
+
+__all__ = ["main"]
+
+_COMMANDS = ("importer.cmd_run", "importer.cmd_parse", "importer.cmd_emulator", "importer.cmd_demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ti-import",
+        description="Import threat-intelligence indicators from CSV, STIX 2.x and plain-list "
+        "feeds into Microsoft Defender.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in _COMMANDS:
+        importlib.import_module(module_name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("ti-import: interrupted", file=sys.stderr)
+        return 130
