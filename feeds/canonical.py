@@ -18,6 +18,7 @@ __all__ = [
     "HASH_KINDS",
     "InvalidValue",
     "classify",
+    "hash_reason",
     "normalise",
     "normalise_domain",
     "normalise_hash",
@@ -28,6 +29,7 @@ __all__ = [
 
 HASH_KINDS = {32: Kind.MD5, 40: Kind.SHA1, 64: Kind.SHA256}
 _HEX = re.compile(r"[0-9a-fA-F]+")
+_NON_HEX = re.compile(r"[^0-9a-fA-F]")
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _DOMAIN = re.compile(rf"(?:{_LABEL}\.)+(?:[a-z][a-z0-9-]{{0,61}}[a-z0-9]|xn--[a-z0-9-]{{1,59}})")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -60,14 +62,35 @@ def refang(text: str) -> str:
     return text
 
 
+def hash_reason(value: str) -> str:
+    """Why ``value`` (stripped, not a valid digest) is no md5/sha1/sha256: length and first bad characters."""
+    size = len(value)
+    if not value:
+        return "empty value"
+    bad = sorted(set(_NON_HEX.findall(value)), key=value.index)
+    if not bad:
+        return f"{size} hex digits, not a valid md5/sha1/sha256 (those have 32, 40 or 64)"
+    kind = HASH_KINDS.get(size)
+    expected = str(kind) if kind is not None else "md5/sha1/sha256"
+    shown = ", ".join(repr(c) for c in bad[:3]) + (" ..." if len(bad) > 3 else "")
+    return f"{size} characters, not a valid {expected}: contains non-hex {shown}"
+
+
+def _looks_like_hash(value: str) -> bool:
+    """A long token of (nearly) only hex digits: a mistyped digest, better reported as one."""
+    if len(value) >= 16 and _HEX.fullmatch(value):
+        return True
+    if len(value) < 24 or "." in value or ":" in value or "/" in value:
+        return False
+    return len(_NON_HEX.findall(value)) <= max(2, len(value) // 16)
+
+
 def normalise_hash(raw: str) -> tuple[Kind, str]:
     """A hex digest: its kind from its length (32 md5, 40 sha1, 64 sha256), lower-cased."""
     value = raw.strip()
     kind = HASH_KINDS.get(len(value))
     if kind is None or not _HEX.fullmatch(value):
-        if _HEX.fullmatch(value):
-            raise InvalidValue(f"not a file hash: {len(value)} hex digits (md5 32, sha1 40, sha256 64)")
-        raise InvalidValue("not a file hash: only hex digits are allowed")
+        raise InvalidValue(hash_reason(value))
     return kind, value.lower()
 
 
@@ -180,8 +203,8 @@ def classify(raw: str) -> tuple[Kind, str]:
         raise InvalidValue("empty value")
     if len(value) in HASH_KINDS and _HEX.fullmatch(value):
         return HASH_KINDS[len(value)], value.lower()
-    if _HEX.fullmatch(value) and len(value) >= 16:
-        raise InvalidValue(f"not a file hash: {len(value)} hex digits (md5 32, sha1 40, sha256 64)")
+    if _looks_like_hash(value):
+        raise InvalidValue(hash_reason(value))
     value = refang(value)
     head, slash, prefix = value.partition("/")
     if slash and prefix.isdigit() and "://" not in value:
@@ -199,4 +222,7 @@ def classify(raw: str) -> tuple[Kind, str]:
     try:
         return Kind.DOMAIN, normalise_domain(value)
     except InvalidValue:
-        raise InvalidValue("not a hash, IP address, domain name or URL") from None
+        pass
+    if "@" in head and not slash:
+        raise InvalidValue("an email address: not a supported indicator kind (hash, IP, domain, URL)")
+    raise InvalidValue("not a hash, IP address, domain name or URL")
