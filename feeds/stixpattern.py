@@ -1,0 +1,227 @@
+"""STIX 2.x patterns to the flat list of comparisons they hold: a fast path, then stix2-patterns.
+
+A STIX pattern is a boolean expression over comparisons; an importer only needs the
+comparisons themselves (each equality on an indicator kind becomes one indicator, whatever
+OR/AND/FOLLOWEDBY joins it to). ``comparisons(pattern, version)`` returns them.
+
+The real grammar lives in ``stix2patterns`` (an ANTLR parser, ~0.5 ms a pattern). Nearly
+every pattern in real feeds has one simple shape: ``[a:b = 'v' (OR|AND a:b = 'v')*]``,
+possibly several such observations joined by OR/AND/FOLLOWEDBY, with parentheses. The fast
+path tokenises exactly that subset of the grammar by hand and returns ``None`` on anything
+else (qualifiers, comments, other operators or literals, index steps, odd whitespace...), so
+the parser decides every case the fast path does not fully understand. Both paths return the
+comparisons in the order ``stix2patterns``' ``inspect()`` lists them: grouped by object type in
+order of first appearance, document order within a type; tests prove the two paths agree.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, NamedTuple
+
+from stix2patterns.exceptions import ParseException
+from stix2patterns.inspector import INDEX_STAR
+from stix2patterns.v20.pattern import Pattern as Pattern20
+from stix2patterns.v21.pattern import Pattern as Pattern21
+
+__all__ = ["Comparison", "PatternError", "comparisons", "fast_comparisons", "slow_comparisons"]
+
+
+class PatternError(ValueError):
+    """The pattern is not valid STIX patterning; the message is the parser's."""
+
+
+class Comparison(NamedTuple):
+    """One ``object-type:path op value`` test inside a pattern."""
+
+    object_type: str
+    path: tuple[str, ...]  # property names; an index step is its number or "*"
+    op: str  # as the grammar spells it: "=", "==", "!=", "NOT =", "LIKE", "IN", ">", ...
+    value: str  # a string literal unquoted and unescaped; any other literal as written
+    is_string: bool  # whether ``value`` came from a string literal
+
+    def path_text(self) -> str:
+        """The object path as a pattern spells it, e.g. ``file:hashes.'SHA-256'``."""
+        parts = [p if _IDENT.fullmatch(p) and p not in _KEYWORDS else _quote(p) for p in self.path]
+        return f"{self.object_type}:{'.'.join(parts)}"
+
+    def text(self) -> str:
+        """The comparison as a pattern spells it (used as a rejected record's raw text)."""
+        value = _quote(self.value) if self.is_string else self.value
+        return f"{self.path_text()} {self.op} {value}"
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+# The lexer's keywords: an unquoted path step spelled like one is not an identifier to it.
+_KEYWORDS = frozenset(
+    {
+        *("AND", "OR", "NOT", "FOLLOWEDBY", "LIKE", "MATCHES", "ISSUPERSET", "ISSUBSET", "EXISTS"),
+        *("LAST", "IN", "START", "STOP", "SECONDS", "true", "false", "WITHIN", "REPEATS", "TIMES"),
+    }
+)
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_STRING = r"'(?:[^'\\]|\\['\\])*'"
+# Only what the fast path fully understands; whitespace limited to what every lexer skips.
+_TOKEN = re.compile(
+    rf"""[ \t\r\n]*(?:
+      (?P<type>[a-z][a-z0-9-]*)[ \t\r\n]*:[ \t\r\n]*
+      (?P<path>[A-Za-z_][A-Za-z0-9_]*+(?:[ \t\r\n]*\.[ \t\r\n]*(?:[A-Za-z_][A-Za-z0-9_]*+|{_STRING}))*)
+      [ \t\r\n]*(?P<op>=(?!=)|LIKE\b)[ \t\r\n]*(?P<value>{_STRING})
+    | (?P<punct>[][()])
+    | (?P<keyword>AND|OR|FOLLOWEDBY)\b
+    )""",
+    re.VERBOSE,
+)
+_STEP = re.compile(rf"[ \t\r\n]*\.?[ \t\r\n]*({_STRING}|[A-Za-z_][A-Za-z0-9_]*)")
+_TRAILING_SPACE = re.compile(r"[ \t\r\n]*\Z")
+
+
+def _unquote(literal: str) -> str:
+    body = literal[1:-1]
+    if "\\" in body:
+        body = body.replace("\\'", "'").replace("\\\\", "\\")
+    return body
+
+
+def _split_path(path: str) -> tuple[str, ...] | None:
+    """Path steps, or None when an unquoted step is a keyword (the lexer would not accept it)."""
+    if "." not in path:
+        return None if path in _KEYWORDS else (path,)
+    steps: list[str] = []
+    for match in _STEP.finditer(path):
+        step = match.group(1)
+        if step[0] == "'":
+            steps.append(_unquote(step))
+        elif step in _KEYWORDS:
+            return None
+        else:
+            steps.append(step)
+    return tuple(steps)
+
+
+def fast_comparisons(pattern: str) -> list[Comparison] | None:
+    """The comparisons of a simple-shaped pattern, or None when it is not one (ask the parser).
+
+    Accepts observations ``[...]`` joined by OR/AND/FOLLOWEDBY, comparisons ``type:path = 'v'``
+    or ``LIKE 'v'`` joined by OR/AND inside them, and balanced parentheses at both levels.
+    """
+    found: list[Comparison] = []
+    in_observation = False
+    expect_operand = True
+    depth_outer = depth_inner = 0
+    pos = 0
+    match_token = _TOKEN.match
+    while True:
+        token = match_token(pattern, pos)
+        if token is None:
+            break
+        pos = token.end()
+        if token.group("value") is not None:
+            if not (in_observation and expect_operand):
+                return None
+            object_type = token.group("type")
+            path = _split_path(token.group("path"))
+            if path is None or object_type in _KEYWORDS:
+                return None
+            value = _unquote(token.group("value"))
+            found.append(Comparison(object_type, path, token.group("op"), value, True))
+            expect_operand = False
+        elif (keyword := token.group("keyword")) is not None:
+            if expect_operand or (in_observation and keyword == "FOLLOWEDBY"):
+                return None
+            expect_operand = True
+        else:
+            punct = token.group("punct")
+            if punct == "[":
+                if in_observation or not expect_operand:
+                    return None
+                in_observation = True
+            elif punct == "]":
+                if not in_observation or expect_operand or depth_inner:
+                    return None
+                in_observation = False
+            elif punct == "(":
+                if not expect_operand:
+                    return None
+                if in_observation:
+                    depth_inner += 1
+                else:
+                    depth_outer += 1
+            else:  # ")"
+                if expect_operand:
+                    return None
+                if in_observation:
+                    if not depth_inner:
+                        return None
+                    depth_inner -= 1
+                else:
+                    if not depth_outer:
+                        return None
+                    depth_outer -= 1
+    if in_observation or expect_operand or depth_outer or not _TRAILING_SPACE.match(pattern, pos):
+        return None
+    return _grouped(found)
+
+
+def _grouped(found: list[Comparison]) -> list[Comparison]:
+    """Group by object type in order of first appearance, as ``inspect()`` reports them."""
+    types = {c.object_type for c in found}
+    if len(types) <= 1:
+        return found
+    order: dict[str, list[Comparison]] = {}
+    for comparison in found:
+        order.setdefault(comparison.object_type, []).append(comparison)
+    return [c for group in order.values() for c in group]
+
+
+def _path_step(step: Any) -> str:
+    if step is INDEX_STAR:
+        return "*"
+    return str(step)
+
+
+def slow_comparisons(pattern: str, version: str = "2.1") -> list[Comparison]:
+    """The comparisons according to ``stix2patterns``; raises ``PatternError`` if it is invalid.
+
+    ``version`` picks the grammar ("2.0" or "2.1"); a pattern only the other grammar accepts is
+    read with that one, since feeds mislabel their versions and the comparisons are the same.
+    """
+    first, second = (Pattern20, Pattern21) if version == "2.0" else (Pattern21, Pattern20)
+    try:
+        data = _inspect(first, pattern)
+    except PatternError:
+        try:
+            data = _inspect(second, pattern)
+        except PatternError:
+            pass
+        else:
+            return data
+        raise
+    return data
+
+
+def _inspect(pattern_class: Any, pattern: str) -> list[Comparison]:
+    try:
+        inspected = pattern_class(pattern).inspect()
+    except ParseException as exc:
+        raise PatternError(f"not a valid STIX pattern: {exc}") from None
+    except Exception as exc:  # the ANTLR runtime may raise anything on hostile input; never crash
+        raise PatternError(f"not a valid STIX pattern ({type(exc).__name__})") from None
+    out: list[Comparison] = []
+    for object_type, tests in inspected.comparisons.items():
+        for path, op, literal in tests:
+            is_string = literal.startswith("'")
+            value = _unquote(literal) if is_string else literal
+            out.append(Comparison(object_type, tuple(_path_step(s) for s in path), op, value, is_string))
+    return out
+
+
+def comparisons(pattern: str, version: str = "2.1") -> list[Comparison]:
+    """The comparisons of ``pattern``: the fast path when it understands it, else the parser."""
+    found = fast_comparisons(pattern)
+    if found is not None:
+        return found
+    return slow_comparisons(pattern, version)
