@@ -17,6 +17,7 @@ order of first appearance, document order within a type; tests prove the two pat
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from stix2patterns.exceptions import ParseException
@@ -63,18 +64,29 @@ _KEYWORDS = frozenset(
     }
 )
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_STRING = r"'(?:[^'\\]|\\['\\])*'"
-# Only what the fast path fully understands; whitespace limited to what every lexer skips.
-_TOKEN = re.compile(
-    rf"""[ \t\r\n]*(?:
-      (?P<type>[a-z][a-z0-9-]*)[ \t\r\n]*:[ \t\r\n]*
-      (?P<path>[A-Za-z_][A-Za-z0-9_]*+(?:[ \t\r\n]*\.[ \t\r\n]*(?:[A-Za-z_][A-Za-z0-9_]*+|{_STRING}))*)
-      [ \t\r\n]*(?P<op>=(?!=)|LIKE\b)[ \t\r\n]*(?P<value>{_STRING})
-    | (?P<punct>[][()])
-    | (?P<keyword>AND|OR|FOLLOWEDBY)\b
-    )""",
-    re.VERBOSE,
-)
+_STRING = r"'[^'\\]*+(?:\\['\\][^'\\]*+)*+'"  # the escapes \' and \\ only, as the lexer
+_W = r"[ \t\r\n]*"  # only the whitespace every STIX lexer skips
+_ID = r"[A-Za-z_][A-Za-z0-9_]*+"  # possessive: never split one identifier into two tokens
+
+
+def _comparison_regex(names: tuple[str, str, str, str]) -> str:
+    """``type:path op 'value'`` with the four groups named (``?P<x>``) or not (``?:``)."""
+    kind, path, op, value = names
+    return (
+        rf"({kind}[a-z][a-z0-9-]*){_W}:{_W}({path}{_ID}(?:{_W}\.{_W}(?:{_ID}|{_STRING}))*)"
+        rf"{_W}({op}=(?!=)|LIKE\b){_W}({value}{_STRING})"
+    )
+
+
+_NAMED = _comparison_regex(("?P<type>", "?P<path>", "?P<op>", "?P<value>"))
+_PLAIN = _comparison_regex(("?:", "?:", "?:", "?:"))
+_OBSERVATION = rf"\[{_W}{_PLAIN}(?:{_W}(?:AND|OR)\b{_W}{_PLAIN})*{_W}\]"
+# The commonest shape, checked in one match: observations without parentheses.
+_SIMPLE = re.compile(rf"{_W}{_OBSERVATION}(?:{_W}(?:AND|OR|FOLLOWEDBY)\b{_W}{_OBSERVATION})*{_W}")
+_COMPARISON = re.compile(_NAMED)
+_SINGLE = re.compile(rf"{_W}\[{_W}{_NAMED}{_W}\]{_W}")  # the commonest of all: one comparison
+# One token of the shapes the fast path understands, for patterns with parentheses.
+_TOKEN = re.compile(rf"{_W}(?:{_NAMED}|(?P<punct>[][()])|(?P<keyword>AND|OR|FOLLOWEDBY)\b)")
 _STEP = re.compile(rf"[ \t\r\n]*\.?[ \t\r\n]*({_STRING}|[A-Za-z_][A-Za-z0-9_]*)")
 _TRAILING_SPACE = re.compile(r"[ \t\r\n]*\Z")
 
@@ -86,6 +98,7 @@ def _unquote(literal: str) -> str:
     return body
 
 
+@lru_cache(maxsize=1024)
 def _split_path(path: str) -> tuple[str, ...] | None:
     """Path steps, or None when an unquoted step is a keyword (the lexer would not accept it)."""
     if "." not in path:
@@ -108,6 +121,15 @@ def fast_comparisons(pattern: str) -> list[Comparison] | None:
     Accepts observations ``[...]`` joined by OR/AND/FOLLOWEDBY, comparisons ``type:path = 'v'``
     or ``LIKE 'v'`` joined by OR/AND inside them, and balanced parentheses at both levels.
     """
+    single = _SINGLE.fullmatch(pattern)
+    if single is not None:
+        object_type, path_text, op, literal = single.groups()
+        path = _split_path(path_text)
+        if path is None or object_type in _KEYWORDS:
+            return None
+        return [Comparison(object_type, path, op, _unquote(literal), True)]
+    if _SIMPLE.fullmatch(pattern):
+        return _simple(pattern)
     found: list[Comparison] = []
     in_observation = False
     expect_operand = True
@@ -163,6 +185,18 @@ def fast_comparisons(pattern: str) -> list[Comparison] | None:
                     depth_outer -= 1
     if in_observation or expect_operand or depth_outer or not _TRAILING_SPACE.match(pattern, pos):
         return None
+    return _grouped(found)
+
+
+def _simple(pattern: str) -> list[Comparison] | None:
+    """The comparisons of a pattern ``_SIMPLE`` matched: between them is only ``[ ] AND OR``..."""
+    found: list[Comparison] = []
+    for match in _COMPARISON.finditer(pattern):
+        object_type, path_text, op, literal = match.groups()
+        path = _split_path(path_text)
+        if path is None or object_type in _KEYWORDS:
+            return None
+        found.append(Comparison(object_type, path, op, _unquote(literal), True))
     return _grouped(found)
 
 
