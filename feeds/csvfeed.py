@@ -1,0 +1,327 @@
+"""Read CSV feeds, streaming, into indicator records (the ``csv`` format of ``feeds.read_feed``).
+
+Reading. The standard ``csv`` module reads the stream row by row; nothing holds more than the
+first few dozen lines. The delimiter is sniffed among ``,`` tab ``;`` ``|`` (the one that splits
+the first rows into the most rows of one width > 1; ``,`` when none does); ``"`` quotes fields,
+which may hold delimiters, doubled quotes and newlines; spaces after a delimiter are skipped
+(``", "`` separators). Lines starting with ``#`` and blank lines between rows are banners,
+comments and trailers, never rows. Cells that are empty, ``n/a``, ``-``, ``none``, ``null`` hold
+no value. Each record's origin is ``name:line``, the physical line where its row starts.
+
+Layout (first match wins).
+1. ``--columns SPEC`` (``FeedOptions.columns``), a comma-separated list of items:
+   ``COLUMN=KIND`` where COLUMN is a header name (any case) or a 1-based column number and KIND
+   is ``md5``, ``sha1``, ``sha256``, ``hash`` (kind from length), ``hashes`` (several per cell),
+   ``ip``, ``domain``, ``hostname`` (domain or IP), ``url`` or ``any`` (kind from the text);
+   ``COLUMN=description|first_seen|labels|confidence`` for metadata; or the *type + value*
+   layout as ``type=COLUMN,value=COLUMN``. Only the columns named are read as indicators.
+   Examples: ``sha256_hash=sha256,dst_ip=ip``, ``3=domain``, ``type=Indicator_type,value=Data``.
+2. A header: the first row, or else the ``#`` comment line just before it (abuse.ch's
+   ``# "first_seen_utc","sha256_hash",...``), when it holds a known column name and no
+   indicator. *Type + value* when it has a type column (``type``, ``Indicator_type``...) and a
+   value column (``value``, ``Data``, ``indicator``...); otherwise *columns*: each column named
+   for a kind (``sha256_hash``, ``md5``, ``dst_ip``, ``ip``, ``domain``, ``hostname``, ``url``...;
+   see ``feeds.csvvocab``) is read as that kind; generic names (``indicator``, ``ioc``) only when
+   no such column exists. Columns known not to hold indicators (imphash, ssdeep, tlsh,
+   ``urlhaus_link``, ``link``, ids, ports, file names, free text) are never read.
+3. The cells of the first rows, for columns whose names say nothing: a column of type words
+   (``sha256``, ``ip-dst``...) beside a column of values is *type + value*; else every column
+   whose cells mostly (80 %) read as hashes, IPs, domains or URLs is read (kind from the text).
+   A first row of plain names above such columns is taken as an unknown header.
+Otherwise the file is refused: "no indicator columns found; name them with --columns".
+
+Type + value vocabulary: ``ip``, ``ip-dst``, ``ip-src``, ``ip_port``, ``ipaddress``, ``ipv4``,
+``ipv6`` (port dropped); ``domain``, ``fqdn``; ``hostname`` (domain or IP); ``url``, ``uri``;
+``md5``, ``sha1``, ``sha256``, ``hash``; ``file`` (a cell packing several hashes); MISP composites
+like ``filename|md5`` or ``ip-dst|port`` give their indicator parts. ``description`` rows are
+``Skipped``; any other type (email, regkey, filename, link, text, user_agent...) is ``Rejected``
+with "unsupported indicator type '...'".
+
+Records: every indicator cell yields an ``Indicator`` (several per row share the origin) or,
+when ``feeds.canonical`` refuses it, a ``Rejected`` with its reason; a row with no indicator
+value at all is one ``Rejected``. Description/comment/note, first_seen/date, tags/signature/
+malware and confidence columns fill the indicators' fields. A malformed file (a quoted field
+running past the ``csv`` size limit) raises ``FeedError`` naming the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from feeds.canonical import InvalidValue
+from feeds.csvlayout import Layout, choose
+from feeds.csvvocab import NULLS, PACKED, SKIP_TYPES, TYPE_KINDS, Convert, is_null, type_key
+from feeds.model import FeedError, Indicator, Record, Rejected, Skipped
+from feeds.options import FeedOptions
+
+__all__ = ["parse"]
+
+_DELIMITERS = (",", "\t", ";", "|")
+_SAMPLE_ROWS = 64  # content lines read ahead to decide delimiter, header and layout
+_SAMPLE_LINES = 2000  # ...unless a banner is this long
+_RAW_LIMIT = 300  # characters of a rejected row kept in its ``raw``
+_PACK_SPLIT = re.compile(r"[\s,;|]+").split
+_NO_META: tuple[str | None, tuple[str, ...], int | None, datetime | None] = (None, (), None, None)
+Meta = tuple[str | None, tuple[str, ...], int | None, datetime | None]
+
+
+def _feed(lines: Iterable[str], state: list[Any]) -> Iterator[str]:
+    """Pass physical lines to ``csv.reader``, dropping ``#`` and blank lines found between rows.
+
+    ``state`` is shared with the row loop: ``[lines the reader had at its last row end (the loop
+    sets it), physical line where the current row starts, last comment line seen]``. A ``#``
+    line inside a quoted field is passed on: it is only dropped at a row boundary.
+    """
+    physical = passed = 0
+    for line in lines:
+        physical += 1
+        if passed == state[0]:
+            first = line[:1]
+            if first in {"#", "\n", "\r"}:
+                if first == "#":
+                    state[2] = line
+                continue
+            state[1] = physical
+        passed += 1
+        yield line
+
+
+def _head(stream: TextIO) -> tuple[list[str], Iterator[str], bool]:
+    """The first lines (enough to hold ``_SAMPLE_ROWS`` content lines), the rest, and whether at EOF."""
+    lines = iter(stream)
+    head: list[str] = []
+    content = 0
+    for line in lines:
+        head.append(line)
+        if line[:1] not in ("#", "\n", "\r"):
+            content += 1
+        if content >= _SAMPLE_ROWS or len(head) >= _SAMPLE_LINES:
+            return head, lines, False
+    return head, lines, True
+
+
+def _sample(head: list[str], delimiter: str) -> tuple[list[list[str]], str | None]:
+    """The rows of ``head`` read with ``delimiter``, and the comment line just before the first row."""
+    state: list[Any] = [0, 0, None]
+    reader = csv.reader(_feed(head, state), delimiter=delimiter, skipinitialspace=True, strict=False)
+    rows: list[list[str]] = []
+    comment = None
+    try:
+        for row in reader:
+            if not rows:
+                comment = state[2]
+            state[0] = reader.line_num
+            if any(cell.strip() for cell in row):
+                rows.append(row)
+    except csv.Error:
+        pass  # a huge field in the sample: the main loop reports it with its line
+    return rows, comment
+
+
+def _sniff(head: list[str]) -> str:
+    """The delimiter that splits most rows into one width > 1 (ties: the earlier in ``_DELIMITERS``)."""
+    best, best_score = ",", (0, 0)
+    for delimiter in _DELIMITERS:
+        rows, _ = _sample(head, delimiter)
+        widths: dict[int, int] = {}
+        for row in rows:
+            width = len(row)
+            while width and not row[width - 1].strip():
+                width -= 1  # trailing empty columns do not make a row wider
+            widths[width] = widths.get(width, 0) + 1
+        count, width = max(((n, w) for w, n in widths.items()), default=(0, 0))
+        score = (count, width) if width > 1 else (0, 0)
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+def _raw(row: Sequence[str], delimiter: str) -> str:
+    text = delimiter.join(row).strip()
+    return text if len(text) <= _RAW_LIMIT else text[:_RAW_LIMIT] + "..."
+
+
+class _Meta:
+    """Reads a row's metadata cells into Indicator fields, caching the repetitive ones."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.description, self.first_seen = layout.description, layout.first_seen
+        self.labels, self.confidence = layout.labels, layout.confidence
+        self.any = max(self.description, self.first_seen, self.labels, self.confidence) >= 0
+        self._labels: dict[str, tuple[str, ...]] = {}
+        self._seen: tuple[str, datetime | None] = ("", None)
+
+    def _cell(self, row: Sequence[str], index: int) -> str:
+        if 0 <= index < len(row):
+            cell = row[index].strip()
+            if not is_null(cell):
+                return cell
+        return ""
+
+    def of(self, row: Sequence[str]) -> Meta:
+        if not self.any:
+            return _NO_META
+        description = self._cell(row, self.description) or None
+        cell = self._cell(row, self.labels)
+        labels = self._labels.get(cell)
+        if labels is None:
+            labels = tuple(t for t in (p.strip() for p in cell.split(",")) if t.lower() not in NULLS)
+            if len(self._labels) > 4096:
+                self._labels.clear()
+            self._labels[cell] = labels
+        cell = self._cell(row, self.confidence)
+        confidence = int(cell) if cell.isdigit() and int(cell) <= 100 else None
+        cell = self._cell(row, self.first_seen)
+        if cell != self._seen[0]:
+            self._seen = (cell, _timestamp(cell))
+        return description, labels, confidence, self._seen[1]
+
+
+def _timestamp(cell: str) -> datetime | None:
+    """An ISO-like date or time (naive ones are UTC, as feeds use); None when it is not one."""
+    if not cell:
+        return None
+    try:
+        value = datetime.fromisoformat(cell)
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _convert(convert: Convert, packed: bool, cell: str, origin: str, meta: Meta) -> Iterator[Record]:
+    for value in _PACK_SPLIT(cell) if packed else (cell,):
+        if not value:
+            continue
+        try:
+            kind, canonical = convert(value)
+        except InvalidValue as exc:
+            yield Rejected(origin, value, str(exc))
+            continue
+        yield Indicator(kind, canonical, origin, meta[0], meta[1], meta[2], meta[3])
+
+
+def _column_rows(
+    reader: Any, state: list[Any], layout: Layout, name: str, delimiter: str
+) -> Iterator[Record]:
+    """Records of the *columns* layout: each picked column's cell is a value of its kind."""
+    picks = tuple((index, convert, convert in PACKED) for index, convert in layout.picks)
+    metas = _Meta(layout)
+    for row in reader:
+        state[0] = reader.line_num
+        origin = f"{name}:{state[1]}"
+        meta = None
+        width = len(row)
+        for index, convert, packed in picks:
+            if index >= width:
+                continue
+            cell = row[index].strip()
+            if not cell or (len(cell) <= 4 and cell.lower() in NULLS):
+                continue
+            if meta is None:
+                meta = metas.of(row)
+            if packed:
+                yield from _convert(convert, packed, cell, origin, meta)
+                continue
+            try:
+                kind, value = convert(cell)
+            except InvalidValue as exc:
+                yield Rejected(origin, cell, str(exc))
+                continue
+            yield Indicator(kind, value, origin, meta[0], meta[1], meta[2], meta[3])
+        if meta is None and any(cell.strip() for cell in row):
+            yield Rejected(origin, _raw(row, delimiter), "no indicator value in this row")
+
+
+def _type_of(cell: str) -> tuple[str, tuple[Convert | None, ...]]:
+    """What a type cell says: "kind" or "composite" with converters, "skip", "missing" or "unsupported"."""
+    key = type_key(cell)
+    if key in TYPE_KINDS:
+        return "kind", (TYPE_KINDS[key],)
+    if key in SKIP_TYPES:
+        return "skip", ()
+    if is_null(key):
+        return "missing", ()
+    if "|" in key:
+        parts = tuple(TYPE_KINDS.get(part) for part in key.split("|"))
+        if any(parts):
+            return "composite", parts
+    return "unsupported", ()
+
+
+def _typed_rows(reader: Any, state: list[Any], layout: Layout, name: str, delimiter: str) -> Iterator[Record]:
+    """Records of the *type + value* layout: the type cell says what the value cell is."""
+    type_at, value_at = layout.type_index, layout.value_index
+    metas = _Meta(layout)
+    types: dict[str, tuple[str, tuple[Convert | None, ...]]] = {}
+    for row in reader:
+        state[0] = reader.line_num
+        width = len(row)
+        type_cell = row[type_at].strip() if type_at < width else ""
+        value = row[value_at].strip() if value_at < width else ""
+        resolved = types.get(type_cell)
+        if resolved is None:
+            resolved = _type_of(type_cell)
+            if len(types) < 1024:
+                types[type_cell] = resolved
+        what, converts = resolved
+        origin = f"{name}:{state[1]}"
+        if what == "skip":
+            yield Skipped(origin, f"a '{type_cell}' row, not an indicator")
+        elif what == "missing" and is_null(value):
+            if any(cell.strip() for cell in row):
+                yield Rejected(origin, _raw(row, delimiter), "no indicator value in this row")
+        elif what == "missing":
+            yield Rejected(origin, value, "no indicator type given for this value")
+        elif what == "unsupported":
+            yield Rejected(origin, value or _raw(row, delimiter), f"unsupported indicator type '{type_cell}'")
+        elif is_null(value):
+            yield Rejected(origin, _raw(row, delimiter), f"no value for indicator type '{type_cell}'")
+        elif what == "kind":
+            convert = converts[0]
+            assert convert is not None  # "kind" always carries its converter
+            yield from _convert(convert, convert in PACKED, value, origin, metas.of(row))
+        else:
+            parts = value.split("|", len(converts) - 1)
+            if len(parts) != len(converts):
+                reason = f"a '{type_cell}' value needs {len(converts)} parts separated by '|'"
+                yield Rejected(origin, value, reason)
+                continue
+            meta = metas.of(row)
+            for part_convert, part in zip(converts, parts, strict=True):
+                if part_convert is not None:
+                    yield from _convert(part_convert, part_convert in PACKED, part.strip(), origin, meta)
+
+
+def parse(stream: TextIO, name: str, options: FeedOptions) -> Iterator[Record]:
+    """The records of the CSV feed ``stream`` (see the module docstring for the rules)."""
+    head, rest, at_eof = _head(stream)
+    delimiter = _sniff(head)
+    rows, comment = _sample(head, delimiter)
+    if rows and not at_eof:
+        rows.pop()  # the last sampled row may be cut short by the end of the sample
+    comment_cells = None
+    if comment is not None:
+        comment_cells = next(
+            csv.reader([comment.lstrip("#").strip()], skipinitialspace=True, delimiter=delimiter), None
+        )
+    try:
+        layout, header_row = choose(rows, comment_cells, options.columns)
+    except FeedError as exc:
+        raise FeedError(f"{name}: {exc}") from None
+    state: list[Any] = [0, 0, None]
+    reader = csv.reader(
+        _feed(itertools.chain(head, rest), state), delimiter=delimiter, skipinitialspace=True, strict=False
+    )
+    rows_of = _typed_rows if layout.typed else _column_rows
+    try:
+        if header_row:
+            next(reader, None)
+            state[0] = reader.line_num
+        yield from rows_of(reader, state, layout, name, delimiter)
+    except csv.Error as exc:
+        raise FeedError(f"{name}:{state[1]}: unreadable CSV row ({exc}); is a quote unbalanced?") from None

@@ -1,0 +1,213 @@
+"""The words CSV feeds use: header names and type vocabularies, each mapped to a converter.
+
+A *converter* turns one stripped cell into ``(kind, canonical value)`` or raises
+``InvalidValue`` (whose message is the rejection reason); every converter ends in
+``feeds.canonical``. Header names and type words are compared after ``header_key`` /
+``type_key`` folding (case, spaces, ``-`` and ``_``), so ``SHA256 Hash``, ``sha256-hash`` and
+``sha256_hash`` are one name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from feeds.canonical import (
+    InvalidValue,
+    classify,
+    normalise,
+    normalise_domain,
+    normalise_hash,
+    normalise_ip,
+    normalise_url,
+)
+from feeds.model import Kind
+
+__all__ = [
+    "COLUMN_KINDS",
+    "FILE_EXTENSIONS",
+    "GENERIC_NAMES",
+    "KNOWN_NAMES",
+    "META_NAMES",
+    "NULLS",
+    "PACKED",
+    "SKIP_TYPES",
+    "TYPE_KINDS",
+    "TYPE_NAMES",
+    "VALUE_NAMES",
+    "Convert",
+    "any_kind",
+    "header_key",
+    "is_null",
+    "type_key",
+]
+
+Convert = Callable[[str], tuple[Kind, str]]
+
+# A canonical dotted quad is its own canonical form: this skips ipaddress (~5 us a call) for the
+# common case; anything else (ports, v6, leading zeros, defanged) goes to canonical.normalise_ip.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_V4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
+_V4_MATCH = _CANONICAL_V4.fullmatch
+
+# Cells meaning "no value" (compared lower-cased; all are at most 4 characters long).
+NULLS = frozenset({"", "n/a", "na", "-", "--", "none", "null", "nil", "nan", "?"})
+
+
+def is_null(cell: str) -> bool:
+    """Whether a stripped cell says "no value" (empty, ``n/a``, ``-``, ``null``...)."""
+    return not cell or (len(cell) <= 4 and cell.lower() in NULLS)
+
+
+def header_key(cell: str) -> str:
+    """A header name folded for lookup: no quotes, ``#``, case, spaces, ``-`` or ``_`` differences."""
+    key = cell.strip().strip("\"'#").strip().lower()
+    return re.sub(r"[\s_-]+", "_", key)
+
+
+def type_key(cell: str) -> str:
+    """A type word folded for lookup: lower-case, spaces and ``_`` as ``-`` (MISP spelling)."""
+    return cell.strip().lower().replace("_", "-").replace(" ", "-")
+
+
+def _ip(raw: str) -> tuple[Kind, str]:
+    if _V4_MATCH(raw):
+        return Kind.IPV4, raw
+    return normalise_ip(raw)
+
+
+def _host(raw: str) -> tuple[Kind, str]:
+    """A host name or an IP address (``hostname`` columns hold either)."""
+    if _V4_MATCH(raw):
+        return Kind.IPV4, raw
+    if raw[:1].isdigit() or raw[:1] in ":[":
+        try:
+            return normalise_ip(raw)
+        except InvalidValue:
+            pass
+    return Kind.DOMAIN, normalise_domain(raw)
+
+
+def _domain(raw: str) -> tuple[Kind, str]:
+    return Kind.DOMAIN, normalise_domain(raw)
+
+
+def _url(raw: str) -> tuple[Kind, str]:
+    return Kind.URL, normalise_url(raw)
+
+
+def any_kind(raw: str) -> tuple[Kind, str]:
+    """Kind decided by the text itself (generic ``indicator`` columns, header-less files)."""
+    if _V4_MATCH(raw):
+        return Kind.IPV4, raw
+    return classify(raw)
+
+
+def _exactly(kind: Kind) -> Convert:
+    def convert(raw: str) -> tuple[Kind, str]:
+        return kind, normalise(kind, raw)
+
+    convert.__name__ = f"exactly_{kind}"
+    return convert
+
+
+_MD5, _SHA1, _SHA256 = _exactly(Kind.MD5), _exactly(Kind.SHA1), _exactly(Kind.SHA256)
+
+
+def _hashes(raw: str) -> tuple[Kind, str]:
+    """One digest of a packed cell; the caller splits the cell (see ``PACKED``)."""
+    return normalise_hash(raw)
+
+
+# Converters whose cells may pack several values ("sha1,sha256,md5" in one Volexity cell).
+PACKED: frozenset[Convert] = frozenset({_hashes})
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+def _names(convert: Convert, words: str) -> dict[str, Convert]:
+    return dict.fromkeys(_words(words), convert)
+
+
+# Header names of the *columns* layout: a column per kind (after header_key folding).
+COLUMN_KINDS: dict[str, Convert] = {
+    **_names(_MD5, "md5 md5_hash md5hash hash_md5 file_md5 md5sum filehash_md5"),
+    **_names(_SHA1, "sha1 sha1_hash sha1hash sha_1 hash_sha1 file_sha1 sha1sum filehash_sha1"),
+    **_names(
+        _SHA256, "sha256 sha256_hash sha256hash sha_256 hash_sha256 file_sha256 sha256sum filehash_sha256"
+    ),
+    **_names(normalise_hash, "hash file_hash filehash hash_value"),
+    **_names(_hashes, "hashes file_hashes"),
+    **_names(
+        _ip,
+        "ip ips ip_address ipaddress ip_addr ipv4 ipv6 ipv4_address ipv6_address dst_ip dest_ip "
+        "destination_ip src_ip source_ip c2_ip ip_port ip:port remote_ip server_ip",
+    ),
+    **_names(_domain, "domain domains domain_name fqdn c2_domain"),
+    **_names(_host, "hostname host host_name dst_host"),
+    **_names(_url, "url urls uri full_url c2_url dst_url"),
+}
+# Names of a column holding indicators of any kind: read only when no column above exists.
+GENERIC_NAMES = frozenset(_words("indicator ioc iocs value observable data indicator_value ioc_value entry"))
+# The *type + value* layout: a column naming each row's kind, and the value column beside it.
+TYPE_NAMES = frozenset(
+    _words("type indicator_type ioc_type kind attribute_type observable_type data_type indicatortype ioctype")
+)
+VALUE_NAMES = frozenset(
+    _words("value data indicator ioc observable indicator_value ioc_value attribute_value")
+)
+# What a row says about its indicator; the role is the Indicator field it fills.
+META_NAMES: dict[str, str] = {
+    **dict.fromkeys(_words("description comment comments note notes desc details"), "description"),
+    **dict.fromkeys(
+        _words("first_seen first_seen_utc firstseen date dateadded date_added created first_seen_date"),
+        "first_seen",
+    ),
+    **dict.fromkeys(_words("tags tag signature malware malware_family family labels"), "labels"),
+    **dict.fromkeys(_words("confidence score"), "confidence"),
+}
+# Columns known *not* to hold indicators: a feed's own links, fuzzy hashes, ids, ports, free text.
+_NOT_INDICATORS = frozenset(
+    _words(
+        "imphash ssdeep tlsh authentihash telfhash gimphash dhash_icon urlhaus_link reference references "
+        "link ref id index no num uuid event_id port dst_port src_port reporter file_name filename "
+        "file_type file_type_guess mime_type clamav vtpercent last_online last_seen c2_status status "
+        "url_status threat category to_ids source name title country asn as_name"
+    )
+)
+KNOWN_NAMES = (
+    frozenset(COLUMN_KINDS)
+    | GENERIC_NAMES
+    | TYPE_NAMES
+    | VALUE_NAMES
+    | frozenset(META_NAMES)
+    | _NOT_INDICATORS
+)
+
+# Type words of the *type + value* layout (after type_key folding): Sophos, Volexity, MISP, OTX.
+TYPE_KINDS: dict[str, Convert] = {
+    **_names(_MD5, "md5 filehash-md5 hash-md5 md5-hash"),
+    **_names(_SHA1, "sha1 sha-1 filehash-sha1 hash-sha1 sha1-hash"),
+    **_names(_SHA256, "sha256 sha-256 filehash-sha256 hash-sha256 sha256-hash"),
+    **_names(normalise_hash, "hash filehash file-hash"),
+    **_names(_hashes, "file hashes"),
+    **_names(
+        _ip,
+        "ip ip-dst ip-src ipaddress ip-address ipv4 ipv4-addr ipv4-address ipv6 ipv6-addr ipv6-address "
+        "ip-port ip:port ipv4-port address",
+    ),
+    **_names(_domain, "domain domain-name fqdn"),
+    **_names(_host, "hostname host host-name"),
+    **_names(_url, "url uri url-full"),
+}
+# File-name extensions: a header-less column of "invoice.pdf" cells is file names, not domains.
+FILE_EXTENSIONS = frozenset(
+    _words(
+        "exe dll zip rar 7z gz doc docx docm xls xlsx xlsm pdf js vbs ps1 bat cmd scr hta lnk iso img "
+        "jar msi bin dat tmp txt elf apk html htm php"
+    )
+)
+# Type words of rows that describe the file rather than name an indicator (Sophos' second row).
+SKIP_TYPES = frozenset(_words("description comment note title"))
