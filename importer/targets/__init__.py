@@ -1,0 +1,46 @@
+"""Opening a target by name: one authenticated session, its limiter and retrier, and the target on top."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Literal
+
+from importer.connection import ConnectionSettings
+from importer.errors import ConfigError
+from importer.stats import TransportStats
+from importer.targets.base import Target
+
+__all__ = ["TI_DEFAULT_AUDIENCE", "open_target"]
+
+# The resource the legacy TI API's own samples ask a token for (API.md §1).
+TI_DEFAULT_AUDIENCE = "https://graph.windows.net"
+
+
+@asynccontextmanager
+async def open_target(
+    name: Literal["ti", "mde"],
+    settings: ConnectionSettings,
+    stats: TransportStats,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    bulk: bool = True,
+    workers: int = 16,
+) -> AsyncIterator[Target]:
+    """The named target, ready to use until the block ends (the session is closed on exit)."""
+    if name == "mde":
+        raise ConfigError("the mde target is not available yet")
+    if name != "ti":
+        raise ConfigError(f"unknown target {name!r}: use ti or mde")
+    # Imported here: the target modules import targets.base, which runs this package first.
+    from importer.http import open_http  # noqa: PLC0415
+    from importer.targets.ti import TiTarget  # noqa: PLC0415
+    from importer.ti_client import TiClient  # noqa: PLC0415
+
+    async with open_http(
+        settings, stats, default_audience=TI_DEFAULT_AUDIENCE, workers=workers, sleep=sleep, clock=clock
+    ) as http:
+        yield TiTarget(TiClient(http, settings.api_url), http.retrier, stats, bulk=bulk)

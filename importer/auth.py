@@ -1,0 +1,232 @@
+"""Client-credentials tokens for a target API, applied by an aiohttp client middleware.
+
+The token is cached and refreshed shortly before it expires (``min(5 min, 10 % of its
+lifetime)``, on an injectable monotonic clock), **single-flight**: a lock makes one refresh serve
+every request waiting for it. A request answered 401 is re-sent **exactly once**, after a refresh
+that only happens if the token that failed is still the current one (fifty 401s for one expired
+token make one token call). The token request itself bypasses the middleware. Token-endpoint
+refusals become one ``AuthError`` sentence naming the AADSTS code and what to do; an endpoint
+that cannot be reached becomes a ``ConfigError`` naming the URL. The secret and the tokens never
+appear in logs, errors or reprs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from importer.connection import ConnectionSettings, auth_version_of
+from importer.errors import AuthError, ConfigError, RetryableError
+from importer.retry import Retrier
+from importer.stats import TransportStats
+
+__all__ = ["ClientCredentials", "token_error_message"]
+
+_log = logging.getLogger(__name__)
+_MAX_MARGIN = 300.0  # refresh at most five minutes early...
+_MARGIN_SHARE = 0.1  # ...or a tenth of the lifetime, whichever is smaller
+_DEFAULT_LIFETIME = 300.0  # a token answer without any expiry: assume short, refresh early
+_AADSTS = re.compile(r"AADSTS(\d+)")
+
+# What the user should do about the token endpoint's common refusals (codes from API.md §1).
+_ADVICE: dict[int, str] = {
+    7000215: "the client secret is wrong (AADSTS7000215): check TI_CLIENT_SECRET",
+    7000222: "the client secret has expired (AADSTS7000222): create a new secret in the app registration",
+    700016: "application {client_id} was not found in the tenant (AADSTS700016): check the client id "
+    "and the tenant in the authorization URL",
+    90002: "the tenant was not found (AADSTS90002): check the authorization URL",
+    70011: "the requested scope was refused (AADSTS70011): check the audience for this target",
+    901002: "the v2.0 token endpoint does not take a 'resource' (AADSTS901002): use a v1 authorization "
+    "URL or the v2 protocol",
+    90055: "the token endpoint is throttling this app (AADSTS90055): try again later",
+}
+
+
+def token_error_message(status: int, body: str, *, client_id: str) -> str:
+    """One sentence for a refusal from the token endpoint: the AADSTS code and what to do."""
+    try:
+        parsed: Any = json.loads(body) if body else None
+    except ValueError:
+        parsed = None
+    description = ""
+    code: int | None = None
+    if isinstance(parsed, dict):
+        description = str(parsed.get("error_description") or parsed.get("error") or "")
+        codes = parsed.get("error_codes")
+        if isinstance(codes, list) and codes and str(codes[0]).isdigit():
+            code = int(codes[0])
+    if code is None and (match := _AADSTS.search(description)):
+        code = int(match.group(1))
+    if code in _ADVICE:
+        return _ADVICE[code].format(client_id=client_id)
+    if code is not None:
+        # Azure appends trace and correlation ids on new lines: keep the first line only.
+        first_line = description.strip().splitlines()[0] if description.strip() else "no description"
+        return f"the token endpoint refused the request (AADSTS{code}): {first_line}"
+    return f"the token endpoint answered HTTP {status} without an AADSTS code: check the authorization URL"
+
+
+def _number(value: Any) -> float | None:
+    """``expires_in``/``expires_on`` arrive as numbers (v2) or as strings of digits (v1)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass(slots=True)
+class _Token:
+    value: str = field(repr=False)
+    refresh_at: float  # on the monotonic clock
+
+
+class ClientCredentials:
+    """The token source of one session; ``middleware`` goes into ``ClientSession(middlewares=...)``."""
+
+    def __init__(
+        self,
+        settings: ConnectionSettings,
+        stats: TransportStats,
+        *,
+        default_audience: str,
+        retrier: Retrier,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._stats = stats
+        self._retrier = retrier
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._audience = settings.audience or default_audience
+        self._version = auth_version_of(settings)
+        self._token: _Token | None = None
+        self._lock = asyncio.Lock()
+        self._fatal: AuthError | ConfigError | None = None  # once refused, every waiter hears why
+
+    def __repr__(self) -> str:
+        return f"ClientCredentials(client_id={self._settings.client_id!r}, version={self._version!r})"
+
+    async def token(self, session: aiohttp.ClientSession) -> str:
+        """The current token, refreshed first if it is due (one refresh for all who wait)."""
+        current = self._token
+        if current is not None and self._clock() < current.refresh_at:
+            return current.value
+        return await self._refresh(session, failed=None)
+
+    async def middleware(
+        self, request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        """Attach the bearer token; on 401, refresh (if still current) and re-send exactly once."""
+        token = await self.token(request.session)
+        request.headers["Authorization"] = f"Bearer {token}"
+        response = await handler(request)
+        if response.status != 401:
+            return response
+        response.release()
+        self._stats.auth_retries += 1
+        _log.debug("401 from %s %s: refresh and re-send once", request.method, request.url.path)
+        token = await self._refresh(request.session, failed=token)
+        request.headers["Authorization"] = f"Bearer {token}"
+        return await handler(request)  # a second 401 is the caller's AuthError
+
+    async def _refresh(self, session: aiohttp.ClientSession, *, failed: str | None) -> str:
+        async with self._lock:
+            if self._fatal is not None:
+                raise type(self._fatal)(str(self._fatal))
+            current = self._token
+            # Someone else refreshed while we waited for the lock: use theirs.
+            if current is not None and current.value != failed and self._clock() < current.refresh_at:
+                return current.value
+            try:
+                self._token = await self._fetch(session)
+            except (AuthError, ConfigError) as error:
+                self._fatal = error
+                raise
+            return self._token.value
+
+    async def _fetch(self, session: aiohttp.ClientSession) -> _Token:
+        try:
+            return await self._retrier.call(lambda: self._fetch_once(session))
+        except RetryableError as error:
+            if error.status == 0:
+                raise ConfigError(
+                    f"cannot reach the token endpoint {self._endpoint()} ({error}): check the authorization "
+                    "URL and the network"
+                ) from None
+            raise AuthError(f"the token endpoint kept failing ({error}): try again later") from None
+
+    def _endpoint(self) -> str:
+        url = URL(self._settings.auth_url)
+        return str(url.with_query(None).with_fragment(None))
+
+    def _form(self) -> dict[str, str]:
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self._settings.client_id,
+            "client_secret": self._settings.client_secret.reveal(),
+        }
+        if self._version == "v2":
+            scope = self._audience
+            form["scope"] = scope if scope.endswith("/.default") else scope.rstrip("/") + "/.default"
+        else:
+            form["resource"] = self._audience
+        return form
+
+    async def _fetch_once(self, session: aiohttp.ClientSession) -> _Token:
+        try:
+            # middlewares=(): the token call must not go through the middleware that needs a token.
+            async with session.post(self._settings.auth_url, data=self._form(), middlewares=()) as resp:
+                status = resp.status
+                body = (await resp.read()).decode("utf-8", "replace")
+        except (aiohttp.ClientError, TimeoutError) as error:
+            self._stats.connection_errors += 1
+            raise RetryableError(_connection_reason(error)) from None
+        if status == 429 or status >= 500:
+            raise RetryableError(f"HTTP {status}", status=status)
+        if status != 200:
+            raise AuthError(token_error_message(status, body, client_id=self._settings.client_id))
+        return self._parse(body)
+
+    def _parse(self, body: str) -> _Token:
+        try:
+            parsed: Any = json.loads(body)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("access_token"), str):
+            raise AuthError(
+                "the token endpoint answered 200 without an access token: check the authorization URL"
+            )
+        lifetime = _number(parsed.get("expires_in"))
+        if lifetime is None and (expires_on := _number(parsed.get("expires_on"))) is not None:
+            lifetime = expires_on - self._wall_clock()
+        if lifetime is None:
+            lifetime = _DEFAULT_LIFETIME
+        lifetime = max(0.0, lifetime)
+        margin = min(_MAX_MARGIN, _MARGIN_SHARE * lifetime)
+        self._stats.token_refreshes += 1
+        _log.debug("new access token for client %s, valid %.0f s", self._settings.client_id, lifetime)
+        return _Token(parsed["access_token"], self._clock() + lifetime - margin)
+
+
+def _connection_reason(error: BaseException) -> str:
+    if isinstance(error, TimeoutError):
+        return "no answer before the timeout"
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return f"cannot connect: {error.os_error.strerror or type(error.os_error).__name__}"
+    return f"connection failed: {type(error).__name__}"

@@ -1,0 +1,85 @@
+"""How to reach a target API: URLs, credentials, timeouts and retry bounds, as plain frozen values.
+
+Only ``importer/settings.py`` reads the environment or a config file; everything below it gets a
+``ConnectionSettings``. The client secret travels wrapped in ``Secret`` so that no repr, log line
+or exception can show it by accident.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from importer.errors import ConfigError
+
+__all__ = ["ConnectionSettings", "Secret", "auth_version_of"]
+
+
+class Secret:
+    """A client secret: ``repr``/``str`` hide it; ``reveal()`` is the one way to read it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSettings:
+    """One target's connection: where, who, and how patiently (timeouts and retry bounds)."""
+
+    auth_url: str  # whole token URL, e.g. https://login.windows.net/<tenant>/oauth2/token
+    api_url: str  # base, e.g. https://ti.securitycenter.windows.com/V1.0/
+    client_id: str
+    client_secret: Secret
+    audience: str | None = None  # resource (v1) / scope base (v2); None = the target's default
+    auth_version: Literal["v1", "v2"] | None = None  # None: from the URL ("/v2.0/" -> v2)
+    connect_timeout: float = 10.0
+    total_timeout: float = 60.0
+    max_attempts: int = 6
+    max_retry_seconds: float = 300.0  # total time budget for one request's retries
+    rate_per_minute: float | None = None  # shared limiter; None = unlimited
+    verify_tls: bool = True
+
+    def __post_init__(self) -> None:
+        # Configuration mistakes surface here as one sentence, not later as a confusing failure.
+        for name in ("auth_url", "api_url"):
+            url: str = getattr(self, name)
+            if not url.startswith(("https://", "http://")):
+                raise ConfigError(f"{name} must be an http(s) URL, got {url!r}")
+        if not self.client_id:
+            raise ConfigError("the client id is empty")
+        if not self.client_secret:
+            raise ConfigError("the client secret is empty")
+        if self.connect_timeout <= 0 or self.total_timeout <= 0:
+            raise ConfigError("timeouts must be positive numbers of seconds")
+        if self.max_attempts < 1:
+            raise ConfigError("max_attempts must be at least 1")
+        if self.max_retry_seconds < 0:
+            raise ConfigError("max_retry_seconds must not be negative")
+        if self.rate_per_minute is not None and self.rate_per_minute <= 0:
+            raise ConfigError("the rate limit must be a positive number of requests per minute")
+
+
+def auth_version_of(settings: ConnectionSettings) -> Literal["v1", "v2"]:
+    """The token endpoint's protocol: as configured, else ``v2`` when the URL says ``/v2.0/``."""
+    if settings.auth_version is not None:
+        return settings.auth_version
+    return "v2" if "/v2.0/" in settings.auth_url.lower() else "v1"

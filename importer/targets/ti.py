@@ -1,0 +1,284 @@
+"""The ``ti`` target: one feed's alert definition and its IOCs in the legacy custom TI API.
+
+``send()`` is where the reliability lives:
+
+* **retry** — each batch runs in a bounded tenacity loop (``importer.retry``);
+* **lost answers** — a write whose answer never came (``AmbiguousWriteError``) may have been
+  applied: before sending again we look up which of its indicators the definition now holds
+  (per value with ``$filter`` for a few, by paging the definition when that is cheaper), count
+  them imported, and send only the rest;
+* **bisection** — a BulkUpload is atomic, so a 400 means "some record is bad": the batch is split
+  in halves until each bad record is alone and ``rejected`` with the server's message, and every
+  good record is imported;
+* a 507 (quota) fails the batch with the reason (a quota is not a validation error: no bisecting),
+  exhausted retries fail it with the last error; ``AuthError`` escapes (the run must stop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from feeds.model import Indicator, Kind
+from importer.errors import (
+    AmbiguousWriteError,
+    ApiError,
+    ConfigError,
+    PermanentError,
+    QuotaError,
+    RetryableError,
+)
+from importer.retry import Retrier
+from importer.stats import TransportStats
+from importer.targets.base import BatchResult, DefinitionSpec, RemoteIndicator, ResolvedDefinition
+from importer.ti_client import (
+    BULK_LIMIT,
+    PAGE,
+    TI_TYPES,
+    TiClient,
+    definition_body,
+    definition_changes,
+    ioc_body,
+    remote_indicator,
+)
+
+__all__ = ["TiTarget"]
+
+_log = logging.getLogger(__name__)
+_LOOKUP_CONCURRENCY = 8  # parallel per-value lookups after a lost answer
+_DELETE_CONCURRENCY = 8
+
+
+def _key(ioc_type: str, value: str) -> tuple[str, str]:
+    return ioc_type, value.lower()  # the service compares values case-insensitively
+
+
+class TiTarget:
+    """The legacy TI API behind one authenticated session (see the module docstring)."""
+
+    name = "ti"
+
+    def __init__(
+        self, client: TiClient, retrier: Retrier, stats: TransportStats, *, bulk: bool = True
+    ) -> None:
+        self._client = client
+        self._retrier = retrier
+        self._stats = stats
+        self._bulk = bulk
+        self.max_batch = BULK_LIMIT if bulk else 1
+
+    def unsupported(self, indicator: Indicator) -> str | None:
+        if indicator.kind not in TI_TYPES:
+            if indicator.kind is Kind.URL:
+                return "the ti target has no URL indicator type; use --target mde"
+            return f"the ti target has no {indicator.kind} indicator type"
+        return None
+
+    # --- the alert definition --------------------------------------------------------------------
+    async def resolve_definition(self, spec: DefinitionSpec, *, dry_run: bool) -> ResolvedDefinition:
+        wanted = definition_body(spec)
+        found = await self._client.find_definitions(spec.name)
+        if found:
+            current = found[0]
+            if len(found) > 1:
+                _log.warning(
+                    "%d alert definitions are named %r; using the oldest (Id %s)",
+                    len(found),
+                    spec.name,
+                    current["Id"],
+                )
+            changes = definition_changes(current, wanted)
+            definition_id = str(current["Id"])
+            if not changes:
+                return ResolvedDefinition(definition_id, spec, "found")
+            if dry_run:
+                return ResolvedDefinition(definition_id, spec, "planned")
+            await self._definition_call(lambda: self._client.patch_definition(definition_id, changes), spec)
+            return ResolvedDefinition(definition_id, spec, "updated")
+        if dry_run:
+            return ResolvedDefinition("", spec, "planned")
+        created = await self._create_definition(spec, wanted)
+        return ResolvedDefinition(str(created["Id"]), spec, "created")
+
+    async def _create_definition(self, spec: DefinitionSpec, wanted: dict[str, Any]) -> dict[str, Any]:
+        lost = False
+
+        async def attempt() -> dict[str, Any]:
+            nonlocal lost
+            if lost:  # the last POST may have created it: never create a second one
+                again = await self._client.find_definitions(spec.name)
+                if again:
+                    self._stats.lost_writes_recovered += 1
+                    return again[0]
+                lost = False
+            try:
+                return await self._client.create_definition(wanted)
+            except AmbiguousWriteError:
+                lost = True
+                raise
+
+        return await self._definition_call(attempt, spec)
+
+    async def _definition_call(self, fn: Any, spec: DefinitionSpec) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = await self._retrier.call(fn)
+        except PermanentError as error:
+            # The server refused the definition as configured: that is a configuration problem.
+            raise ConfigError(f"the TI API refused the alert definition {spec.name!r}: {error}") from None
+        except (QuotaError, RetryableError) as error:
+            raise ConfigError(
+                f"could not create or update the alert definition {spec.name!r}: {error}"
+            ) from None
+        return result
+
+    # --- what the definition holds ---------------------------------------------------------------
+    async def existing(self, definition: ResolvedDefinition) -> AsyncIterator[RemoteIndicator]:
+        if not definition.id:
+            return  # a planned (dry-run) definition holds nothing yet
+        async for page in self._client.iocs_of(definition.id):
+            for entity in page:
+                remote = remote_indicator(entity)
+                if remote is not None:
+                    yield remote
+
+    # --- sending -----------------------------------------------------------------------------------
+    async def send(self, definition: ResolvedDefinition, batch: Sequence[Indicator]) -> BatchResult:
+        result = BatchResult()
+        if self._bulk:
+            for start in range(0, len(batch), BULK_LIMIT):
+                await self._send_part(definition, list(batch[start : start + BULK_LIMIT]), result)
+        else:
+            for indicator in batch:
+                await self._send_part(definition, [indicator], result)
+        return result
+
+    async def _send_part(
+        self, definition: ResolvedDefinition, part: list[Indicator], result: BatchResult
+    ) -> None:
+        """Deliver ``part``; on a validation error bisect it; classify every indicator into ``result``."""
+        pending = list(part)
+        try:
+            await self._deliver(definition, pending, result)
+        except PermanentError as error:
+            if error.status == 400 and len(pending) > 1:
+                middle = len(pending) // 2
+                _log.debug("bulk upload of %d refused (%s): bisecting", len(pending), error)
+                await self._send_part(definition, pending[:middle], result)
+                await self._send_part(definition, pending[middle:], result)
+            elif error.status == 400:
+                result.rejected.extend((i, str(error)) for i in pending)
+            else:
+                result.failed.extend((i, str(error)) for i in pending)
+        except QuotaError as error:
+            result.failed.extend((i, str(error)) for i in pending)
+        except RetryableError as error:
+            if isinstance(error, AmbiguousWriteError) and pending:
+                # Out of retries right after a lost answer: what did arrive is imported, not failed.
+                # If the check itself fails, they are reported failed; a rerun will see them.
+                with contextlib.suppress(ApiError):
+                    await self._recover(definition, pending, result)
+            result.failed.extend((i, str(error)) for i in pending)
+        except ApiError as error:
+            result.failed.extend((i, str(error)) for i in pending)
+
+    async def _deliver(
+        self, definition: ResolvedDefinition, pending: list[Indicator], result: BatchResult
+    ) -> None:
+        """Send ``pending`` until done; after a lost answer, first drop what already arrived.
+
+        ``pending`` shrinks as indicators land in ``result.imported``; what it holds when an error
+        escapes is what remains to classify.
+        """
+        lost = False
+        async for attempt in self._retrier.attempts():
+            with attempt:
+                if lost:
+                    try:
+                        await self._recover(definition, pending, result)
+                    except (PermanentError, QuotaError) as error:
+                        # Not the batch's fault: it must not be bisected or rejected for this.
+                        raise ApiError(f"could not check what a lost answer had stored: {error}") from None
+                    lost = False
+                    if not pending:
+                        return
+                try:
+                    ids = await self._write(definition, pending)
+                except AmbiguousWriteError:
+                    lost = True
+                    raise
+                result.imported.extend(zip(pending, ids, strict=True))
+                pending.clear()
+
+    async def _write(self, definition: ResolvedDefinition, pending: list[Indicator]) -> list[str]:
+        spec = definition.spec
+        bodies = [
+            ioc_body(i, definition.id, detection=spec.detection, expires_at=spec.expires_at) for i in pending
+        ]
+        if self._bulk:
+            return await self._client.bulk_create_iocs(bodies)
+        return [await self._client.create_ioc(bodies[0])]
+
+    async def _recover(
+        self, definition: ResolvedDefinition, pending: list[Indicator], result: BatchResult
+    ) -> None:
+        """Move the indicators of ``pending`` that the definition already holds into ``imported``."""
+        stored = await self._stored(definition.id, pending)
+        self._stats.lost_writes_recovered += 1
+        remaining: list[Indicator] = []
+        for indicator in pending:
+            remote_id = stored.get(_key(TI_TYPES[indicator.kind], indicator.value))
+            if remote_id is None:
+                remaining.append(indicator)
+            else:
+                result.imported.append((indicator, remote_id))
+        _log.debug("lost answer: %d of %d already stored", len(pending) - len(remaining), len(pending))
+        pending[:] = remaining
+
+    async def _stored(self, definition_id: str, pending: list[Indicator]) -> dict[tuple[str, str], str]:
+        """Which of ``pending`` the definition holds: per-value lookups, or one paging if cheaper."""
+        stored: dict[tuple[str, str], str] = {}
+        if len(pending) > _LOOKUP_CONCURRENCY:
+            held = await self._client.count_iocs(definition_id)
+            if (held + PAGE - 1) // PAGE < len(pending):
+                async for page in self._client.iocs_of(definition_id):
+                    for entity in page:
+                        if isinstance(entity.get("Type"), str) and isinstance(entity.get("Value"), str):
+                            stored.setdefault(
+                                _key(entity["Type"], entity["Value"]), str(entity.get("Id", ""))
+                            )
+                return stored
+        gate = asyncio.Semaphore(_LOOKUP_CONCURRENCY)
+
+        async def look_up(indicator: Indicator) -> None:
+            ioc_type = TI_TYPES[indicator.kind]
+            async with gate:
+                found = await self._client.find_iocs(definition_id, ioc_type, indicator.value)
+            if found:
+                stored[_key(ioc_type, indicator.value)] = str(found[0].get("Id", ""))
+
+        await asyncio.gather(*(look_up(i) for i in pending))
+        return stored
+
+    # --- deleting ----------------------------------------------------------------------------------
+    async def delete(self, definition: ResolvedDefinition, remote_ids: Sequence[str]) -> list[str]:
+        gate = asyncio.Semaphore(_DELETE_CONCURRENCY)
+        deleted: list[str] = []
+
+        async def delete_one(remote_id: str) -> None:
+            async with gate:
+                try:
+                    await self._retrier.call(lambda: self._client.delete_ioc(remote_id))
+                except PermanentError as error:
+                    if error.status != 404:  # 404: already gone (perhaps by our own lost DELETE)
+                        _log.warning("could not delete indicator %s: %s", remote_id, error)
+                        return
+                except (QuotaError, RetryableError) as error:
+                    _log.warning("could not delete indicator %s: %s", remote_id, error)
+                    return
+            deleted.append(remote_id)
+
+        await asyncio.gather(*(delete_one(i) for i in remote_ids))
+        return deleted

@@ -1,0 +1,264 @@
+"""The legacy custom TI API on the wire: the only module that knows its URLs and JSON (API.md §2).
+
+Reads (listings, lookups) retry by themselves and follow paging: ``$top``/``$skip``, and an
+``@odata.nextLink`` whenever one comes. Writes are single attempts: whether and how to retry a
+write whose answer was lost is the caller's decision (``targets/ti.py``), because only the caller
+can check what the server already holds before sending again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from yarl import URL
+
+from feeds.model import Detection, Indicator, Kind
+from importer.errors import AmbiguousWriteError, ConfigError
+from importer.http import HttpClient
+from importer.targets.base import DefinitionSpec, RemoteIndicator
+
+__all__ = [
+    "BULK_LIMIT",
+    "TI_TYPES",
+    "TiClient",
+    "definition_body",
+    "definition_changes",
+    "ioc_body",
+    "remote_indicator",
+]
+
+BULK_LIMIT = 5000  # Actions.BulkUpload takes at most this many entities (atomic)
+PAGE = 1000  # $top of our listings
+TI_TYPES: Mapping[Kind, str] = {
+    Kind.MD5: "Md5",
+    Kind.SHA1: "Sha1",
+    Kind.SHA256: "Sha256",
+    Kind.IPV4: "IpAddress",
+    Kind.IPV6: "IpAddress",
+    Kind.DOMAIN: "DomainName",
+}
+_HASH_KINDS = {"Md5": Kind.MD5, "Sha1": Kind.SHA1, "Sha256": Kind.SHA256, "DomainName": Kind.DOMAIN}
+# Documented limits of AlertDefinition's text properties: (wire name, limit, where it comes from).
+_TEXT_LIMITS = (
+    ("Name", 100, "name"),
+    ("Title", 120, "title"),
+    ("InternalDescription", 350, "description"),
+    ("UxDescription", 500, "description"),
+    ("RecommendedAction", 2000, "recommended_action"),
+)
+_DEFINITION_FIELDS = (
+    "Title",
+    "Severity",
+    "Category",
+    "InternalDescription",
+    "UxDescription",
+    "RecommendedAction",
+    "Enabled",
+)
+
+
+def definition_body(spec: DefinitionSpec) -> dict[str, Any]:
+    """The AlertDefinition JSON of ``spec``; a text over its documented length is a ConfigError."""
+    body: dict[str, Any] = {
+        "Name": spec.name,
+        "Title": spec.title,
+        "Severity": spec.severity,
+        "Category": spec.category,
+        "InternalDescription": spec.description,
+        "UxDescription": spec.description,
+        "RecommendedAction": spec.recommended_action,
+        "Enabled": spec.enabled,
+    }
+    for wire, limit, field in _TEXT_LIMITS:
+        value = body[wire]
+        if value is None:
+            continue
+        if not value.strip() and wire != "RecommendedAction":
+            raise ConfigError(f"the alert definition's {field} is empty (the TI API requires {wire})")
+        if len(value) > limit:
+            raise ConfigError(
+                f"the alert definition's {field} is {len(value)} characters long; the TI API allows "
+                f"at most {limit} for {wire}"
+            )
+    return body
+
+
+def definition_changes(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of ``wanted`` that differ from the stored ``current`` (what a PATCH must carry)."""
+    return {k: wanted[k] for k in _DEFINITION_FIELDS if current.get(k) != wanted[k]}
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # feeds give naive times in UTC
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ioc_body(
+    indicator: Indicator, definition_id: str, *, detection: Detection | None, expires_at: datetime | None
+) -> dict[str, Any]:
+    """The IndicatorOfCompromise JSON: type, value, detection, expiry and the bind to its definition."""
+    body: dict[str, Any] = {
+        "Type": TI_TYPES[indicator.kind],
+        "Value": indicator.value,
+        "DetectionFunction": str(detection or indicator.detection),
+        "Enabled": True,
+        "AlertDefinition@odata.bind": f"AlertDefinitions({definition_id})",
+    }
+    expires = indicator.expires or expires_at
+    if expires is not None:
+        body["ExpiresAt"] = _iso(expires)
+    return body
+
+
+def remote_indicator(entity: Mapping[str, Any]) -> RemoteIndicator | None:
+    """An IOC entity as a RemoteIndicator (None for a type this importer never writes)."""
+    ioc_type, value, ioc_id = entity.get("Type"), entity.get("Value"), entity.get("Id")
+    if not isinstance(value, str) or ioc_id is None:
+        return None
+    if ioc_type == "IpAddress":
+        kind = Kind.IPV6 if ":" in value else Kind.IPV4
+    elif isinstance(ioc_type, str) and ioc_type in _HASH_KINDS:
+        kind = _HASH_KINDS[ioc_type]
+    else:
+        return None
+    return RemoteIndicator(kind, value, str(ioc_id))
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class TiClient:
+    """Calls of the TI API under ``api_url``; JSON in, JSON out, errors typed by ``HttpClient``."""
+
+    def __init__(self, http: HttpClient, api_url: str) -> None:
+        self._http = http
+        self._base = api_url if api_url.endswith("/") else api_url + "/"
+
+    def _url(self, path: str) -> str:
+        return self._base + path
+
+    async def _get(self, url: str, params: Mapping[str, str] | None, what: str) -> Any:
+        return await self._http.retrier.call(lambda: self._http.request("GET", url, params=params, what=what))
+
+    async def _pages(
+        self, path: str, params: Mapping[str, str], what: str
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every page of a collection: follow ``@odata.nextLink``, else ``$skip`` on a full page."""
+        skip = 0
+        url: str | None = self._url(path)
+        query: dict[str, str] | None = {**params, "$top": str(PAGE)}
+        while url is not None:
+            answer = await self._get(url, query, what)
+            items = answer.get("value", []) if isinstance(answer, dict) else []
+            if items:
+                yield items
+            next_link = answer.get("@odata.nextLink") if isinstance(answer, dict) else None
+            if isinstance(next_link, str) and next_link:
+                url, query = str(URL(self._base).join(URL(next_link))), None
+            elif query is not None and len(items) >= PAGE:
+                skip += len(items)
+                query = {**params, "$top": str(PAGE), "$skip": str(skip)}
+            else:
+                url = None
+
+    # --- alert definitions ----------------------------------------------------------------------
+    async def find_definitions(self, name: str) -> list[dict[str, Any]]:
+        """Every definition whose Name is ``name`` (normally none or one), oldest first."""
+        found = [
+            d
+            async for page in self._pages(
+                "AlertDefinitions", {"$filter": f"Name eq {_quote(name)}"}, "listing alert definitions"
+            )
+            for d in page
+        ]
+        return sorted(found, key=lambda d: int(d.get("Id", 0)))
+
+    async def list_definitions(self) -> list[dict[str, Any]]:
+        return [
+            d async for page in self._pages("AlertDefinitions", {}, "listing alert definitions") for d in page
+        ]
+
+    async def create_definition(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST AlertDefinitions (one attempt)."""
+        answer = await self._http.request(
+            "POST", self._url("AlertDefinitions"), json_body=body, what="creating the alert definition"
+        )
+        return _entity(answer, "creating the alert definition")
+
+    async def patch_definition(self, definition_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """PATCH AlertDefinitions(id) (one attempt; idempotent, so callers may simply retry)."""
+        answer = await self._http.request(
+            "PATCH",
+            self._url(f"AlertDefinitions({definition_id})"),
+            json_body=changes,
+            what="updating the alert definition",
+        )
+        return _entity(answer, "updating the alert definition")
+
+    # --- indicators of compromise ---------------------------------------------------------------
+    def iocs_of(self, definition_id: str) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every IOC of a definition, page by page (only Id, Type and Value)."""
+        params = {"$filter": f"AlertDefinitionId eq {int(definition_id)}", "$select": "Id,Type,Value"}
+        return self._pages("IndicatorsOfCompromise", params, "listing the definition's indicators")
+
+    async def count_iocs(self, definition_id: str) -> int:
+        answer = await self._get(
+            self._url("IndicatorsOfCompromise"),
+            {"$filter": f"AlertDefinitionId eq {int(definition_id)}", "$count": "true", "$top": "0"},
+            "counting the definition's indicators",
+        )
+        count = answer.get("@odata.count") if isinstance(answer, dict) else None
+        return int(count) if isinstance(count, int) else 0
+
+    async def find_iocs(self, definition_id: str, ioc_type: str, value: str) -> list[dict[str, Any]]:
+        """The IOCs of a definition with this Type and Value (a lookup after a lost answer)."""
+        params = {
+            "$filter": f"AlertDefinitionId eq {int(definition_id)} and Type eq {_quote(ioc_type)} "
+            f"and Value eq {_quote(value)}",
+            "$select": "Id,Type,Value",
+        }
+        return [
+            i
+            async for page in self._pages("IndicatorsOfCompromise", params, "looking up an indicator")
+            for i in page
+        ]
+
+    async def create_ioc(self, body: Mapping[str, Any]) -> str:
+        """POST IndicatorsOfCompromise (one attempt); the new IOC's id."""
+        answer = await self._http.request(
+            "POST", self._url("IndicatorsOfCompromise"), json_body=body, what="creating an indicator"
+        )
+        return str(_entity(answer, "creating an indicator").get("Id", ""))
+
+    async def bulk_create_iocs(self, bodies: Sequence[Mapping[str, Any]]) -> list[str]:
+        """POST IndicatorsOfCompromise/Actions.BulkUpload (one attempt, atomic); ids in order."""
+        if len(bodies) > BULK_LIMIT:
+            raise ValueError(f"a bulk upload takes at most {BULK_LIMIT} indicators")
+        what = f"uploading {len(bodies)} indicators"
+        answer = await self._http.request(
+            "POST",
+            self._url("IndicatorsOfCompromise/Actions.BulkUpload"),
+            json_body={"iocs": list(bodies)},
+            what=what,
+        )
+        created = answer.get("value") if isinstance(answer, dict) else None
+        if not isinstance(created, list) or len(created) != len(bodies):
+            return ["" for _ in bodies]  # the answer is undocumented: ids unknown, imports still done
+        return [str(e.get("Id", "")) if isinstance(e, dict) else "" for e in created]
+
+    async def delete_ioc(self, ioc_id: str) -> None:
+        """DELETE IndicatorsOfCompromise(id) (one attempt)."""
+        await self._http.request(
+            "DELETE", self._url(f"IndicatorsOfCompromise({int(ioc_id)})"), what=f"deleting indicator {ioc_id}"
+        )
+
+
+def _entity(answer: Any, what: str) -> dict[str, Any]:
+    if not isinstance(answer, dict) or "Id" not in answer:
+        # The write succeeded but we cannot tell what it created: treat it like a lost answer.
+        raise AmbiguousWriteError(f"{what}: the answer carried no entity")
+    return answer
