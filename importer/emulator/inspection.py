@@ -1,0 +1,41 @@
+"""The inspection document of ``GET /_emulator/state``: what is stored, issued and counted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from importer.emulator.state import EmulatorState
+
+__all__ = ["snapshot"]
+
+
+def snapshot(state: EmulatorState) -> dict[str, Any]:
+    """The state document; its keys are stable (tests and the demo rely on them)."""
+    tenants: dict[str, dict[str, Any]] = {}
+    totals = {"alert_definitions": 0, "iocs": 0, "duplicate_iocs": 0, "mde_indicators": 0}
+    names = sorted({*state.store.ti, *state.store.mde, *(c.tenant for c in state.config.clients)})
+    for name in names:
+        ti = state.store.ti.get(name)
+        mde = state.store.mde.get(name)
+        definitions = [] if ti is None else [
+            {"id": definition_id, "name": entity["Name"],
+             "ioc_count": len(ti.iocs_by_definition[definition_id]),
+             "duplicate_iocs": ti.duplicates_by_definition[definition_id]}
+            for definition_id, entity in ti.definitions.items()
+        ]
+        counts = {
+            "iocs": 0 if ti is None else len(ti.iocs),
+            "duplicate_iocs": 0 if ti is None else ti.duplicates,
+            "mde_indicators": 0 if mde is None else len(mde.indicators),
+        }
+        tenants[name] = {"alert_definitions": definitions, **counts}
+        totals["alert_definitions"] += len(definitions)
+        for key, value in counts.items():
+            totals[key] += value
+    return {
+        "tenants": tenants,
+        "totals": totals,
+        "requests_by_status": {str(status): n for status, n in sorted(state.requests_by_status.items())},
+        "tokens_issued": state.tokens.issued,
+        "faults_injected": dict(state.fault_counts),
+    }

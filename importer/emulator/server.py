@@ -1,0 +1,145 @@
+"""The aiohttp application: routing, fault injection around handlers, and ``running_emulator``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp import web
+
+from importer.emulator.config import EmulatorConfig, Faults
+from importer.emulator.faults import DROP, FaultInjector
+from importer.emulator.inspection import snapshot
+from importer.emulator.mde_api import handle_mde
+from importer.emulator.replies import ApiError, drop_connection, error_response, json_response
+from importer.emulator.state import EmulatorState
+from importer.emulator.ti_api import handle_ti
+from importer.emulator.token_endpoint import aad_error, issue_token
+from importer.emulator.tokens import MDE, TI
+
+__all__ = ["Emulator", "build_app", "running_emulator"]
+
+_TOKEN_ROUTE = re.compile(r"/(?P<tenant>[^/]+)/oauth2/(?P<v2>v2\.0/)?token/?", re.IGNORECASE)
+_STATE_KEY = web.AppKey("emulator_state", EmulatorState)
+
+
+async def _token(request: web.Request, state: EmulatorState, tenant: str, version: int) -> web.Response:
+    if request.method != "POST":
+        return aad_error(405, "invalid_request", 900561,
+                         "The endpoint only accepts POST requests.")
+    form = await request.post()
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    lifetime = state.token_faults.faults.token_lifetime or state.config.token_lifetime
+    own = (state.base_url.lower(), f"{request.scheme}://{request.host}".lower())
+    return issue_token(fields, tenant=tenant, version=version, clients=state.config.clients,
+                       tokens=state.tokens, lifetime=lifetime, own_urls=own)
+
+
+async def _inspect(request: web.Request, state: EmulatorState, rest: str) -> web.Response:
+    if rest == "state" and request.method == "GET":
+        return json_response(snapshot(state))
+    if rest == "reset" and request.method == "POST":
+        state.reset()
+        return web.Response(status=204)
+    return error_response(404, "NotFound", f"No emulator control at {request.path}.")
+
+
+async def _dispatch(request: web.Request) -> web.StreamResponse:
+    state = request.app[_STATE_KEY]
+    path = request.path
+    lower = path.lower()
+    if lower.startswith("/_emulator/"):
+        return await _inspect(request, state, lower[len("/_emulator/"):].rstrip("/"))
+    injector: FaultInjector
+    if lower.startswith(("/v1.0/", "/api/")):
+        injector = state.api_faults
+    else:
+        match = _TOKEN_ROUTE.fullmatch(path)
+        if match is None:
+            response = error_response(404, "NotFound", f"No resource at {path}.")
+            state.requests_by_status[404] += 1
+            return response
+        injector = state.token_faults
+    if injector.active:
+        early = await injector.before(request)
+        if early is DROP:
+            return drop_connection(request)
+        if early is not None:
+            state.requests_by_status[early.status] += 1
+            return early
+    try:
+        if injector is state.token_faults:
+            assert match is not None
+            response = await _token(request, state, match["tenant"], 2 if match["v2"] else 1)
+        elif lower.startswith("/v1.0/"):
+            grant = state.tokens.authorize(request, TI)
+            response = await handle_ti(request, state, grant, lower[len("/v1.0/"):])
+        else:
+            grant = state.tokens.authorize(request, MDE)
+            response = await handle_mde(request, state, grant, path[len("/api/"):])
+    except ApiError as error:
+        response = error.response()
+    if injector.active and response.status < 300 and injector.lose_after_write(request):
+        return drop_connection(request)
+    state.requests_by_status[response.status] += 1
+    return response
+
+
+def build_app(state: EmulatorState) -> web.Application:
+    """One catch-all route: paths are matched case-insensitively here, not by aiohttp's router."""
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[_STATE_KEY] = state
+    app.router.add_route("*", "/{tail:.*}", _dispatch)
+    return app
+
+
+class Emulator:
+    """A running emulator: its URLs, its configuration, and controls for tests."""
+
+    def __init__(self, state: EmulatorState, base_url: str) -> None:
+        self._state = state
+        self.base_url = base_url
+        self.config = state.config
+        self.ti_url = f"{base_url}/V1.0/"
+        self.mde_url = f"{base_url}/api/"
+
+    def auth_url(self, version: int = 1, tenant: str | None = None) -> str:
+        tenant = tenant or self.config.clients[0].tenant
+        if version == 2:
+            return f"{self.base_url}/{tenant}/oauth2/v2.0/token"
+        return f"{self.base_url}/{tenant}/oauth2/token"
+
+    def state(self) -> dict[str, Any]:
+        return snapshot(self._state)
+
+    def reset(self) -> None:
+        self._state.reset()
+
+    def set_api_faults(self, faults: Faults) -> None:
+        self._state.set_api_faults(faults)
+
+    def set_token_faults(self, faults: Faults) -> None:
+        self._state.set_token_faults(faults)
+
+    def __repr__(self) -> str:
+        return f"Emulator(base_url={self.base_url!r})"
+
+
+@asynccontextmanager
+async def running_emulator(config: EmulatorConfig | None = None, *, host: str = "127.0.0.1",
+                           port: int = 0) -> AsyncIterator[Emulator]:
+    """Serve the emulator on ``host:port`` (0 = a free port) for the duration of the block."""
+    state = EmulatorState(config or EmulatorConfig())
+    runner = web.AppRunner(build_app(state), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, backlog=1024)
+        await site.start()
+        bound_host, bound_port = runner.addresses[0][:2]
+        display_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+        state.base_url = f"http://{display_host}:{bound_port}"
+        yield Emulator(state, state.base_url)
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,122 @@
+"""The Azure AD client-credentials token endpoint, v1 (``resource``) and v2 (``scope``)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+
+from aiohttp import web
+
+from importer.emulator.config import ClientApp
+from importer.emulator.replies import json_response
+from importer.emulator.tokens import Grant, TokenStore, audiences_for
+
+__all__ = ["aad_error", "issue_token", "token_fault_shape"]
+
+_DEFAULT_SUFFIX = "/.default"
+
+
+def aad_error(status: int, error: str, code: int, description: str,
+              headers: dict[str, str] | None = None) -> web.Response:
+    """An error shaped like Azure AD's: ``error``, ``error_description`` with the AADSTS code, ids."""
+    trace_id, correlation_id = str(uuid.uuid4()), str(uuid.uuid4())
+    stamp = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())
+    return json_response({
+        "error": error,
+        "error_description": f"AADSTS{code}: {description}\r\nTrace ID: {trace_id}\r\n"
+                             f"Correlation ID: {correlation_id}\r\nTimestamp: {stamp}",
+        "error_codes": [code],
+        "timestamp": stamp,
+        "trace_id": trace_id,
+        "correlation_id": correlation_id,
+    }, status, headers=headers)
+
+
+def token_fault_shape(status: int, code: str, message: str,
+                      headers: dict[str, str] | None = None) -> web.Response:
+    """An injected fault at the token endpoint, worded as Azure AD words throttling and outages."""
+    del code
+    if status == 429:
+        return aad_error(429, "temporarily_unavailable", 90055,
+                         f"The tenant is being throttled. {message}", headers)
+    return aad_error(status, "temporarily_unavailable" if status == 503 else "server_error", 50000,
+                     "There was an error issuing a token or an authorization code. " + message, headers)
+
+
+def _missing(name: str) -> web.Response:
+    return aad_error(400, "invalid_request", 900144,
+                     f"The request body must contain the following parameter: '{name}'.")
+
+
+def issue_token(form: Mapping[str, str], *, tenant: str, version: int, clients: tuple[ClientApp, ...],
+                tokens: TokenStore, lifetime: int, own_urls: tuple[str, ...]) -> web.Response:
+    """Answer one token request: checks in the order Azure AD applies them, then a fresh token."""
+    grant_type = form.get("grant_type")
+    if not grant_type:
+        return _missing("grant_type")
+    if grant_type != "client_credentials":
+        return aad_error(400, "unsupported_grant_type", 70003,
+                         "The app requested an unsupported grant type.")
+    if not any(client.tenant == tenant for client in clients):
+        return aad_error(400, "invalid_request", 90002,
+                         f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID.")
+    client_id = form.get("client_id")
+    if not client_id:
+        return _missing("client_id")
+    client = next((c for c in clients if c.client_id == client_id and c.tenant == tenant), None)
+    if client is None:
+        return aad_error(400, "unauthorized_client", 700016,
+                         f"Application with identifier '{client_id}' was not found in the directory "
+                         f"'{tenant}'.")
+    if "client_secret" not in form:
+        return aad_error(401, "invalid_client", 7000218,
+                         "The request body must contain the following parameter: 'client_assertion' "
+                         "or 'client_secret'.")
+    if form["client_secret"] != client.client_secret:
+        return aad_error(401, "invalid_client", 7000215,
+                         "Invalid client secret provided. Ensure the secret being sent in the request is "
+                         "the client secret value, not the client secret ID.")
+    if client.secret_expired:
+        return aad_error(401, "invalid_client", 7000222,
+                         f"The provided client secret keys for app '{client_id}' are expired.")
+    if version == 2:
+        if "resource" in form:
+            return aad_error(400, "invalid_request", 901002,
+                             "The 'resource' request parameter is not supported.")
+        scope = form.get("scope")
+        if not scope:
+            return _missing("scope")
+        if " " in scope.strip() or not scope.endswith(_DEFAULT_SUFFIX):
+            return aad_error(400, "invalid_scope", 1002012,
+                             f"The provided value for scope {scope} is not valid. Client credential flows "
+                             "must have a scope value with /.default suffixed to the resource identifier "
+                             "(application ID URI).")
+        resource = scope[: -len(_DEFAULT_SUFFIX)]
+    else:
+        resource = form.get("resource", "")
+        if not resource:
+            return _missing("resource")
+    audiences = audiences_for(resource, own_urls)
+    if not audiences:
+        if version == 2:
+            return aad_error(400, "invalid_scope", 70011,
+                             f"The provided value for the input parameter 'scope' is not valid. The scope "
+                             f"{form.get('scope')} is not valid.")
+        return aad_error(400, "invalid_resource", 500011,
+                         f"The resource principal named {resource} was not found in the tenant named "
+                         f"{tenant}.")
+    now = tokens.clock()
+    token = tokens.issue(Grant(tenant, client_id, audiences, now + lifetime))
+    if version == 2:
+        return json_response({"token_type": "Bearer", "expires_in": lifetime,
+                              "ext_expires_in": lifetime, "access_token": token})
+    return json_response({
+        "token_type": "Bearer",
+        "expires_in": str(lifetime),
+        "ext_expires_in": str(lifetime),
+        "expires_on": str(int(now + lifetime)),
+        "not_before": str(int(now)),
+        "resource": resource,
+        "access_token": token,
+    })

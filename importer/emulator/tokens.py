@@ -1,0 +1,79 @@
+"""Issued access tokens: opaque strings bound to a client's tenant, audience and expiry."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from importer.emulator.replies import ApiError
+
+__all__ = ["MDE", "TI", "Grant", "TokenStore", "audiences_for"]
+
+TI = "ti"
+MDE = "mde"
+
+_TI_RESOURCES = ("https://graph.windows.net", "https://ti.securitycenter.windows.com")
+_MDE_RESOURCES = ("https://api.securitycenter.microsoft.com",
+                  "https://securitycenter.onmicrosoft.com/windowsatpservice")
+
+
+def audiences_for(resource: str, own_urls: tuple[str, ...]) -> frozenset[str]:
+    """Which APIs a resource URI grants: TI, MDE, both (the emulator's own URL), or none."""
+    resource = resource.rstrip("/").lower()
+    if resource in _TI_RESOURCES:
+        return frozenset((TI,))
+    if resource in _MDE_RESOURCES:
+        return frozenset((MDE,))
+    if resource in own_urls:
+        return frozenset((TI, MDE))
+    return frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a token allows: one tenant, some audiences, until ``expires_at`` (epoch seconds)."""
+
+    tenant: str
+    client_id: str
+    audiences: frozenset[str]
+    expires_at: float
+
+
+class TokenStore:
+    """Issues tokens and checks ``Authorization`` headers against them."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self._grants: dict[str, Grant] = {}
+        self.issued = 0
+
+    def issue(self, grant: Grant) -> str:
+        token = secrets.token_urlsafe(32)
+        self._grants[token] = grant
+        self.issued += 1
+        return token
+
+    def authorize(self, request: web.Request, audience: str) -> Grant:
+        """The grant behind the request's bearer token, or :class:`ApiError` 401 (never echoing it)."""
+        header = request.headers.get("Authorization")
+        if not header:
+            raise _unauthorized("Authorization header is missing.")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _unauthorized("Authorization header is not a bearer token.")
+        grant = self._grants.get(token.strip())
+        if grant is None:
+            raise _unauthorized("The access token is invalid.")
+        if self.clock() >= grant.expires_at:
+            raise _unauthorized("The access token has expired.")
+        if audience not in grant.audiences:
+            raise _unauthorized("The access token was issued for another audience.")
+        return grant
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "Unauthorized", message,
+                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
