@@ -1,0 +1,109 @@
+"""What the target already holds, per alert definition: the protocol the pipeline asks, and a memory set.
+
+The pipeline never lists the target itself: it asks a ``PresentStore``. The in-memory store lists
+each definition once at the start of its feed; a persistent journal (SQLite) can implement the
+same protocol and answer from disk instead, so a rerun needs no listing at all.
+
+Keys are compact: a 16-byte BLAKE2b digest of ``kind`` and ``value`` instead of the strings, so a
+million indicators cost tens of megabytes, not hundreds (a collision needs ~2**64 indicators).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from feeds.model import Indicator, Kind
+from importer.targets.base import ResolvedDefinition, Target
+
+__all__ = ["InMemoryPresent", "Key", "PresentStore", "SeenSet", "indicator_key"]
+
+
+def indicator_key(kind: Kind | str, value: str) -> bytes:
+    """The compact identity of an indicator under one definition."""
+    return hashlib.blake2b(f"{kind}\x00{value}".encode(), digest_size=16).digest()
+
+
+Key = tuple[Kind, str]
+
+
+class PresentStore(Protocol):
+    """Answers "which of these does the definition already hold?" and learns what was imported.
+
+    Calls are per chunk of a feed (hundreds of keys), never per indicator, so a store on disk
+    can answer with one query; they are async so such a store can run them off the event loop.
+    """
+
+    async def load(self, target: Target, definition: ResolvedDefinition) -> int:
+        """Get ready to answer for ``definition``; returns how many indicators it holds."""
+        ...
+
+    async def present(self, definition: ResolvedDefinition, keys: Sequence[Key]) -> set[Key]:
+        """Those of ``keys`` the definition already holds. The pipeline asks about each key at
+        most once per run (repeats within a feed are dropped before), so a store may forget a
+        key once it has answered for it."""
+        ...
+
+    async def record(self, definition: ResolvedDefinition, imported: Sequence[tuple[Indicator, str]]) -> None:
+        """The target acknowledged these (indicator, remote id) pairs under ``definition``."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release whatever the store holds (a journal commits here)."""
+        ...
+
+
+class InMemoryPresent:
+    """Lists each definition from the target once; forgets everything when the run ends."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, set[bytes]] = {}
+
+    async def load(self, target: Target, definition: ResolvedDefinition) -> int:
+        held = self._held.setdefault(definition.id, set())
+        if definition.outcome == "created" or not definition.id:
+            return len(held)  # a new (or would-be, in a dry run) definition holds nothing yet
+        async for remote in target.existing(definition):
+            held.add(indicator_key(remote.kind, remote.value))
+        return len(held)
+
+    async def present(self, definition: ResolvedDefinition, keys: Sequence[Key]) -> set[Key]:
+        held = self._held.get(definition.id)
+        if not held:
+            return set()
+        found = set()
+        for kind, value in keys:
+            key = indicator_key(kind, value)
+            if key in held:
+                # The feed's own dedup set remembers it from now on; dropping it here keeps
+                # memory at one entry per distinct indicator instead of two.
+                held.discard(key)
+                found.add((kind, value))
+        return found
+
+    async def record(self, definition: ResolvedDefinition, imported: Sequence[tuple[Indicator, str]]) -> None:
+        # Nothing to keep: within this run the feed's dedup set already stops a second send,
+        # and the next run lists the target again.
+        return None
+
+    def close(self) -> None:
+        self._held.clear()
+
+
+class SeenSet:
+    """The indicators one feed has yielded so far (for dropping duplicates within the feed)."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, keys: Iterable[bytes] = ()) -> None:
+        self._keys: set[bytes] = set(keys)
+
+    def add(self, key: bytes) -> bool:
+        """Remember ``key``; False if it was already there (a duplicate)."""
+        before = len(self._keys)
+        self._keys.add(key)
+        return len(self._keys) != before
+
+    def __len__(self) -> int:
+        return len(self._keys)

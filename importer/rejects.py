@@ -1,0 +1,181 @@
+"""The dead-letter file (``--rejects``): one JSON line per record not imported, and reading it back.
+
+Every line has ``feed`` (the alert definition's name), ``origin``, ``raw``, ``reason``,
+``bucket`` (``rejected`` or ``failed``) and ``retryable``. Lines for indicators also carry
+``kind`` and ``value`` (and the indicator's optional fields). A ``failed`` line — the target did
+not take it after every retry, or a quota was full — is retryable and carries its alert
+definition, so ``ti-import run --retry-from FILE`` can send exactly those again on its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from feeds.model import Detection, Indicator, Kind, Rejected
+from importer.errors import ConfigError
+from importer.targets.base import DefinitionSpec
+
+__all__ = [
+    "RejectsWriter",
+    "RetryGroup",
+    "read_retry_groups",
+    "retry_indicators",
+    "spec_from_json",
+    "spec_to_json",
+]
+
+
+class RejectsWriter:
+    """Appends dead-letter lines to a file (or discards them when no file was asked for)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.lines = 0
+        self._handle: IO[str] | None = None
+        if path is not None:
+            try:
+                self._handle = path.open("w", encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"the rejects file {path} cannot be written: {exc.strerror}") from None
+
+    def parse_reject(self, feed: str, record: Rejected) -> None:
+        self._write({"feed": feed, **record.to_json(), "bucket": "rejected", "retryable": False})
+
+    def indicator(
+        self,
+        feed: str,
+        indicator: Indicator,
+        reason: str,
+        *,
+        failed: bool,
+        definition: DefinitionSpec,
+    ) -> None:
+        line: dict[str, Any] = {
+            "feed": feed,
+            "origin": indicator.origin,
+            "raw": indicator.value,
+            "reason": reason,
+            "bucket": "failed" if failed else "rejected",
+            "retryable": failed,
+            **{k: v for k, v in indicator.to_json().items() if k != "origin"},
+        }
+        if failed:
+            line["definition"] = spec_to_json(definition)
+        self._write(line)
+
+    def _write(self, line: dict[str, Any]) -> None:
+        if self._handle is not None:
+            self._handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+            self.lines += 1
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def spec_to_json(spec: DefinitionSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "title": spec.title,
+        "description": spec.description,
+        "severity": spec.severity,
+        "category": spec.category,
+        "recommended_action": spec.recommended_action,
+        "enabled": spec.enabled,
+        "detection": str(spec.detection) if spec.detection is not None else None,
+        "expires_at": spec.expires_at.isoformat() if spec.expires_at is not None else None,
+        "action": spec.action,
+        "generate_alert": spec.generate_alert,
+        "rbac_group_names": list(spec.rbac_group_names),
+        "application": spec.application,
+    }
+
+
+def spec_from_json(data: dict[str, Any]) -> DefinitionSpec:
+    return DefinitionSpec(
+        name=str(data["name"]),
+        title=str(data["title"]),
+        description=str(data["description"]),
+        severity=str(data.get("severity", "Medium")),
+        category=str(data.get("category", "SuspiciousNetworkTraffic")),
+        recommended_action=data.get("recommended_action"),
+        enabled=bool(data.get("enabled", True)),
+        detection=Detection(data["detection"]) if data.get("detection") else None,
+        expires_at=datetime.fromisoformat(data["expires_at"]) if data.get("expires_at") else None,
+        action=str(data.get("action", "Audit")),
+        generate_alert=bool(data.get("generate_alert", True)),
+        rbac_group_names=tuple(data.get("rbac_group_names", ())),
+        application=data.get("application"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RetryGroup:
+    """The retryable lines of one alert definition in a rejects file."""
+
+    definition: DefinitionSpec
+    count: int
+
+
+def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for number, text in enumerate(handle, start=1):
+                if not text.strip():
+                    continue
+                try:
+                    line = json.loads(text)
+                except json.JSONDecodeError:
+                    raise ConfigError(f"{path}:{number} is not a JSON line of a rejects file") from None
+                if not isinstance(line, dict):
+                    raise ConfigError(f"{path}:{number} is not a JSON object of a rejects file")
+                yield number, line
+    except FileNotFoundError:
+        raise ConfigError(f"the rejects file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"the rejects file {path} cannot be read: {exc.strerror}") from None
+
+
+def read_retry_groups(path: Path) -> list[RetryGroup]:
+    """The definitions with retryable lines in ``path``, in first-seen order (one pass, small memory)."""
+    groups: dict[str, RetryGroup] = {}
+    for number, line in _lines(path):
+        if not line.get("retryable"):
+            continue
+        try:
+            spec = spec_from_json(line["definition"])
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(f"{path}:{number}: a retryable line lacks a valid 'definition'") from None
+        group = groups.get(spec.name)
+        groups[spec.name] = RetryGroup(
+            spec if group is None else group.definition, 1 + (group.count if group else 0)
+        )
+    return list(groups.values())
+
+
+def retry_indicators(path: Path, definition_name: str) -> Iterator[Indicator | Rejected]:
+    """The retryable indicators of one definition, rebuilt from their lines."""
+    for number, line in _lines(path):
+        if not line.get("retryable") or line.get("definition", {}).get("name") != definition_name:
+            continue
+        origin = str(line.get("origin", f"{path.name}:{number}"))
+        try:
+            yield Indicator(
+                kind=Kind(line["kind"]),
+                value=str(line["value"]),
+                origin=origin,
+                description=line.get("description"),
+                labels=tuple(line.get("labels", ())),
+                confidence=line.get("confidence"),
+                first_seen=datetime.fromisoformat(line["first_seen"]) if line.get("first_seen") else None,
+                expires=datetime.fromisoformat(line["expires"]) if line.get("expires") else None,
+                detection=Detection(line.get("detection", "Equals")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            yield Rejected(origin=origin, raw=json.dumps(line)[:500], reason=f"not a retryable line: {exc}")
