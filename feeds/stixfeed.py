@@ -213,6 +213,8 @@ def _record(comparison: Comparison, origin: str, meta: _Meta) -> Record | None:
         return Rejected(origin, comparison.text(), reason)
     detection = Detection.EQUALS
     try:
+        if op not in _EQUALS and op != "LIKE":
+            raise InvalidValue(f"the operator {op} cannot become an indicator (only = and LIKE can)")
         if not is_string:
             raise InvalidValue("the value is not a string")
         if op in _EQUALS:
@@ -222,10 +224,8 @@ def _record(comparison: Comparison, origin: str, meta: _Meta) -> Record | None:
                 value = normalise(kind, value)
         elif op == "LIKE" and kind in (Kind.DOMAIN, Kind.URL):
             detection, value = _like(kind, value)
-        elif op == "LIKE":
-            raise InvalidValue("LIKE can only become an indicator on domain-name and url values")
         else:
-            raise InvalidValue(f"the operator {op} cannot become an indicator (only = and LIKE can)")
+            raise InvalidValue("LIKE can only become an indicator on domain-name and url values")
     except InvalidValue as exc:
         return Rejected(origin, comparison.text(), str(exc))
     return Indicator(kind, value, origin, *meta, detection=detection)
