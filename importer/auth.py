@@ -47,6 +47,8 @@ _ADVICE: dict[int, str] = {
     70011: "the requested scope was refused (AADSTS70011): check the audience for this target",
     901002: "the v2.0 token endpoint does not take a 'resource' (AADSTS901002): use a v1 authorization "
     "URL or the v2 protocol",
+    500011: "the token endpoint does not know the requested resource (AADSTS500011): check the audience "
+    "for this target",
     90055: "the token endpoint is throttling this app (AADSTS90055): try again later",
 }
 

@@ -1,0 +1,205 @@
+"""Auth against the emulator's token endpoint: caching, single-flight refresh, one re-send on 401,
+clear token-endpoint errors, and no secret anywhere it could leak."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from importer.connection import ConnectionSettings, Secret
+from importer.emulator import ClientApp, Emulator, EmulatorConfig, Faults, running_emulator
+from importer.errors import AuthError, ConfigError
+from importer.http import HttpClient, open_http
+from importer.stats import TransportStats
+from importer.targets import TI_DEFAULT_AUDIENCE
+from tests.importer.conftest import FakeTime, connection_settings
+
+
+@asynccontextmanager
+async def http_for(
+    emu: Emulator, fake: FakeTime, stats: TransportStats, **overrides: Any
+) -> AsyncIterator[HttpClient]:
+    settings = connection_settings(emu, **overrides)
+    async with open_http(
+        settings,
+        stats,
+        default_audience=TI_DEFAULT_AUDIENCE,
+        sleep=fake.sleep,
+        clock=fake.clock,
+        wall_clock=fake.wall,
+    ) as http:
+        yield http
+
+
+async def list_definitions(http: HttpClient, emu: Emulator) -> Any:
+    return await http.request("GET", emu.ti_url + "AlertDefinitions")
+
+
+def test_the_secret_never_shows_in_reprs() -> None:
+    secret = Secret("hunter2-very-secret")
+    settings = ConnectionSettings(
+        "https://login.example/t/oauth2/token", "https://api.example/", "app", secret
+    )
+    for text in (repr(secret), str(secret), repr(settings), str(settings), f"{settings}"):
+        assert "hunter2" not in text
+    assert secret.reveal() == "hunter2-very-secret"
+
+
+@pytest.mark.parametrize("version", [1, 2])
+async def test_one_token_serves_many_requests(emulator: Emulator, fake_time: FakeTime, version: int) -> None:
+    stats = TransportStats()
+    async with http_for(emulator, fake_time, stats, auth_url=emulator.auth_url(version)) as http:
+        for _ in range(5):
+            assert (await list_definitions(http, emulator))["value"] == []
+    assert emulator.state()["tokens_issued"] == 1
+    assert stats.token_refreshes == 1
+    assert stats.requests == 5
+
+
+async def test_refreshes_shortly_before_expiry_not_on_every_call(
+    emulator: Emulator, fake_time: FakeTime
+) -> None:
+    stats = TransportStats()
+    async with http_for(emulator, fake_time, stats) as http:
+        await list_definitions(http, emulator)
+        fake_time.advance(3299)  # lifetime 3600 s: refresh 5 minutes early, at 3300 s
+        await list_definitions(http, emulator)
+        await list_definitions(http, emulator)
+        assert emulator.state()["tokens_issued"] == 1
+        fake_time.advance(2)
+        await list_definitions(http, emulator)
+        await list_definitions(http, emulator)
+    assert emulator.state()["tokens_issued"] == 2
+
+
+async def test_fifty_concurrent_requests_with_an_expired_token_make_one_token_call(
+    fake_time: FakeTime,
+) -> None:
+    stats = TransportStats()
+    async with (
+        running_emulator(EmulatorConfig(clock=fake_time.wall)) as emu,
+        http_for(emu, fake_time, stats) as http,
+    ):
+        await list_definitions(http, emu)
+        fake_time.advance(3601)  # expired for both sides
+        await asyncio.gather(*(list_definitions(http, emu) for _ in range(50)))
+        state = emu.state()
+    assert state["tokens_issued"] == 2
+    assert state["requests_by_status"].get("401", 0) == 0  # refreshed before sending, not after
+    assert stats.token_refreshes == 2
+
+
+async def test_fifty_concurrent_401s_for_one_token_make_one_refresh(fake_time: FakeTime) -> None:
+    # Only the server's clock moves: our cache still trusts the token, every request gets a 401.
+    server_time = FakeTime()
+    stats = TransportStats()
+    async with (
+        running_emulator(EmulatorConfig(clock=server_time.wall)) as emu,
+        http_for(emu, fake_time, stats) as http,
+    ):
+        await list_definitions(http, emu)
+        server_time.advance(3601)
+        answers = await asyncio.gather(*(list_definitions(http, emu) for _ in range(50)))
+        state = emu.state()
+    assert all(a["value"] == [] for a in answers)
+    assert state["tokens_issued"] == 2  # one refresh for fifty 401s
+    assert state["requests_by_status"]["401"] == 50
+    assert stats.auth_retries == 50  # each request re-sent exactly once
+
+
+async def test_a_second_401_is_an_auth_error_after_exactly_one_refresh(
+    emulator: Emulator, fake_time: FakeTime
+) -> None:
+    # A token for the MDE API is a valid token that the TI API refuses: 401 however often we refresh.
+    stats = TransportStats()
+    async with http_for(
+        emulator, fake_time, stats, audience="https://api.securitycenter.microsoft.com"
+    ) as http:
+        with pytest.raises(AuthError, match=r"HTTP 401"):
+            await list_definitions(http, emulator)
+    state = emulator.state()
+    assert state["tokens_issued"] == 2
+    assert state["requests_by_status"]["401"] == 2
+    assert stats.auth_retries == 1
+    assert stats.retries == 0  # an auth error is never retried
+
+
+BAD_CLIENTS = [
+    ("wrong secret", {"client_secret": Secret("not-the-secret")}, r"AADSTS7000215.*TI_CLIENT_SECRET"),
+    ("unknown app", {"client_id": "no-such-app"}, r"no-such-app.*AADSTS700016"),
+    ("resource on v2", {"auth_version": "v1", "auth_url": "{v2}"}, r"AADSTS901002"),
+    ("unknown resource", {"audience": "https://nowhere.example"}, r"AADSTS500011"),
+]
+
+
+@pytest.mark.parametrize(("case", "overrides", "message"), BAD_CLIENTS, ids=[c[0] for c in BAD_CLIENTS])
+async def test_token_endpoint_refusals_are_one_clear_sentence(
+    emulator: Emulator, fake_time: FakeTime, case: str, overrides: dict[str, Any], message: str
+) -> None:
+    if overrides.get("auth_url") == "{v2}":
+        overrides = {**overrides, "auth_url": emulator.auth_url(2)}
+    async with http_for(emulator, fake_time, TransportStats(), **overrides) as http:
+        with pytest.raises(AuthError, match=message) as caught:
+            await list_definitions(http, emulator)
+    assert "\n" not in str(caught.value)
+    assert emulator.state()["requests_by_status"].get("200", 0) == 0
+
+
+async def test_unknown_tenant_and_expired_secret(fake_time: FakeTime) -> None:
+    expired = ClientApp("old-app", "old-secret", "contoso-demo", secret_expired=True)
+    async with running_emulator(EmulatorConfig(clients=(expired,))) as emu:
+        async with http_for(
+            emu, fake_time, TransportStats(), client_id="old-app", client_secret=Secret("old-secret")
+        ) as h:
+            with pytest.raises(AuthError, match=r"expired \(AADSTS7000222\): create a new secret"):
+                await list_definitions(h, emu)
+        async with http_for(emu, fake_time, TransportStats(), auth_url=emu.auth_url(1, "nobody")) as h:
+            with pytest.raises(AuthError, match=r"tenant was not found \(AADSTS90002\)"):
+                await list_definitions(h, emu)
+
+
+async def test_a_refused_token_stops_every_waiter_without_more_token_calls(
+    emulator: Emulator, fake_time: FakeTime
+) -> None:
+    async with http_for(emulator, fake_time, TransportStats(), client_secret=Secret("wrong")) as http:
+        results = await asyncio.gather(
+            *(list_definitions(http, emulator) for _ in range(20)), return_exceptions=True
+        )
+    assert all(isinstance(r, AuthError) for r in results)
+    assert emulator.state()["requests_by_status"].get("401", 0) == 1  # one token call, not twenty
+
+
+async def test_an_unreachable_token_endpoint_is_a_config_error(
+    emulator: Emulator, fake_time: FakeTime
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/contoso-demo/oauth2/token"
+    stats = TransportStats()
+    async with http_for(emulator, fake_time, stats, auth_url=url) as http:
+        with pytest.raises(ConfigError, match=rf"cannot reach the token endpoint http://127.0.0.1:{port}/"):
+            await list_definitions(http, emulator)
+    assert stats.connection_errors == 4  # max_attempts, with injected sleeps in between
+
+
+async def test_a_failing_token_endpoint_is_retried_then_an_auth_error(fake_time: FakeTime) -> None:
+    config = EmulatorConfig(token_faults=Faults(error_rate=1.0))
+    async with running_emulator(config) as emu, http_for(emu, fake_time, TransportStats()) as http:
+        with pytest.raises(AuthError, match=r"kept failing"):
+            await list_definitions(http, emu)
+        statuses = emu.state()["requests_by_status"]
+    assert statuses.get("500", 0) + statuses.get("503", 0) == 4
+
+
+async def test_a_flaky_token_endpoint_is_retried_until_it_answers(fake_time: FakeTime) -> None:
+    config = EmulatorConfig(token_faults=Faults(error_rate=0.5, seed=3))
+    stats = TransportStats()
+    async with running_emulator(config) as emu, http_for(emu, fake_time, stats, max_attempts=10) as http:
+        assert (await list_definitions(http, emu))["value"] == []
+        assert emu.state()["tokens_issued"] == 1
