@@ -244,6 +244,9 @@ def choose(rows: Sequence[Row], comment: Row | None, spec: str | None) -> tuple[
         # Known names (imphash, reporter, port...) are never indicator columns, whatever their cells.
         usable = [keys is None or i >= len(keys) or keys[i] not in KNOWN_NAMES for i in range(width)]
         layout = _from_content(data, usable)
+        if layout is None and header is None and len(data) > 1:
+            # The first row may still be a header of unknown names: judge by the rows below it.
+            layout = _from_content(data[1:], usable)
         if layout is None:
             raise FeedError("no indicator columns found; name them with --columns")
     if header is None and _unknown_header(first, layout) and any(_converts(row, layout) for row in rows[1:]):

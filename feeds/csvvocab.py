@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 
 from feeds.canonical import (
+    HASH_KINDS,
     InvalidValue,
     classify,
     normalise,
@@ -104,7 +105,13 @@ def any_kind(raw: str) -> tuple[Kind, str]:
 
 
 def _exactly(kind: Kind) -> Convert:
+    """A digest of exactly ``kind``; well-formed hex skips canonical.normalise's checks (same result)."""
+    size = next(length for length, hash_kind in HASH_KINDS.items() if hash_kind is kind)
+    well_formed = re.compile(f"[0-9a-fA-F]{{{size}}}").fullmatch
+
     def convert(raw: str) -> tuple[Kind, str]:
+        if well_formed(raw):
+            return kind, raw.lower()
         return kind, normalise(kind, raw)
 
     convert.__name__ = f"exactly_{kind}"
