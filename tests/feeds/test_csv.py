@@ -61,7 +61,7 @@ def test_bom_is_ignored() -> None:
 
 
 def test_quoted_fields_with_commas_newlines_and_doubled_quotes_keep_the_start_line() -> None:
-    text = f'domain,note\nevil.example,"a ""quoted"", multi\nline\n# not a comment\nnote"\ngood.example,x\n'
+    text = 'domain,note\nevil.example,"a ""quoted"", multi\nline\n# not a comment\nnote"\ngood.example,x\n'
     recs = records(text)
     assert [(r.value, r.origin) for r in recs if isinstance(r, Indicator)] == [
         ("evil.example", "t.csv:2"),
