@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +155,7 @@ async def execute(
     output: OutputOptions,
     *,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
     stop: asyncio.Event | None = None,
 ) -> RunReport:
     """Run the import described by ``settings``; writes the report and rejects files if asked."""
@@ -180,6 +182,7 @@ async def execute(
             settings.connection,
             stats,
             sleep=sleep,
+            clock=clock,
             bulk=settings.tuning.mode == "bulk",
             workers=settings.tuning.workers,
         ) as target:
