@@ -12,6 +12,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from feeds import read_feed
 from feeds.model import Record
 from feeds.options import FeedOptions
 from importer.download import download
@@ -20,11 +21,6 @@ from importer.settings import FeedSettings
 from importer.targets.base import DefinitionSpec
 
 __all__ = ["FeedJob", "job_for", "retry_jobs"]
-
-try:
-    from feeds import read_feed  # type: ignore[attr-defined,unused-ignore]
-except ImportError:  # stop-gap until feeds/__init__.py exports read_feed (issue 2)
-    from importer._feed_adapter import read_feed
 
 Opener = Callable[[], AbstractAsyncContextManager[Iterator[Record]]]
 
