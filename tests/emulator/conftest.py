@@ -41,11 +41,21 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield client
 
 
-async def get_token(session: aiohttp.ClientSession, emu: Emulator, resource: str = "https://graph.windows.net",
-                    *, client_id: str = DEMO_CLIENT.client_id, secret: str = DEMO_CLIENT.client_secret,
-                    tenant: str | None = None) -> str:
-    form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret,
-            "resource": resource}
+async def get_token(
+    session: aiohttp.ClientSession,
+    emu: Emulator,
+    resource: str = "https://graph.windows.net",
+    *,
+    client_id: str = DEMO_CLIENT.client_id,
+    secret: str = DEMO_CLIENT.client_secret,
+    tenant: str | None = None,
+) -> str:
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": client_id,
+        "client_secret": secret,
+        "resource": resource,
+    }
     async with session.post(emu.auth_url(1, tenant), data=form) as response:
         body = await response.json()
         assert response.status == 200, body

@@ -13,13 +13,20 @@ from importer.emulator import DEMO_CLIENT, Emulator
 
 def _sample_flow(auth_url: str, api_url: str) -> dict[str, Any]:
     # Step 1: the token, a v1 form POST with the legacy samples' resource.
-    payload = {"resource": "https://graph.windows.net", "client_id": DEMO_CLIENT.client_id,
-               "client_secret": DEMO_CLIENT.client_secret, "grant_type": "client_credentials"}
+    payload = {
+        "resource": "https://graph.windows.net",
+        "client_id": DEMO_CLIENT.client_id,
+        "client_secret": DEMO_CLIENT.client_secret,
+        "grant_type": "client_credentials",
+    }
     request = urllib.request.Request(auth_url, data=urllib.parse.urlencode(payload).encode())
     with urllib.request.urlopen(request, timeout=5) as response:
         token = json.loads(response.read())["access_token"]
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
-               "Accept": "application/json"}
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+    }
 
     def call(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
@@ -29,16 +36,26 @@ def _sample_flow(auth_url: str, api_url: str) -> dict[str, Any]:
     # Step 3: list the alert definitions (empty on first use).
     listed = call(api_url + "AlertDefinitions")
     # Step 4: create an alert definition.
-    alert_definition = {"Name": "The alert's name", "Severity": "Low",
-                        "InternalDescription": "An internal description of the alert", "Title": "The Title",
-                        "UxDescription": "Description of the alerts",
-                        "RecommendedAction": "The alert's recommended action", "Category": "Trojan",
-                        "Enabled": True}
+    alert_definition = {
+        "Name": "The alert's name",
+        "Severity": "Low",
+        "InternalDescription": "An internal description of the alert",
+        "Title": "The Title",
+        "UxDescription": "Description of the alerts",
+        "RecommendedAction": "The alert's recommended action",
+        "Category": "Trojan",
+        "Enabled": True,
+    }
     created = call(api_url + "AlertDefinitions", alert_definition)
     alert_definition_id = created[1]["Id"]
     # Step 5: create a Sha1 IOC bound to it.
-    ioc = {"Type": "Sha1", "Value": "dead1111eeaabbccddeeaabbccddee11ffffffff", "DetectionFunction": "Equals",
-           "Enabled": True, "AlertDefinition@odata.bind": f"AlertDefinitions({alert_definition_id})"}
+    ioc = {
+        "Type": "Sha1",
+        "Value": "dead1111eeaabbccddeeaabbccddee11ffffffff",
+        "DetectionFunction": "Equals",
+        "Enabled": True,
+        "AlertDefinition@odata.bind": f"AlertDefinitions({alert_definition_id})",
+    }
     ioc_created = call(api_url + "IndicatorsOfCompromise", ioc)
     return {"listed": listed, "created": created, "ioc": ioc_created}
 
@@ -52,5 +69,6 @@ async def test_microsoft_sample_flow_with_a_synchronous_client(emulator: Emulato
     assert ioc["Value"] == "dead1111eeaabbccddeeaabbccddee11ffffffff" and isinstance(ioc["Id"], int)
     tenant = emulator.state()["tenants"][DEMO_CLIENT.tenant]
     assert tenant["alert_definitions"] == [
-        {"id": result["created"][1]["Id"], "name": "The alert's name", "ioc_count": 1, "duplicate_iocs": 0}]
+        {"id": result["created"][1]["Id"], "name": "The alert's name", "ioc_count": 1, "duplicate_iocs": 0}
+    ]
     assert tenant["iocs"] == 1

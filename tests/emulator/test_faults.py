@@ -1,0 +1,154 @@
+"""Each injected fault does what it says, only where it is configured, reproducibly."""
+
+from __future__ import annotations
+
+import time
+
+import aiohttp
+import pytest
+
+from importer.emulator import DEMO_CLIENT, Emulator, EmulatorConfig, Faults, running_emulator
+
+from .conftest import DEFINITION, FakeClock, auth, get_token, sha1
+
+_DROPPED = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+
+
+def _ioc(definition_id: int, n: int) -> dict[str, object]:
+    return {
+        "Type": "Sha1",
+        "Value": sha1(n),
+        "DetectionFunction": "Equals",
+        "Enabled": True,
+        "AlertDefinition@odata.bind": f"AlertDefinitions({definition_id})",
+    }
+
+
+async def _setup(session: aiohttp.ClientSession, emu: Emulator) -> tuple[str, int]:
+    token = await get_token(session, emu)
+    async with session.post(
+        emu.ti_url + "AlertDefinitions", json=DEFINITION, headers=auth(token)
+    ) as response:
+        assert response.status == 201
+        return token, (await response.json())["Id"]
+
+
+async def test_lost_after_write_applies_then_drops(
+    session: aiohttp.ClientSession, emulator: Emulator
+) -> None:
+    token, definition_id = await _setup(session, emulator)
+    emulator.set_api_faults(Faults(lost_after_write_rate=1.0))
+    with pytest.raises(_DROPPED):
+        async with session.post(
+            emulator.ti_url + "IndicatorsOfCompromise", json=_ioc(definition_id, 1), headers=auth(token)
+        ) as response:
+            await response.read()
+    state = emulator.state()
+    assert state["totals"]["iocs"] == 1  # the write was applied although no answer came
+    assert state["faults_injected"]["lost_after_write"] == 1
+    # Reads are never "lost after write".
+    async with session.get(emulator.ti_url + "IndicatorsOfCompromise", headers=auth(token)) as response:
+        assert response.status == 200 and len((await response.json())["value"]) == 1
+
+
+async def test_reset_drops_before_applying(session: aiohttp.ClientSession, emulator: Emulator) -> None:
+    token, definition_id = await _setup(session, emulator)
+    emulator.set_api_faults(Faults(reset_rate=1.0))
+    with pytest.raises(_DROPPED):
+        async with session.post(
+            emulator.ti_url + "IndicatorsOfCompromise", json=_ioc(definition_id, 1), headers=auth(token)
+        ) as response:
+            await response.read()
+    state = emulator.state()
+    assert state["totals"]["iocs"] == 0 and state["faults_injected"]["reset"] == 1
+    # The inspection surface is never faulted, and neither is the token endpoint by API faults.
+    async with session.get(emulator.base_url + "/_emulator/state") as response:
+        assert response.status == 200
+    assert await get_token(session, emulator)
+
+
+async def test_error_rate_answers_5xx_without_applying(
+    session: aiohttp.ClientSession, emulator: Emulator
+) -> None:
+    token, _ = await _setup(session, emulator)
+    emulator.set_api_faults(Faults(error_rate=1.0, seed=3))
+    statuses = set()
+    for _ in range(12):
+        async with session.post(
+            emulator.ti_url + "AlertDefinitions", json=DEFINITION, headers=auth(token)
+        ) as response:
+            statuses.add(response.status)
+            assert "error" in await response.json()
+    assert statuses == {500, 503}
+    state = emulator.state()
+    assert state["totals"]["alert_definitions"] == 1 and state["faults_injected"]["error"] == 12
+
+
+async def test_faults_are_reproducible_from_the_seed(session: aiohttp.ClientSession) -> None:
+    async def run() -> list[int]:
+        faults = Faults(error_rate=0.5, seed=42)
+        async with running_emulator(EmulatorConfig(api_faults=faults)) as emu:
+            token = await get_token(session, emu)
+            out = []
+            for _ in range(20):
+                async with session.get(emu.ti_url + "AlertDefinitions", headers=auth(token)) as response:
+                    out.append(response.status)
+            return out
+
+    first, second = await run(), await run()
+    assert first == second and 200 in first and (500 in first or 503 in first)
+
+
+async def test_throttle_answers_429_with_retry_after(
+    session: aiohttp.ClientSession, emulator: Emulator, clock: FakeClock
+) -> None:
+    token, _ = await _setup(session, emulator)
+    emulator.set_api_faults(Faults(throttle_per_minute=2))
+    url = emulator.ti_url + "AlertDefinitions"
+    for _ in range(2):
+        async with session.get(url, headers=auth(token)) as response:
+            assert response.status == 200
+    clock.advance(20)
+    async with session.get(url, headers=auth(token)) as response:
+        assert response.status == 429 and response.headers["Retry-After"] == "40"
+    clock.advance(39)
+    async with session.get(url, headers=auth(token)) as response:
+        assert response.status == 429  # retrying sooner than told gets another 429
+    clock.advance(1)
+    async with session.get(url, headers=auth(token)) as response:
+        assert response.status == 200
+    assert emulator.state()["faults_injected"]["throttle"] == 2
+
+
+async def test_latency(session: aiohttp.ClientSession, emulator: Emulator) -> None:
+    token, _ = await _setup(session, emulator)
+    emulator.set_api_faults(Faults(latency_ms=80, jitter_ms=20))
+    started = time.perf_counter()
+    async with session.get(emulator.ti_url + "AlertDefinitions", headers=auth(token)) as response:
+        assert response.status == 200
+    assert 0.08 <= time.perf_counter() - started < 1.0
+    assert emulator.state()["faults_injected"]["latency"] == 1
+
+
+async def test_token_faults_are_separate(session: aiohttp.ClientSession, emulator: Emulator) -> None:
+    token, _ = await _setup(session, emulator)
+    emulator.set_token_faults(Faults(error_rate=1.0, token_lifetime=5))
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": DEMO_CLIENT.client_id,
+        "client_secret": DEMO_CLIENT.client_secret,
+        "resource": "https://graph.windows.net",
+    }
+    async with session.post(emulator.auth_url(), data=form) as response:
+        assert response.status in (500, 503)
+        body = await response.json()
+        assert body["error"] in ("server_error", "temporarily_unavailable") and body["error_codes"]
+    async with session.get(emulator.ti_url + "AlertDefinitions", headers=auth(token)) as response:
+        assert response.status == 200  # the API is not affected by token faults
+    emulator.set_token_faults(Faults(token_lifetime=5))
+    async with session.post(emulator.auth_url(), data=form) as response:
+        assert (await response.json())["expires_in"] == "5"
+    emulator.set_token_faults(Faults(reset_rate=1.0))
+    with pytest.raises(_DROPPED):
+        async with session.post(emulator.auth_url(), data=form) as response:
+            await response.read()

@@ -1,0 +1,142 @@
+"""The Azure AD token endpoint: v1 and v2 shapes, and the errors Azure AD answers with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+
+from importer.emulator import DEMO_CLIENT, ClientApp, Emulator, EmulatorConfig, running_emulator
+
+from .conftest import FakeClock, auth
+
+GOOD = {
+    "grant_type": "client_credentials",
+    "client_id": DEMO_CLIENT.client_id,
+    "client_secret": DEMO_CLIENT.client_secret,
+}
+
+
+async def _token(session: aiohttp.ClientSession, url: str, form: dict[str, str]) -> tuple[int, Any]:
+    async with session.post(url, data=form) as response:
+        return response.status, await response.json()
+
+
+async def test_v1_numbers_as_strings(
+    session: aiohttp.ClientSession, emulator: Emulator, clock: FakeClock
+) -> None:
+    status, body = await _token(
+        session, emulator.auth_url(1), {**GOOD, "resource": "https://graph.windows.net"}
+    )
+    assert status == 200
+    assert body["token_type"] == "Bearer" and body["expires_in"] == "3600"
+    assert (
+        body["expires_on"] == str(int(clock.now) + 3600) and body["resource"] == "https://graph.windows.net"
+    )
+    assert isinstance(body["access_token"], str) and len(body["access_token"]) >= 32
+
+
+async def test_v2_integer_expiry_and_scopes(session: aiohttp.ClientSession, emulator: Emulator) -> None:
+    url = emulator.auth_url(2)
+    status, body = await _token(
+        session, url, {**GOOD, "scope": "https://api.securitycenter.microsoft.com/.default"}
+    )
+    assert status == 200 and body["expires_in"] == 3600 and "expires_on" not in body
+    async with session.get(emulator.mde_url + "indicators", headers=auth(body["access_token"])) as response:
+        assert response.status == 200
+    async with session.get(
+        emulator.ti_url + "AlertDefinitions", headers=auth(body["access_token"])
+    ) as response:
+        assert response.status == 401  # an MDE token is not a TI token
+    # The emulator's own base URL is accepted as an audience for both APIs.
+    status, body = await _token(session, url, {**GOOD, "scope": emulator.base_url + "/.default"})
+    assert status == 200
+    async with session.get(
+        emulator.ti_url + "AlertDefinitions", headers=auth(body["access_token"])
+    ) as response:
+        assert response.status == 200
+
+
+@pytest.mark.parametrize(
+    ("version", "change", "status", "error", "code"),
+    [
+        (1, {"client_secret": "wrong"}, 401, "invalid_client", 7000215),
+        (1, {"client_id": "nobody"}, 400, "unauthorized_client", 700016),
+        (1, {"grant_type": "password"}, 400, "unsupported_grant_type", 70003),
+        (1, {"grant_type": ""}, 400, "invalid_request", 900144),
+        (1, {"resource": "https://example.com"}, 400, "invalid_resource", 500011),
+        (1, {"resource": ""}, 400, "invalid_request", 900144),
+        (
+            2,
+            {"resource": "https://graph.windows.net", "scope": "https://graph.windows.net/.default"},
+            400,
+            "invalid_request",
+            901002,
+        ),
+        (2, {"scope": "https://api.securitycenter.microsoft.com"}, 400, "invalid_scope", 1002012),
+        (2, {"scope": "https://example.com/.default"}, 400, "invalid_scope", 70011),
+    ],
+)
+async def test_errors_shaped_like_azure_ad(
+    session: aiohttp.ClientSession,
+    emulator: Emulator,
+    version: int,
+    change: dict[str, str],
+    status: int,
+    error: str,
+    code: int,
+) -> None:
+    form = {
+        **GOOD,
+        **(
+            {"resource": "https://graph.windows.net"}
+            if version == 1
+            else {"scope": "https://graph.windows.net/.default"}
+        ),
+        **change,
+    }
+    form = {k: v for k, v in form.items() if v != ""}
+    got_status, body = await _token(session, emulator.auth_url(version), form)
+    assert (got_status, body["error"], body["error_codes"]) == (status, error, [code])
+    assert body["error_description"].startswith(f"AADSTS{code}:")
+    assert DEMO_CLIENT.client_secret not in str(body)
+    assert emulator.state()["tokens_issued"] == 0
+
+
+async def test_unknown_tenant_expired_secret_and_other_tenant(session: aiohttp.ClientSession) -> None:
+    expired = ClientApp("old-app", "old-secret", "contoso-demo", secret_expired=True)
+    other = ClientApp("other-app", "other-secret", "fabrikam")
+    async with running_emulator(EmulatorConfig(clients=(DEMO_CLIENT, expired, other))) as emu:
+        resource = {"resource": "https://graph.windows.net"}
+        status, body = await _token(session, emu.auth_url(1, "nowhere"), {**GOOD, **resource})
+        assert (status, body["error_codes"]) == (400, [90002])
+        status, body = await _token(
+            session,
+            emu.auth_url(1),
+            {**GOOD, **resource, "client_id": "old-app", "client_secret": "old-secret"},
+        )
+        assert (status, body["error_codes"]) == (401, [7000222])
+        # A client of one tenant cannot get a token in another tenant.
+        status, body = await _token(session, emu.auth_url(1, "fabrikam"), {**GOOD, **resource})
+        assert (status, body["error_codes"]) == (400, [700016])
+
+
+async def test_token_lifetime_is_configurable(session: aiohttp.ClientSession, clock: FakeClock) -> None:
+    async with running_emulator(EmulatorConfig(token_lifetime=120, clock=clock)) as emu:
+        status, body = await _token(
+            session, emu.auth_url(2), {**GOOD, "scope": "https://graph.windows.net/.default"}
+        )
+        assert status == 200
+        assert body["expires_in"] == 120
+        clock.advance(119)
+        async with session.get(
+            emu.ti_url + "AlertDefinitions", headers=auth(body["access_token"])
+        ) as response:
+            assert response.status == 200
+        clock.advance(1)
+        async with session.get(
+            emu.ti_url + "AlertDefinitions", headers=auth(body["access_token"])
+        ) as response:
+            assert response.status == 401
+        assert emu.state()["tokens_issued"] == 1
