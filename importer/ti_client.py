@@ -135,14 +135,14 @@ class TiClient:
     """Calls of the TI API under ``api_url``; JSON in, JSON out, errors typed by ``HttpClient``."""
 
     def __init__(self, http: HttpClient, api_url: str) -> None:
-        self._http = http
+        self.http = http
         self._base = api_url if api_url.endswith("/") else api_url + "/"
 
     def _url(self, path: str) -> str:
         return self._base + path
 
     async def _get(self, url: str, params: Mapping[str, str] | None, what: str) -> Any:
-        return await self._http.retrier.call(lambda: self._http.request("GET", url, params=params, what=what))
+        return await self.http.retrier.call(lambda: self.http.request("GET", url, params=params, what=what))
 
     async def _pages(
         self, path: str, params: Mapping[str, str], what: str
@@ -184,14 +184,14 @@ class TiClient:
 
     async def create_definition(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST AlertDefinitions (one attempt)."""
-        answer = await self._http.request(
+        answer = await self.http.request(
             "POST", self._url("AlertDefinitions"), json_body=body, what="creating the alert definition"
         )
         return _entity(answer, "creating the alert definition")
 
     async def patch_definition(self, definition_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         """PATCH AlertDefinitions(id) (one attempt; idempotent, so callers may simply retry)."""
-        answer = await self._http.request(
+        answer = await self.http.request(
             "PATCH",
             self._url(f"AlertDefinitions({definition_id})"),
             json_body=changes,
@@ -229,7 +229,7 @@ class TiClient:
 
     async def create_ioc(self, body: Mapping[str, Any]) -> str:
         """POST IndicatorsOfCompromise (one attempt); the new IOC's id."""
-        answer = await self._http.request(
+        answer = await self.http.request(
             "POST", self._url("IndicatorsOfCompromise"), json_body=body, what="creating an indicator"
         )
         return str(_entity(answer, "creating an indicator").get("Id", ""))
@@ -239,7 +239,7 @@ class TiClient:
         if len(bodies) > BULK_LIMIT:
             raise ValueError(f"a bulk upload takes at most {BULK_LIMIT} indicators")
         what = f"uploading {len(bodies)} indicators"
-        answer = await self._http.request(
+        answer = await self.http.request(
             "POST",
             self._url("IndicatorsOfCompromise/Actions.BulkUpload"),
             json_body={"iocs": list(bodies)},
@@ -252,7 +252,7 @@ class TiClient:
 
     async def delete_ioc(self, ioc_id: str) -> None:
         """DELETE IndicatorsOfCompromise(id) (one attempt)."""
-        await self._http.request(
+        await self.http.request(
             "DELETE", self._url(f"IndicatorsOfCompromise({int(ioc_id)})"), what=f"deleting indicator {ioc_id}"
         )
 

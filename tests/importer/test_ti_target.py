@@ -1,0 +1,296 @@
+"""The ti target against the emulator: definitions, bisection, quota, lost answers without
+duplicates, paging, deletes, secrets kept out of logs, and a token expiring mid-run under throttling."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from feeds.model import Indicator, Kind
+from importer.connection import Secret
+from importer.emulator import DEMO_CLIENT, Emulator, EmulatorConfig, Faults, running_emulator
+from importer.errors import AuthError, ConfigError
+from importer.http import HttpClient, open_http
+from importer.stats import TransportStats
+from importer.targets import TI_DEFAULT_AUDIENCE, open_target
+from importer.targets.base import BatchResult, DefinitionSpec, ResolvedDefinition
+from importer.targets.ti import TiTarget
+from importer.ti_client import TiClient
+from tests.importer.conftest import FakeTime, connection_settings
+
+SPEC = DefinitionSpec(name="feed-a", title="Feed A", description="Indicators from feed A")
+
+
+@asynccontextmanager
+async def ti_target(
+    emu: Emulator,
+    fake: FakeTime,
+    stats: TransportStats,
+    *,
+    bulk: bool = True,
+    workers: int = 16,
+    **overrides: Any,
+) -> AsyncIterator[TiTarget]:
+    settings = connection_settings(emu, **overrides)
+    async with open_target(
+        "ti", settings, stats, sleep=fake.sleep, clock=fake.clock, bulk=bulk, workers=workers
+    ) as t:
+        assert isinstance(t, TiTarget)
+        yield t
+
+
+def sha1s(n: int, start: int = 0) -> list[Indicator]:
+    return [Indicator(Kind.SHA1, f"{i:040x}", f"feed.txt:{i + 1}") for i in range(start, start + n)]
+
+
+def tenant(emu: Emulator) -> dict[str, Any]:
+    state: dict[str, Any] = emu.state()["tenants"][DEMO_CLIENT.tenant]
+    return state
+
+
+async def send_all(
+    target: TiTarget, definition: ResolvedDefinition, items: list[Indicator], batch: int, workers: int
+) -> BatchResult:
+    """A miniature of the pipeline: ``workers`` concurrent senders over batches of ``batch``."""
+    total = BatchResult()
+    batches = [items[i : i + batch] for i in range(0, len(items), batch)]
+    queue: asyncio.Queue[list[Indicator]] = asyncio.Queue()
+    for b in batches:
+        queue.put_nowait(b)
+
+    async def worker() -> None:
+        while not queue.empty():
+            result = await target.send(definition, queue.get_nowait())
+            total.imported += result.imported
+            total.rejected += result.rejected
+            total.failed += result.failed
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return total
+
+
+async def test_urls_are_unsupported_on_ti(emulator: Emulator, fake_time: FakeTime) -> None:
+    async with ti_target(emulator, fake_time, TransportStats()) as target:
+        assert target.unsupported(Indicator(Kind.URL, "http://x.example/", "f:1")) == (
+            "the ti target has no URL indicator type; use --target mde"
+        )
+        assert target.unsupported(sha1s(1)[0]) is None
+
+
+async def test_resolve_definition_creates_finds_updates_and_plans(
+    emulator: Emulator, fake_time: FakeTime
+) -> None:
+    async with ti_target(emulator, fake_time, TransportStats()) as target:
+        planned = await target.resolve_definition(SPEC, dry_run=True)
+        assert (planned.outcome, planned.id) == ("planned", "")
+        assert [r async for r in target.existing(planned)] == []
+        created = await target.resolve_definition(SPEC, dry_run=False)
+        found = await target.resolve_definition(SPEC, dry_run=False)
+        changed = DefinitionSpec(
+            name="feed-a", title="Feed A", description="Indicators from feed A", severity="High"
+        )
+        assert (await target.resolve_definition(changed, dry_run=True)).outcome == "planned"
+        updated = await target.resolve_definition(changed, dry_run=False)
+    assert created.outcome == "created" and found.outcome == "found" and updated.outcome == "updated"
+    assert created.id == found.id == updated.id
+    definitions = tenant(emulator)["alert_definitions"]
+    assert len(definitions) == 1
+
+
+async def test_a_refused_definition_is_a_config_error(emulator: Emulator, fake_time: FakeTime) -> None:
+    async with ti_target(emulator, fake_time, TransportStats()) as target:
+        with pytest.raises(ConfigError, match=r"refused the alert definition 'feed-a'.*Severity"):
+            await target.resolve_definition(
+                DefinitionSpec(name="feed-a", title="t", description="d", severity="Catastrophic"),
+                dry_run=False,
+            )
+
+
+async def test_a_lost_answer_never_creates_a_second_definition(fake_time: FakeTime) -> None:
+    config = EmulatorConfig(api_faults=Faults(lost_after_write_rate=1.0))
+    stats = TransportStats()
+    async with running_emulator(config) as emu, ti_target(emu, fake_time, stats) as target:
+        resolved = await target.resolve_definition(SPEC, dry_run=False)
+        assert resolved.outcome == "created"
+        assert len(tenant(emu)["alert_definitions"]) == 1
+    assert stats.lost_writes_recovered == 1
+
+
+async def test_bisection_isolates_exactly_the_bad_records(emulator: Emulator, fake_time: FakeTime) -> None:
+    items = sha1s(50)
+    bad_positions = (3, 17, 41)
+    for p in bad_positions:
+        items[p] = Indicator(Kind.SHA1, f"zz{p:038d}", f"feed.txt:{p + 1}")  # not hex: the server refuses it
+    stats = TransportStats()
+    async with ti_target(emulator, fake_time, stats) as target:
+        definition = await target.resolve_definition(SPEC, dry_run=False)
+        result = await target.send(definition, items)
+    assert sorted(i.origin for i, _ in result.rejected) == sorted(f"feed.txt:{p + 1}" for p in bad_positions)
+    for _, reason in result.rejected:
+        assert "is not a valid Sha1" in reason
+    assert len(result.imported) == 47 and not result.failed
+    assert all(remote_id for _, remote_id in result.imported)
+    assert tenant(emulator)["iocs"] == 47
+    assert stats.retries == 0  # a 400 is split, never retried
+
+
+async def test_single_mode_rejects_a_bad_record_with_the_servers_message(
+    emulator: Emulator, fake_time: FakeTime
+) -> None:
+    async with ti_target(emulator, fake_time, TransportStats(), bulk=False) as target:
+        assert target.max_batch == 1
+        definition = await target.resolve_definition(SPEC, dry_run=False)
+        good = await target.send(definition, sha1s(1))
+        bad = await target.send(definition, [Indicator(Kind.DOMAIN, "-bad-.example-", "f:9")])
+    assert len(good.imported) == 1
+    assert len(bad.rejected) == 1 and "not a valid DomainName" in bad.rejected[0][1]
+    assert emulator.state()["requests_by_status"]["400"] == 1
+
+
+async def test_quota_fails_the_batch_without_bisecting(fake_time: FakeTime) -> None:
+    async with (
+        running_emulator(EmulatorConfig(max_iocs=10)) as emu,
+        ti_target(emu, fake_time, TransportStats()) as t,
+    ):
+        definition = await t.resolve_definition(SPEC, dry_run=False)
+        result = await t.send(definition, sha1s(20))
+        statuses = emu.state()["requests_by_status"]
+    assert len(result.failed) == 20 and not result.imported and not result.rejected
+    assert "quota" in result.failed[0][1]
+    assert statuses["507"] == 1
+
+
+async def test_exhausted_retries_fail_the_batch_with_the_last_error(fake_time: FakeTime) -> None:
+    stats = TransportStats()
+    async with running_emulator() as emu, ti_target(emu, fake_time, stats, max_attempts=3) as target:
+        definition = await target.resolve_definition(SPEC, dry_run=False)
+        emu.set_api_faults(Faults(error_rate=1.0))
+        result = await target.send(definition, sha1s(10))
+    assert len(result.failed) == 10
+    assert "HTTP 50" in result.failed[0][1]
+    assert stats.retries == 2 and stats.server_errors == 3
+
+
+async def test_lost_answers_in_bulk_leave_no_duplicates(fake_time: FakeTime) -> None:
+    config = EmulatorConfig(api_faults=Faults(lost_after_write_rate=0.05, reset_rate=0.02, seed=7))
+    stats = TransportStats()
+    items = sha1s(2000)
+    async with running_emulator(config) as emu, ti_target(emu, fake_time, stats, max_attempts=8) as target:
+        definition = await target.resolve_definition(SPEC, dry_run=False)
+        result = await send_all(target, definition, items, batch=100, workers=8)
+        state = emu.state()
+    assert state["faults_injected"]["lost_after_write"] >= 1
+    assert state["totals"]["duplicate_iocs"] == 0
+    assert state["totals"]["iocs"] == 2000
+    assert len(result.imported) == 2000 and not result.failed and not result.rejected
+    assert sorted(i.value for i, _ in result.imported) == sorted(i.value for i in items)
+    assert stats.lost_writes_recovered >= state["faults_injected"]["lost_after_write"]
+
+
+async def test_lost_answers_in_single_mode_leave_no_duplicates(fake_time: FakeTime) -> None:
+    config = EmulatorConfig(api_faults=Faults(lost_after_write_rate=0.1, reset_rate=0.05, seed=11))
+    stats = TransportStats()
+    async with (
+        running_emulator(config) as emu,
+        ti_target(emu, fake_time, stats, bulk=False, max_attempts=8) as t,
+    ):
+        definition = await t.resolve_definition(SPEC, dry_run=False)
+        result = await send_all(t, definition, sha1s(200), batch=1, workers=16)
+        state = emu.state()
+    assert state["faults_injected"]["lost_after_write"] >= 5
+    assert state["totals"]["duplicate_iocs"] == 0
+    assert state["totals"]["iocs"] == 200 and len(result.imported) == 200
+
+
+@pytest.mark.parametrize("emulator", [EmulatorConfig(page_size=7)], indirect=True)
+async def test_existing_pages_through_the_definition(emulator: Emulator, fake_time: FakeTime) -> None:
+    async with ti_target(emulator, fake_time, TransportStats()) as target:
+        definition = await target.resolve_definition(SPEC, dry_run=False)
+        other = await target.resolve_definition(DefinitionSpec("other", "O", "o"), dry_run=False)
+        sent = await target.send(definition, sha1s(30))
+        await target.send(other, sha1s(5, start=100))
+        held = [r async for r in target.existing(definition)]
+    assert sorted(r.value for r in held) == sorted(i.value for i in sha1s(30))
+    assert {r.remote_id for r in held} == {remote_id for _, remote_id in sent.imported}
+
+
+async def test_delete_removes_the_given_indicators(emulator: Emulator, fake_time: FakeTime) -> None:
+    async with ti_target(emulator, fake_time, TransportStats()) as target:
+        definition = await target.resolve_definition(SPEC, dry_run=False)
+        sent = await target.send(definition, sha1s(10))
+        ids = [remote_id for _, remote_id in sent.imported]
+        deleted = await target.delete(definition, [*ids[:4], "999999"])
+        held = [r async for r in target.existing(definition)]
+    assert sorted(deleted) == sorted([*ids[:4], "999999"])  # 999999: already gone counts as deleted
+    assert len(held) == 6
+
+
+async def test_an_auth_error_escapes_send(emulator: Emulator, fake_time: FakeTime) -> None:
+    async with ti_target(emulator, fake_time, TransportStats()) as target:
+        definition = await target.resolve_definition(SPEC, dry_run=False)
+    async with ti_target(emulator, fake_time, TransportStats(), client_secret=Secret("wrong")) as target:
+        with pytest.raises(AuthError, match="AADSTS7000215"):
+            await target.send(definition, sha1s(3))
+
+
+async def test_mde_is_not_available_yet(emulator: Emulator, fake_time: FakeTime) -> None:
+    with pytest.raises(ConfigError, match="the mde target is not available yet"):
+        async with open_target("mde", connection_settings(emulator), TransportStats()):
+            pass
+
+
+async def test_secret_and_tokens_never_appear_in_debug_logs(
+    caplog: pytest.LogCaptureFixture, fake_time: FakeTime
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server_time = FakeTime()
+    config = EmulatorConfig(
+        clock=server_time.wall, api_faults=Faults(lost_after_write_rate=0.2, error_rate=0.1)
+    )
+    tokens: list[str] = []
+    errors: list[str] = []
+    async with running_emulator(config) as emu:
+        settings = connection_settings(emu, max_attempts=8)
+        stats = TransportStats()
+        async with open_http(
+            settings,
+            stats,
+            default_audience=TI_DEFAULT_AUDIENCE,
+            sleep=fake_time.sleep,
+            clock=fake_time.clock,
+        ) as http:
+            target = TiTarget(TiClient(http, settings.api_url), http.retrier, stats)
+            definition = await target.resolve_definition(SPEC, dry_run=False)
+            tokens.append(_current_token(http))
+            await target.send(definition, sha1s(100))
+            server_time.advance(4000)  # the server expires the token: a 401, a refresh, a re-send
+            result = await target.send(definition, [*sha1s(100, start=100), Indicator(Kind.SHA1, "x", "f:0")])
+            tokens.append(_current_token(http))
+            errors += [reason for _, reason in result.rejected + result.failed]
+            errors.append(repr(http.auth))
+            [r async for r in target.existing(definition)]
+        async with open_http(
+            connection_settings(emu, client_secret=Secret("wrong-" + DEMO_CLIENT.client_secret)),
+            TransportStats(),
+            default_audience=TI_DEFAULT_AUDIENCE,
+        ) as http:
+            with pytest.raises(AuthError) as caught:
+                await http.request("GET", emu.ti_url + "AlertDefinitions")
+            errors.append(str(caught.value))
+    assert stats.auth_retries >= 1 and len(set(tokens)) == 2
+    assert caplog.records, "expected DEBUG records to inspect"
+    text = "\n".join([caplog.text, *(r.getMessage() for r in caplog.records), *errors])
+    assert DEMO_CLIENT.client_secret not in text
+    for token in tokens:
+        assert token not in text
+
+
+def _current_token(http: HttpClient) -> str:
+    token = http.auth._token  # the test needs the real strings to prove they never leak
+    assert token is not None
+    return token.value
