@@ -49,7 +49,7 @@ _EQUALS = frozenset({"=", "=="})
 _STIX1_JSON_KEYS = frozenset({"stix_header", "indicators", "observables", "ttps", "exploit_targets"})
 _STIX1_HEAD = re.compile(
     r"<(?:[\w-]+:)?STIX_Package\b|xmlns(?::\w+)?=[\"']http://stix\.mitre\.org/stix-1"
-    r"|\"stix_header\"\s*:|\"observable\"\s*:\s*\{|\"version\"\s*:\s*\"1\.[0-9]"
+    r"|\"stix_header\"\s*:|\"observable\"\s*:\s*\{"  # not "version": "1.x": STIX 2 software has one
 )
 _FRAGMENT = re.compile(r"[a-z0-9.-]+")
 

@@ -9,7 +9,7 @@ import pytest
 
 from feeds.model import Expired, FeedError, Indicator, Record, Rejected, Skipped
 from feeds.options import FeedOptions
-from feeds.stixfeed import parse
+from feeds.stixfeed import looks_like_stix1, parse
 
 # file -> (distinct canonical values per kind, expired objects, a reason every rejected record gives)
 EXPECTED: dict[str, tuple[dict[str, int], int, tuple[str, ...]]] = {
@@ -64,3 +64,10 @@ def test_poisonivy_rejects_exactly_the_typo_and_the_file_names(real_feeds: Path)
 def test_stix1_xml_is_refused_with_the_elevator_sentence(real_feeds: Path) -> None:
     with pytest.raises(FeedError, match=r"STIX 1\.x.*pip install stix2-elevator"):
         _read(real_feeds / "stix" / "stix1x_elevator_file-hash-reputation.xml")
+
+
+def test_looks_like_stix1_only_on_the_stix1_file(real_feeds: Path) -> None:
+    heads = {p.name: p.read_text(encoding="utf-8")[:8192] for p in (real_feeds / "stix").iterdir()}
+    assert {name for name, head in heads.items() if looks_like_stix1(head)} == {
+        "stix1x_elevator_file-hash-reputation.xml"
+    }
