@@ -153,7 +153,7 @@ def open_feed(source: str | os.PathLike[str] | BinaryIO, name: str | None = None
             head = head[len(_UTF8_BOM) :]
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         head_text = decoder.decode(head, final=len(head) < HEAD_BYTES)
-        text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")  # type: ignore[arg-type]
+        text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
     except FeedError:
         if owned:
             raw.close()
