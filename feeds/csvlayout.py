@@ -228,13 +228,17 @@ def choose(rows: Sequence[Row], comment: Row | None, spec: str | None) -> tuple[
     if not rows:
         return Layout(), False
     first = rows[0]
-    first_keys = [header_key(c) for c in first]
+    named = [column for column, _ in pairs or () if not column.isdigit()]
+
+    def names_all(row: Row) -> bool:
+        """The spec names columns and ``row`` has every one of those names."""
+        keys = {header_key(c) for c in row}
+        return bool(named) and all(column in keys for column in named)
+
     header: Row | None = None
-    if _header_like(first) or (pairs and all(c.isdigit() or c in first_keys for c, _ in pairs)):
+    if _header_like(first) or names_all(first):
         header = first
-    elif comment is not None and (
-        _header_like(comment) or (pairs and all(c in map(header_key, comment) for c, _ in pairs))
-    ):
+    elif comment is not None and (_header_like(comment) or names_all(comment)):
         header = comment
     keys = [header_key(c) for c in header] if header is not None else None
     data = rows[1:] if header is first else rows
