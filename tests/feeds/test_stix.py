@@ -331,3 +331,14 @@ def test_no_object_makes_the_parser_raise(objects: list[Any]) -> None:
     records = _read({"type": "bundle", "objects": objects})
     assert all(isinstance(r, Indicator | Rejected | Expired | Skipped) for r in records)
     assert len(records) >= len(objects)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=60) | _json.map(json.dumps))
+def test_any_text_is_records_or_one_feed_error(text: str) -> None:
+    try:
+        records = _read(text)
+    except FeedError as exc:
+        assert str(exc).endswith(".") and "\n" not in str(exc)
+    else:
+        assert all(isinstance(r, Indicator | Rejected | Expired | Skipped) for r in records)
