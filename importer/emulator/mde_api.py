@@ -160,7 +160,7 @@ def _matches(entity: Entity, clauses: list[Clause]) -> bool:
 def _list(request: web.Request, tenant: MdeTenant, query: Query) -> web.Response:
     items = (e for e in _candidates(tenant, query.clauses) if _matches(e, query.clauses))
     page = paginate(items, query, MAX_TOP, request.url)
-    body: dict[str, Any] = {"@odata.context": f"{request.url.origin()}/api/$metadata#Indicators",
+    body: dict[str, Any] = {"@odata.context": f"http://{request.host}/api/$metadata#Indicators",
                             "value": page.items}
     if page.next_link is not None:
         body["@odata.nextLink"] = page.next_link
