@@ -3,8 +3,11 @@
 Every request or batch runs inside ``Retrier.attempts()`` (a tenacity ``AsyncRetrying``). Only
 ``RetryableError`` is retried — decided by type, never by message; the budget is bounded twice,
 by ``max_attempts`` and by ``max_retry_seconds`` of total time (a wait that would overrun the
-budget is not started). ``reraise=True``: callers see the real last error. Sleep, clock and RNG
-are injected so tests never wait.
+budget is not started). A 429 that says when to come back (``Retry-After``) is the server
+scheduling us, not a failure: it waits at least that long plus jitter (so the senders it paused
+do not return as one herd) and is bounded by the time budget only, so a throttled run with many
+workers is slowed down rather than failed. ``reraise=True``: callers see the real last error.
+Sleep, clock and RNG are injected so tests never wait.
 """
 
 from __future__ import annotations
@@ -66,18 +69,21 @@ class Retrier:
         """A fresh retry loop: ``async for attempt in retrier.attempts(): with attempt: ...``."""
         started = self._clock()
         policy = self.policy
+        scheduled = 0  # attempts answered 429 with Retry-After: they do not count as failures
 
         def wait(state: RetryCallState) -> float:
             # Full jitter spreads the retries of many workers; the server's Retry-After is a floor.
             ceiling = min(policy.max_backoff, policy.initial_backoff * 2 ** (state.attempt_number - 1))
             delay = self._rng.uniform(0.0, ceiling)
-            error = state.outcome.exception() if state.outcome is not None else None
-            if isinstance(error, ThrottledError) and error.retry_after is not None:
-                delay = max(delay, error.retry_after)
+            if (after := _retry_after(state)) is not None:
+                delay += after
             return delay
 
         def stop(state: RetryCallState) -> bool:
-            if state.attempt_number >= policy.max_attempts:
+            nonlocal scheduled
+            if _retry_after(state) is not None:
+                scheduled += 1
+            if state.attempt_number - scheduled >= policy.max_attempts:
                 return True
             # tenacity computes the wait before asking stop: never start a sleep past the budget.
             return self._clock() - started + state.upcoming_sleep > policy.max_retry_seconds
@@ -103,3 +109,8 @@ class Retrier:
             with attempt:
                 return await fn()
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+
+def _retry_after(state: RetryCallState) -> float | None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    return error.retry_after if isinstance(error, ThrottledError) else None

@@ -16,6 +16,7 @@ anyone waiting.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -66,6 +67,32 @@ def connection_settings(
     }
     values.update(overrides)
     return ConnectionSettings(**values)  # type: ignore[arg-type]
+
+
+class FastTime:
+    """Real time sped up ``factor`` times: a clock that runs fast and sleeps that end early.
+
+    For scenarios where many tasks sleep at once while requests are in flight (virtual time would
+    let one sleeper jump the clock past everyone else's pending I/O): here time passes for all
+    alike, only faster. ``wall`` is the matching epoch clock, for the emulator.
+    """
+
+    def __init__(self, factor: float = 100.0, start: float = 1000.0, epoch: float = 1_700_000_000.0) -> None:
+        self.factor = factor
+        self.start = start
+        self._epoch = epoch
+        self._real_start = time.monotonic()
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.start + (time.monotonic() - self._real_start) * self.factor
+
+    def wall(self) -> float:
+        return self._epoch + self.clock() - self.start
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        await asyncio.sleep(max(0.0, seconds) / self.factor)
 
 
 @pytest.fixture

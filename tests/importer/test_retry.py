@@ -85,7 +85,8 @@ async def test_retry_after_is_a_floor(fake_time: FakeTime) -> None:
             raise ThrottledError("429", retry_after=7.0)
 
     await retrier.call(throttled)
-    assert fake_time.sleeps == [7.0]
+    assert len(fake_time.sleeps) == 1
+    assert 7.0 <= fake_time.sleeps[0] <= 7.01  # the floor, plus jitter so paused senders spread out
 
 
 async def test_total_time_budget_stops_before_overrunning(fake_time: FakeTime) -> None:
@@ -102,6 +103,43 @@ async def test_total_time_budget_stops_before_overrunning(fake_time: FakeTime) -
     # 8 s + 8 s fit into 20 s; a third wait would end at 24 s: not started.
     assert calls == 3
     assert sum(fake_time.sleeps) <= 20.0
+
+
+async def test_throttling_with_retry_after_is_bounded_by_time_not_attempts(fake_time: FakeTime) -> None:
+    retrier, stats = make(fake_time, max_attempts=2, max_retry_seconds=100.0)
+    calls = 0
+
+    async def throttled_five_times() -> str:
+        nonlocal calls
+        calls += 1
+        if calls <= 5:
+            raise ThrottledError("429", retry_after=10.0)
+        return "ok"
+
+    assert await retrier.call(throttled_five_times) == "ok"
+    assert stats.retries == 5
+
+    calls = 0
+
+    async def throttled_forever() -> None:
+        nonlocal calls
+        calls += 1
+        raise ThrottledError("429", retry_after=10.0)
+
+    with pytest.raises(ThrottledError):
+        await retrier.call(throttled_forever)
+    assert 5 <= calls <= 10  # 10 s plus jitter each, within 100 s: far beyond max_attempts
+
+    calls = 0
+
+    async def throttled_without_retry_after() -> None:
+        nonlocal calls
+        calls += 1
+        raise ThrottledError("429", retry_after=None)
+
+    with pytest.raises(ThrottledError):
+        await retrier.call(throttled_without_retry_after)
+    assert calls == 2  # no schedule from the server: an ordinary failure
 
 
 async def test_backoff_is_exponential_with_full_jitter(fake_time: FakeTime) -> None:

@@ -21,7 +21,7 @@ from importer.targets import TI_DEFAULT_AUDIENCE, open_target
 from importer.targets.base import BatchResult, DefinitionSpec, ResolvedDefinition
 from importer.targets.ti import TiTarget
 from importer.ti_client import TiClient
-from tests.importer.conftest import FakeTime, connection_settings
+from tests.importer.conftest import FakeTime, FastTime, connection_settings
 
 SPEC = DefinitionSpec(name="feed-a", title="Feed A", description="Indicators from feed A")
 
@@ -294,3 +294,46 @@ def _current_token(http: HttpClient) -> str:
     token = http.auth._token  # the test needs the real strings to prove they never leak
     assert token is not None
     return token.value
+
+
+async def test_token_expiring_mid_run_under_throttling_with_64_concurrent_uploads() -> None:
+    """The closing scenario of the API-client issue (see the README's api-client section).
+
+    64 bulk uploads start at once; the server takes 40 requests a minute (429 + Retry-After
+    beyond), and its clock runs 25 % fast, so the 70 s tokens die on the server ~56 s after
+    issue while we would refresh them at 63 s: the wave that resumes after the throttle pause
+    meets an expired token (401), and every proactive refresh window is exercised too.
+    """
+    fast = FastTime(factor=50.0)  # 1 s of test time is 50 s for both sides
+    server_clock = lambda: 1_700_000_000.0 + 1.25 * (fast.clock() - fast.start)  # noqa: E731
+    config = EmulatorConfig(
+        clock=server_clock,
+        token_faults=Faults(token_lifetime=70),
+        api_faults=Faults(throttle_per_minute=40),
+    )
+    stats = TransportStats()
+    items = sha1s(640)
+    async with running_emulator(config) as emu:
+        settings = connection_settings(emu, max_attempts=6, max_retry_seconds=600.0)
+        async with open_target(
+            "ti", settings, stats, sleep=fast.sleep, clock=fast.clock, workers=64
+        ) as target:
+            definition = await target.resolve_definition(SPEC, dry_run=False)
+            started = fast.clock()
+            results = await asyncio.gather(
+                *(target.send(definition, items[i * 10 : i * 10 + 10]) for i in range(64))
+            )
+            elapsed = fast.clock() - started
+        state = emu.state()
+    imported = [i for r in results for i, _ in r.imported]
+    assert sorted(i.value for i in imported) == sorted(i.value for i in items)
+    assert not any(r.failed or r.rejected for r in results)
+    assert state["totals"]["iocs"] == 640 and state["totals"]["duplicate_iocs"] == 0
+    # Throttled: at least the 24 uploads beyond the first minute's 40 were told to wait, and did.
+    assert stats.throttled >= 24 and stats.throttled == state["faults_injected"]["throttle"]
+    assert elapsed >= 50.0
+    # The token expired mid-run, yet token calls stay one per lifetime, never one per request.
+    assert 2 <= state["tokens_issued"] <= 2 + elapsed / 50.0
+    assert stats.token_refreshes == state["tokens_issued"]
+    # Every 401 was re-sent exactly once, and none survived its refresh.
+    assert stats.auth_retries == state["requests_by_status"].get("401", 0)
