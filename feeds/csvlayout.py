@@ -192,8 +192,10 @@ def _from_spec(pairs: Sequence[tuple[str, str]], keys: Sequence[str] | None) -> 
 
 
 def _name_like(cell: str) -> bool:
-    """A cell that can only be a column name: no dots, colons, slashes or '@', a non-hex letter."""
-    return not any(c in cell for c in "./:@") and any(c.isalpha() and c.lower() not in "abcdef" for c in cell)
+    """A cell that reads as a column name: a letter, no '.', ':', '/' or '@', not a long hex run."""
+    if any(c in cell for c in "./:@") or not any(c.isalpha() for c in cell):
+        return False
+    return len(cell) < 16 or any(c.isalpha() and c.lower() not in "abcdef" for c in cell)
 
 
 def _converts(row: Row, layout: Layout) -> bool:
@@ -212,13 +214,15 @@ def _converts(row: Row, layout: Layout) -> bool:
 
 
 def _unknown_header(row: Row, layout: Layout) -> bool:
-    """Names where the rows below have indicators: every indicator cell is a name, none converts.
+    """A row of names where the rows below have indicators: every cell a name, none converts.
 
     Strict on purpose: a first data row with a bad value must be rejected, not eaten as a header.
     """
     indexes = [layout.value_index] if layout.typed else [i for i, _ in layout.picks]
-    cells = [row[i].strip() for i in indexes if i < len(row)]
-    return bool(cells) and all(_name_like(c) for c in cells) and not _converts(row, layout)
+    if not any(i < len(row) and row[i].strip() for i in indexes):
+        return False
+    cells = [c.strip() for c in row if c.strip()]
+    return all(_name_like(c) for c in cells) and not _converts(row, layout)
 
 
 def choose(rows: Sequence[Row], comment: Row | None, spec: str | None) -> tuple[Layout, bool]:

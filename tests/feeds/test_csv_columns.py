@@ -85,3 +85,9 @@ def test_bad_spec_is_one_sentence(spec: str, message: str) -> None:
 def test_name_on_a_header_less_file_asks_for_a_number() -> None:
     with pytest.raises(FeedError, match="has no header; use its number"):
         records("1.2.3.4,x\n", "ip=ip")
+
+
+def test_short_names_are_a_header_but_a_row_with_numbers_is_data() -> None:
+    assert values("a,b\nx,1.2.3.4\n", "2=ip") == [("ipv4", "1.2.3.4")]
+    recs = records("host1,443\nx,1.2.3.4\n", "2=ip")
+    assert isinstance(recs[0], Rejected) and recs[0].raw == "443"
