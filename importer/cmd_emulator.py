@@ -78,10 +78,12 @@ def add_parser(subparsers: Any) -> None:
     api = parser.add_argument_group("API faults (TI and MDE APIs)")
     token = parser.add_argument_group("token endpoint faults")
     for suffix, field, kind, text in _FAULT_FLAGS:
-        api.add_argument(f"--{suffix}", dest=f"api_{field}", type=_kind(field, kind), default=None, help=text)
+        metavar = "P" if field.endswith("_rate") else "MS" if field.endswith("_ms") else "N"
+        api.add_argument(f"--{suffix}", dest=f"api_{field}", type=_kind(field, kind), default=None,
+                         metavar=metavar, help=text)
         token.add_argument(f"--token-{suffix}", dest=f"token_{field}", type=_kind(field, kind), default=None,
-                           help=f"the same, at the token endpoint: {text}")
-    token.add_argument("--token-lifetime", type=_positive_int, default=None,
+                           metavar=metavar, help=f"the same, at the token endpoint: {text}")
+    token.add_argument("--token-lifetime", type=_positive_int, default=None, metavar="S",
                        help="lifetime of issued tokens in seconds (default 3600)")
     limits = parser.add_argument_group("paging, quotas and MDE limits")
     limits.add_argument("--page-size", type=_positive_int, default=1000,

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from importer.emulator.mde_model import validate_indicator
+from importer.emulator.mde_model import INDICATOR_TYPES, validate_indicator
 from importer.emulator.odata import Clause, Query, paginate, parse_query
 from importer.emulator.ratelimit import retry_after_header
 from importer.emulator.replies import ApiError, json_response
@@ -137,7 +137,7 @@ def _candidates(tenant: MdeTenant, clauses: list[Clause]) -> Iterable[Entity]:
     value = wanted.get("indicatorValue")
     if isinstance(value, str):
         kind = wanted.get("indicatorType")
-        types = [kind] if isinstance(kind, str) else list({t for t, _ in tenant.by_value})
+        types = [kind] if isinstance(kind, str) else INDICATOR_TYPES
         found = (tenant.by_value.get(value_key(t, value)) for t in types)
         return [tenant.indicators[i] for i in found if i is not None]
     if isinstance(wanted.get("id"), str | int):
