@@ -48,15 +48,12 @@ from __future__ import annotations
 
 import csv
 import itertools
-import re
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
-from feeds.canonical import InvalidValue
-from feeds.csvlayout import Layout, choose
-from feeds.csvvocab import NULLS, PACKED, SKIP_TYPES, TYPE_KINDS, Convert, is_null, type_key
-from feeds.model import FeedError, Indicator, Record, Rejected, Skipped
+from feeds.csvlayout import choose
+from feeds.csvrows import column_rows, typed_rows
+from feeds.model import FeedError, Record
 from feeds.options import FeedOptions
 
 __all__ = ["parse"]
@@ -64,10 +61,6 @@ __all__ = ["parse"]
 _DELIMITERS = (",", "\t", ";", "|")
 _SAMPLE_ROWS = 64  # content lines read ahead to decide delimiter, header and layout
 _SAMPLE_LINES = 2000  # ...unless a banner is this long
-_RAW_LIMIT = 300  # characters of a rejected row kept in its ``raw``
-_PACK_SPLIT = re.compile(r"[\s,;|]+").split
-_NO_META: tuple[str | None, tuple[str, ...], int | None, datetime | None] = (None, (), None, None)
-Meta = tuple[str | None, tuple[str, ...], int | None, datetime | None]
 
 
 def _feed(lines: Iterable[str], state: list[Any], offset: int = 0) -> Iterator[str]:
@@ -148,175 +141,6 @@ def _sniff(head: list[str]) -> str:
     return best
 
 
-def _raw(row: Sequence[str], delimiter: str) -> str:
-    text = delimiter.join(row).strip()
-    return text if len(text) <= _RAW_LIMIT else text[:_RAW_LIMIT] + "..."
-
-
-class _Meta:
-    """Reads a row's metadata cells into Indicator fields, caching the repetitive ones."""
-
-    def __init__(self, layout: Layout) -> None:
-        self.description, self.first_seen = layout.description, layout.first_seen
-        self.labels, self.confidence = layout.labels, layout.confidence
-        self.any = max(self.description, self.first_seen, self.labels, self.confidence) >= 0
-        self._labels: dict[str, tuple[str, ...]] = {"": ()}
-        self._seen: tuple[str, datetime | None] = ("", None)
-
-    def of(self, row: Sequence[str]) -> Meta:
-        if not self.any:
-            return _NO_META
-        # Inline cell reads: this runs once per row with metadata, and calls cost more than the work.
-        size = len(row)
-        description = labels = confidence = None
-        index = self.description
-        if 0 <= index < size:
-            cell = row[index].strip()
-            description = None if is_null(cell) else cell
-        index = self.labels
-        if 0 <= index < size:
-            cell = row[index].strip()
-            labels = self._labels.get(cell)
-            if labels is None:
-                labels = tuple(t for t in (p.strip() for p in cell.split(",")) if not is_null(t))
-                if len(self._labels) > 4096:
-                    self._labels.clear()
-                self._labels[cell] = labels
-        index = self.confidence
-        if 0 <= index < size:
-            cell = row[index].strip()
-            confidence = int(cell) if cell.isdigit() and len(cell) <= 3 and int(cell) <= 100 else None
-        index = self.first_seen
-        if 0 <= index < size:
-            cell = row[index].strip()
-            if cell != self._seen[0]:
-                self._seen = (cell, _timestamp(cell))
-            return description, labels or (), confidence, self._seen[1]
-        return description, labels or (), confidence, None
-
-
-def _timestamp(cell: str) -> datetime | None:
-    """An ISO-like date or time (naive ones are UTC, as feeds use); None when it is not one."""
-    if is_null(cell):
-        return None
-    try:
-        value = datetime.fromisoformat(cell)
-    except ValueError:
-        return None
-    if value.tzinfo is None:
-        try:  # parsing again with an offset is ~7x cheaper than datetime.replace(tzinfo=...)
-            with_offset = datetime.fromisoformat(cell + "+00:00")
-        except ValueError:
-            with_offset = value
-        # A date alone ("20161104") ignores the offset: those repeat, so the slow way costs little.
-        value = with_offset if with_offset.tzinfo is not None else value.replace(tzinfo=UTC)
-    return value
-
-
-def _convert(convert: Convert, packed: bool, cell: str, origin: str, meta: Meta) -> Iterator[Record]:
-    for value in _PACK_SPLIT(cell) if packed else (cell,):
-        if not value:
-            continue
-        try:
-            kind, canonical = convert(value)
-        except InvalidValue as exc:
-            yield Rejected(origin, value, str(exc))
-            continue
-        yield Indicator(kind, canonical, origin, meta[0], meta[1], meta[2], meta[3])
-
-
-def _column_rows(
-    reader: Any, state: list[Any], layout: Layout, name: str, delimiter: str
-) -> Iterator[Record]:
-    """Records of the *columns* layout: each picked column's cell is a value of its kind."""
-    picks = tuple((index, convert, convert in PACKED) for index, convert in layout.picks)
-    metas = _Meta(layout)
-    for row in reader:
-        state[0] = reader.line_num
-        origin = f"{name}:{state[1]}"
-        meta = None
-        width = len(row)
-        for index, convert, packed in picks:
-            if index >= width:
-                continue
-            cell = row[index].strip()
-            if not cell or (len(cell) <= 4 and cell.lower() in NULLS):
-                continue
-            if meta is None:
-                meta = metas.of(row)
-            if packed:
-                yield from _convert(convert, packed, cell, origin, meta)
-                continue
-            try:
-                kind, value = convert(cell)
-            except InvalidValue as exc:
-                yield Rejected(origin, cell, str(exc))
-                continue
-            yield Indicator(kind, value, origin, meta[0], meta[1], meta[2], meta[3])
-        if meta is None and any(cell.strip() for cell in row):
-            yield Rejected(origin, _raw(row, delimiter), "no indicator value in this row")
-
-
-def _type_of(cell: str) -> tuple[str, tuple[Convert | None, ...]]:
-    """What a type cell says: "kind" or "composite" with converters, "skip", "missing" or "unsupported"."""
-    key = type_key(cell)
-    if key in TYPE_KINDS:
-        return "kind", (TYPE_KINDS[key],)
-    if key in SKIP_TYPES:
-        return "skip", ()
-    if is_null(key):
-        return "missing", ()
-    if "|" in key:
-        parts = tuple(TYPE_KINDS.get(part) for part in key.split("|"))
-        if any(parts):
-            return "composite", parts
-    return "unsupported", ()
-
-
-def _typed_rows(reader: Any, state: list[Any], layout: Layout, name: str, delimiter: str) -> Iterator[Record]:
-    """Records of the *type + value* layout: the type cell says what the value cell is."""
-    type_at, value_at = layout.type_index, layout.value_index
-    metas = _Meta(layout)
-    types: dict[str, tuple[str, tuple[Convert | None, ...]]] = {}
-    for row in reader:
-        state[0] = reader.line_num
-        width = len(row)
-        type_cell = row[type_at].strip() if type_at < width else ""
-        value = row[value_at].strip() if value_at < width else ""
-        resolved = types.get(type_cell)
-        if resolved is None:
-            resolved = _type_of(type_cell)
-            if len(types) < 1024:
-                types[type_cell] = resolved
-        what, converts = resolved
-        origin = f"{name}:{state[1]}"
-        if what == "skip":
-            yield Skipped(origin, f"a '{type_cell}' row, not an indicator")
-        elif what == "missing" and is_null(value):
-            if any(cell.strip() for cell in row):
-                yield Rejected(origin, _raw(row, delimiter), "no indicator value in this row")
-        elif what == "missing":
-            yield Rejected(origin, value, "no indicator type given for this value")
-        elif what == "unsupported":
-            yield Rejected(origin, value or _raw(row, delimiter), f"unsupported indicator type '{type_cell}'")
-        elif is_null(value):
-            yield Rejected(origin, _raw(row, delimiter), f"no value for indicator type '{type_cell}'")
-        elif what == "kind":
-            convert = converts[0]
-            assert convert is not None  # "kind" always carries its converter
-            yield from _convert(convert, convert in PACKED, value, origin, metas.of(row))
-        else:
-            parts = value.split("|", len(converts) - 1)
-            if len(parts) != len(converts):
-                reason = f"a '{type_cell}' value needs {len(converts)} parts separated by '|'"
-                yield Rejected(origin, value, reason)
-                continue
-            meta = metas.of(row)
-            for part_convert, part in zip(converts, parts, strict=True):
-                if part_convert is not None:
-                    yield from _convert(part_convert, part_convert in PACKED, part.strip(), origin, meta)
-
-
 def parse(stream: TextIO, name: str, options: FeedOptions) -> Iterator[Record]:
     """The records of the CSV feed ``stream`` (see the module docstring for the rules)."""
     head, rest, at_eof, offset = _head(stream)
@@ -340,7 +164,7 @@ def parse(stream: TextIO, name: str, options: FeedOptions) -> Iterator[Record]:
         skipinitialspace=True,
         strict=False,
     )
-    rows_of = _typed_rows if layout.typed else _column_rows
+    rows_of = typed_rows if layout.typed else column_rows
     try:
         if header_row:
             next(reader, None)
