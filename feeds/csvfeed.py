@@ -166,9 +166,11 @@ def parse(stream: TextIO, name: str, options: FeedOptions) -> Iterator[Record]:
     )
     rows_of = typed_rows if layout.typed else column_rows
     try:
-        if header_row:
-            next(reader, None)
-            state[0] = reader.line_num
+        if header_row:  # the first row with content, as the sample counted rows
+            for row in reader:
+                state[0] = reader.line_num
+                if any(cell.strip() for cell in row):
+                    break
         yield from rows_of(reader, state, layout, name, delimiter)
     except csv.Error as exc:
         raise FeedError(f"{name}:{state[1]}: unreadable CSV row ({exc}); is a quote unbalanced?") from None

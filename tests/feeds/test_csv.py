@@ -284,3 +284,7 @@ def test_unbalanced_quote_running_past_the_field_limit_is_a_feed_error_with_its_
 def test_a_long_banner_does_not_hide_the_data() -> None:
     text = "#\n" * 3000 + "ip\n1.2.3.4\n"
     assert found(text) == [("ipv4", "1.2.3.4", "t.csv:3002")]
+
+
+def test_empty_rows_above_the_header_do_not_shift_it() -> None:
+    assert found(f",,,\n   \nmd5,note\n{MD5},x\n") == [("md5", MD5, "t.csv:4")]
