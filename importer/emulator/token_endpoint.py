@@ -70,15 +70,15 @@ def issue_token(form: Mapping[str, str], *, tenant: str, version: int, clients: 
                          f"Application with identifier '{client_id}' was not found in the directory "
                          f"'{tenant}'.")
     if "client_secret" not in form:
-        return aad_error(401, "invalid_client", 7000218,
+        return aad_error(400, "invalid_client", 7000218,
                          "The request body must contain the following parameter: 'client_assertion' "
                          "or 'client_secret'.")
     if form["client_secret"] != client.client_secret:
-        return aad_error(401, "invalid_client", 7000215,
+        return aad_error(400, "invalid_client", 7000215,
                          "Invalid client secret provided. Ensure the secret being sent in the request is "
                          "the client secret value, not the client secret ID.")
     if client.secret_expired:
-        return aad_error(401, "invalid_client", 7000222,
+        return aad_error(400, "invalid_client", 7000222,
                          f"The provided client secret keys for app '{client_id}' are expired.")
     if version == 2:
         if "resource" in form:

@@ -61,7 +61,7 @@ async def test_v2_integer_expiry_and_scopes(session: aiohttp.ClientSession, emul
 @pytest.mark.parametrize(
     ("version", "change", "status", "error", "code"),
     [
-        (1, {"client_secret": "wrong"}, 401, "invalid_client", 7000215),
+        (1, {"client_secret": "wrong"}, 400, "invalid_client", 7000215),
         (1, {"client_id": "nobody"}, 400, "unauthorized_client", 700016),
         (1, {"grant_type": "password"}, 400, "unsupported_grant_type", 70003),
         (1, {"grant_type": ""}, 400, "invalid_request", 900144),
@@ -116,7 +116,7 @@ async def test_unknown_tenant_expired_secret_and_other_tenant(session: aiohttp.C
             emu.auth_url(1),
             {**GOOD, **resource, "client_id": "old-app", "client_secret": "old-secret"},
         )
-        assert (status, body["error_codes"]) == (401, [7000222])
+        assert (status, body["error_codes"]) == (400, [7000222])
         # A client of one tenant cannot get a token in another tenant.
         status, body = await _token(session, emu.auth_url(1, "fabrikam"), {**GOOD, **resource})
         assert (status, body["error_codes"]) == (400, [700016])

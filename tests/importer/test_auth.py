@@ -171,7 +171,8 @@ async def test_a_refused_token_stops_every_waiter_without_more_token_calls(
             *(list_definitions(http, emulator) for _ in range(20)), return_exceptions=True
         )
     assert all(isinstance(r, AuthError) for r in results)
-    assert emulator.state()["requests_by_status"].get("401", 0) == 1  # one token call, not twenty
+    assert emulator.state()["tokens_issued"] == 0
+    assert emulator.state()["requests_by_status"].get("400", 0) == 1  # one token call, not twenty
 
 
 async def test_an_unreachable_token_endpoint_is_a_config_error(
