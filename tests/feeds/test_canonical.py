@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from feeds.canonical import (
     InvalidValue,
@@ -172,3 +176,18 @@ def test_classify(raw: str, expected: tuple[Kind, str]) -> None:
 def test_classify_reasons(raw: str, reason: str) -> None:
     with pytest.raises(InvalidValue, match=reason):
         classify(raw)
+
+
+@given(st.tuples(*[st.integers(0, 255)] * 4), st.sampled_from(["", "0", "00"]))
+def test_dotted_quad_fast_path_agrees_with_ipaddress(octets: tuple[int, ...], pad: str) -> None:
+    text = ".".join(pad + str(o) if i == 2 else str(o) for i, o in enumerate(octets))
+    try:
+        expected: tuple[Kind, str] | None = (Kind.IPV4, str(ipaddress.ip_address(text)))
+    except ValueError:
+        expected = None  # leading zeros are ambiguous (octal?): ipaddress refuses them, so do we
+    if expected is None:
+        with pytest.raises(InvalidValue):
+            normalise_ip(text)
+    else:
+        assert normalise_ip(text) == expected
+        assert classify(text) == expected
