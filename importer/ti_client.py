@@ -9,15 +9,14 @@ can check what the server already holds before sending again.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
-
-from yarl import URL
 
 from feeds.model import Detection, Indicator, Kind
 from importer.errors import AmbiguousWriteError, ConfigError
 from importer.http import HttpClient
 from importer.targets.base import DefinitionSpec, RemoteIndicator
+from importer.targets.common import iso_utc, odata_pages, odata_string
 
 __all__ = [
     "BULK_LIMIT",
@@ -90,12 +89,6 @@ def definition_changes(current: Mapping[str, Any], wanted: Mapping[str, Any]) ->
     return {k: wanted[k] for k in _DEFINITION_FIELDS if current.get(k) != wanted[k]}
 
 
-def _iso(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)  # feeds give naive times in UTC
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def ioc_body(
     indicator: Indicator, definition_id: str, *, detection: Detection | None, expires_at: datetime | None
 ) -> dict[str, Any]:
@@ -109,7 +102,7 @@ def ioc_body(
     }
     expires = indicator.expires or expires_at
     if expires is not None:
-        body["ExpiresAt"] = _iso(expires)
+        body["ExpiresAt"] = iso_utc(expires)
     return body
 
 
@@ -127,10 +120,6 @@ def remote_indicator(entity: Mapping[str, Any]) -> RemoteIndicator | None:
     return RemoteIndicator(kind, value, str(ioc_id))
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 class TiClient:
     """Calls of the TI API under ``api_url``; JSON in, JSON out, errors typed by ``HttpClient``."""
 
@@ -144,26 +133,9 @@ class TiClient:
     async def _get(self, url: str, params: Mapping[str, str] | None, what: str) -> Any:
         return await self.http.retrier.call(lambda: self.http.request("GET", url, params=params, what=what))
 
-    async def _pages(
-        self, path: str, params: Mapping[str, str], what: str
-    ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Every page of a collection: follow ``@odata.nextLink``, else ``$skip`` on a full page."""
-        skip = 0
-        url: str | None = self._url(path)
-        query: dict[str, str] | None = {**params, "$top": str(PAGE)}
-        while url is not None:
-            answer = await self._get(url, query, what)
-            items = answer.get("value", []) if isinstance(answer, dict) else []
-            if items:
-                yield items
-            next_link = answer.get("@odata.nextLink") if isinstance(answer, dict) else None
-            if isinstance(next_link, str) and next_link:
-                url, query = str(URL(self._base).join(URL(next_link))), None
-            elif query is not None and len(items) >= PAGE:
-                skip += len(items)
-                query = {**params, "$top": str(PAGE), "$skip": str(skip)}
-            else:
-                url = None
+    def _pages(self, path: str, params: Mapping[str, str], what: str) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every page of a collection (``targets.common.odata_pages``), each read retried."""
+        return odata_pages(lambda url, query: self._get(url, query, what), self._base, path, params, PAGE)
 
     # --- alert definitions ----------------------------------------------------------------------
     async def find_definitions(self, name: str) -> list[dict[str, Any]]:
@@ -171,7 +143,7 @@ class TiClient:
         found = [
             d
             async for page in self._pages(
-                "AlertDefinitions", {"$filter": f"Name eq {_quote(name)}"}, "listing alert definitions"
+                "AlertDefinitions", {"$filter": f"Name eq {odata_string(name)}"}, "listing alert definitions"
             )
             for d in page
         ]
@@ -217,8 +189,8 @@ class TiClient:
     async def find_iocs(self, definition_id: str, ioc_type: str, value: str) -> list[dict[str, Any]]:
         """The IOCs of a definition with this Type and Value (a lookup after a lost answer)."""
         params = {
-            "$filter": f"AlertDefinitionId eq {int(definition_id)} and Type eq {_quote(ioc_type)} "
-            f"and Value eq {_quote(value)}",
+            "$filter": f"AlertDefinitionId eq {int(definition_id)} and Type eq {odata_string(ioc_type)} "
+            f"and Value eq {odata_string(value)}",
             "$select": "Id,Type,Value",
         }
         return [

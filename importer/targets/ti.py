@@ -34,6 +34,7 @@ from importer.errors import (
 from importer.retry import Retrier
 from importer.stats import TransportStats
 from importer.targets.base import BatchResult, DefinitionSpec, RemoteIndicator, ResolvedDefinition
+from importer.targets.common import value_key
 from importer.ti_client import (
     BULK_LIMIT,
     PAGE,
@@ -50,10 +51,6 @@ __all__ = ["TiTarget"]
 _log = logging.getLogger(__name__)
 _LOOKUP_CONCURRENCY = 8  # parallel per-value lookups after a lost answer
 _DELETE_CONCURRENCY = 8
-
-
-def _key(ioc_type: str, value: str) -> tuple[str, str]:
-    return ioc_type, value.lower()  # the service compares values case-insensitively
 
 
 class TiTarget:
@@ -229,7 +226,7 @@ class TiTarget:
         self._stats.lost_writes_recovered += 1
         remaining: list[Indicator] = []
         for indicator in pending:
-            remote_id = stored.get(_key(TI_TYPES[indicator.kind], indicator.value))
+            remote_id = stored.get(value_key(TI_TYPES[indicator.kind], indicator.value))
             if remote_id is None:
                 remaining.append(indicator)
             else:
@@ -247,7 +244,7 @@ class TiTarget:
                     for entity in page:
                         if isinstance(entity.get("Type"), str) and isinstance(entity.get("Value"), str):
                             stored.setdefault(
-                                _key(entity["Type"], entity["Value"]), str(entity.get("Id", ""))
+                                value_key(entity["Type"], entity["Value"]), str(entity.get("Id", ""))
                             )
                 return stored
         gate = asyncio.Semaphore(_LOOKUP_CONCURRENCY)
@@ -257,7 +254,7 @@ class TiTarget:
             async with gate:
                 found = await self._client.find_iocs(definition_id, ioc_type, indicator.value)
             if found:
-                stored[_key(ioc_type, indicator.value)] = str(found[0].get("Id", ""))
+                stored[value_key(ioc_type, indicator.value)] = str(found[0].get("Id", ""))
 
         await asyncio.gather(*(look_up(i) for i in pending))
         return stored

@@ -1,0 +1,63 @@
+"""Wire helpers both target clients share: OData literals and paging, UTC timestamps, value identity.
+
+Both Defender APIs speak OData v4 the same way for what we use (``$filter`` with quoted string
+literals, ``$top``/``$skip`` paging, and an ``@odata.nextLink`` when the server pages by itself),
+so the TI and MDE clients page through this one function instead of each carrying a copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from yarl import URL
+
+__all__ = ["iso_utc", "odata_pages", "odata_string", "value_key"]
+
+# One page request: (absolute URL, query parameters or None when the URL already carries them).
+GetPage = Callable[[str, Mapping[str, str] | None], Awaitable[Any]]
+
+
+def odata_string(value: str) -> str:
+    """An OData string literal: single-quoted, inner quotes doubled."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def iso_utc(moment: datetime) -> str:
+    """``2024-05-01T12:00:00Z``; a naive time is taken as UTC (feeds give naive times in UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def value_key(wire_type: str, value: str) -> tuple[str, str]:
+    """An indicator's identity on both services: its wire type and its value, case-folded
+    (the services compare hashes, domains and IPv6 addresses case-insensitively)."""
+    return wire_type, value.lower()
+
+
+async def odata_pages(
+    get: GetPage, base: str, path: str, params: Mapping[str, str], page_size: int
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every non-empty page of a collection: follow ``@odata.nextLink``, else ``$skip`` on a full page.
+
+    Paging links are undocumented on both services: we ask with ``$top``/``$skip`` ourselves and
+    follow a link whenever one comes (resolved against ``base``).
+    """
+    skip = 0
+    url: str | None = base + path
+    query: dict[str, str] | None = {**params, "$top": str(page_size)}
+    while url is not None:
+        answer = await get(url, query)
+        items = answer.get("value", []) if isinstance(answer, dict) else []
+        if items:
+            yield items
+        next_link = answer.get("@odata.nextLink") if isinstance(answer, dict) else None
+        if isinstance(next_link, str) and next_link:
+            url, query = str(URL(base).join(URL(next_link))), None
+        elif query is not None and len(items) >= page_size:
+            skip += len(items)
+            query = {**params, "$top": str(page_size), "$skip": str(skip)}
+        else:
+            url = None
