@@ -180,8 +180,8 @@ def load_run_settings(
     mode = cli.mode or _get(tuning_t, "mode", str, tuning_where) or "bulk"
     if mode not in ("bulk", "single"):
         raise ConfigError(f"the mode must be 'bulk' or 'single', got {mode!r}")
-    batch_size = cli.batch_size or _get(tuning_t, "batch_size", int, tuning_where) or DEFAULT_BATCH_SIZE
-    workers = cli.workers or _get(tuning_t, "workers", int, tuning_where) or DEFAULT_WORKERS
+    batch_size = _first(cli.batch_size, _get(tuning_t, "batch_size", int, tuning_where), DEFAULT_BATCH_SIZE)
+    workers = _first(cli.workers, _get(tuning_t, "workers", int, tuning_where), DEFAULT_WORKERS)
     if not 1 <= batch_size <= 5000:
         raise ConfigError(f"the batch size must be between 1 and 5000, got {batch_size}")
     if not 1 <= workers <= 256:
@@ -223,6 +223,11 @@ def default_definition_name(source: str) -> str:
         return "stdin"
     path = urlsplit(source).path if "://" in source else source
     return (PurePosixPath(path.replace("\\", "/")).name or source)[:_MAX_NAME]
+
+
+def _first(*values: int | None) -> int:
+    # Not `or`: an explicit 0 in the file is a mistake to report, not a request for the default.
+    return next(v for v in values if v is not None)
 
 
 def _read_config(path: Path) -> dict[str, Any]:

@@ -38,17 +38,33 @@ def write_csv(path: Path, rows: int) -> Path:
 def write_stix(path: Path, count: int) -> Path:
     def obj(kind: str, i: int, pattern: str, **extra: Any) -> dict[str, Any]:
         stamp = "2024-01-01T00:00:00Z"
-        return {"type": kind, "spec_version": "2.1", "id": f"{kind}--{uuid.UUID(int=i)}", "created": stamp,
-                "modified": stamp, "pattern": pattern, "pattern_type": "stix", "valid_from": stamp,
-                **extra}  # fmt: skip
+        return {
+            "type": kind,
+            "spec_version": "2.1",
+            "id": f"{kind}--{uuid.UUID(int=i)}",
+            "created": stamp,
+            "modified": stamp,
+            "pattern": pattern,
+            "pattern_type": "stix",
+            "valid_from": stamp,
+            **extra,
+        }
 
     objects = [obj("indicator", i, f"[domain-name:value = 'bad{i}.example.net']") for i in range(count)]
     objects.append(
         obj("indicator", 10_000, "[ipv4-addr:value = '1.2.3.4']", valid_until="2021-01-01T00:00:00Z")
     )
-    objects.append({"type": "malware", "spec_version": "2.1", "id": f"malware--{uuid.UUID(int=1)}",
-                    "created": "2024-01-01T00:00:00Z", "modified": "2024-01-01T00:00:00Z",
-                    "name": "x", "is_family": False})  # fmt: skip
+    objects.append(
+        {
+            "type": "malware",
+            "spec_version": "2.1",
+            "id": f"malware--{uuid.UUID(int=1)}",
+            "created": "2024-01-01T00:00:00Z",
+            "modified": "2024-01-01T00:00:00Z",
+            "name": "x",
+            "is_family": False,
+        }
+    )
     path.write_text(json.dumps({"type": "bundle", "id": f"bundle--{uuid.UUID(int=2)}", "objects": objects}))
     return path
 
@@ -69,9 +85,12 @@ def settings_for(emu: Emulator, feeds: Sequence[FeedSettings], **conn: Any) -> R
     )
     dry_run = conn.pop("dry_run", False)
     return RunSettings(
-        target="ti", connection=connection_settings(emu, **conn), feeds=tuple(feeds), tuning=tuning,
+        target="ti",
+        connection=connection_settings(emu, **conn),
+        feeds=tuple(feeds),
+        tuning=tuning,
         dry_run=dry_run,
-    )  # fmt: skip
+    )
 
 
 def assert_adds_up(report: RunReport) -> None:
@@ -139,9 +158,14 @@ async def test_under_combined_faults_every_indicator_is_stored_exactly_once(
     source = write_list(tmp_path / "big.txt", 20_000, seed=5)
     async with running_emulator(config) as emu:
         settings = settings_for(
-            emu, [FeedSettings(str(source), spec("big"))], batch_size=100, workers=workers, max_attempts=12,
-            max_retry_seconds=3600.0, auth_url=emu.auth_url(2),
-        )  # fmt: skip
+            emu,
+            [FeedSettings(str(source), spec("big"))],
+            batch_size=100,
+            workers=workers,
+            max_attempts=12,
+            max_retry_seconds=3600.0,
+            auth_url=emu.auth_url(2),
+        )
         report = await execute(
             settings, OutputOptions(progress=False), sleep=fake_time.sleep, clock=fake_time.clock
         )
