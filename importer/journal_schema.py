@@ -1,0 +1,249 @@
+"""Opening the state journal's SQLite file safely: lock, pragmas, schema, and one-sentence errors.
+
+``connect`` is the only place that turns a file system or SQLite failure at open time into a
+``ConfigError``; ``importer.journal`` builds the journal's operations on the connection it returns.
+
+Durability: the file runs in WAL mode with ``synchronous=NORMAL``. A commit then writes its pages
+to the WAL through ``write()`` before returning, so the data sits in the operating system's page
+cache: a ``kill -9`` of the importer (or any crash of the process) loses nothing committed — SQLite
+documents transactions as durable across application crashes whatever the ``synchronous``
+setting. Only an OS crash or power loss may roll back the last commits (never corrupting the
+file); the next run then re-checks those indicators against the target, which deduplicates.
+
+Ownership: one ``(target, tenant)`` is written by one process at a time. Two importers on the same
+tenant would both see an indicator as new and post it twice, so the second one fails at once with
+a clear sentence instead of waiting (an advisory ``flock`` on a small lock file beside the journal,
+released by the kernel even after ``kill -9``). Different tenants may share one journal file; their
+short write transactions wait for each other through SQLite's ``busy_timeout``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from importer.errors import ConfigError
+
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "Opened", "connect", "lock_path"]
+
+APPLICATION_ID = 0x54494A4C  # "TIJL": marks the file as ours, so a stranger's database is refused
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 10_000  # another tenant's write transaction is short; wait this long for it
+CACHE_KIB = 32 * 1024  # page cache: enough for the hot B-tree levels of a million rows, bounded
+
+_DDL = """
+CREATE TABLE tenants (
+    id     INTEGER PRIMARY KEY,
+    target TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    UNIQUE (target, tenant)
+);
+CREATE TABLE feeds (
+    tenant_id     INTEGER NOT NULL REFERENCES tenants (id),
+    feed_name     TEXT NOT NULL,
+    definition_id TEXT NOT NULL,
+    updated_at    INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, feed_name)
+) WITHOUT ROWID;
+-- One row per (tenant, alert definition): indicator rows carry this small integer instead of
+-- repeating the tenant and the definition id a million times.
+CREATE TABLE scopes (
+    id            INTEGER PRIMARY KEY,
+    tenant_id     INTEGER NOT NULL REFERENCES tenants (id),
+    definition_id TEXT NOT NULL,
+    UNIQUE (tenant_id, definition_id)
+);
+-- AUTOINCREMENT: run ids only grow, even after the newest run row is deleted.
+CREATE TABLE runs (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant_id  INTEGER NOT NULL REFERENCES tenants (id),
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER  -- NULL: still running, or killed
+);
+CREATE TABLE indicators (
+    scope       INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    remote_id   TEXT NOT NULL,
+    imported_at INTEGER NOT NULL,  -- unix seconds when the journal first recorded it
+    last_seen   INTEGER NOT NULL,  -- id of the last run whose feed held it (0: never seen)
+    PRIMARY KEY (scope, kind, value)
+) WITHOUT ROWID;
+CREATE INDEX indicators_by_remote_id ON indicators (scope, remote_id);
+-- Append-only log of the current session: rows acknowledged by the target (remote_id set) and
+-- keys seen in a run (remote_id NULL). A batch commit appends ~15 pages here instead of dirtying
+-- one random page of the big key-ordered table per indicator; merging the log into
+-- ``indicators`` in key order (every ~100k rows, and at once on open after a crash) touches
+-- each page of it at most once.
+CREATE TABLE log (
+    id        INTEGER PRIMARY KEY,
+    tenant_id INTEGER NOT NULL,
+    scope     INTEGER NOT NULL,
+    kind      TEXT NOT NULL,
+    value     TEXT NOT NULL,
+    remote_id TEXT,
+    at        INTEGER NOT NULL,
+    run       INTEGER NOT NULL
+);
+-- Scratch space of --reconcile: the target's listing, streamed to disk rather than to memory.
+CREATE TABLE reconcile_stage (
+    scope     INTEGER NOT NULL,
+    kind      TEXT NOT NULL,
+    value     TEXT NOT NULL,
+    remote_id TEXT NOT NULL,
+    PRIMARY KEY (scope, kind, value)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(slots=True)
+class Opened:
+    """A ready connection (autocommit; callers issue ``BEGIN IMMEDIATE``) and the held lock."""
+
+    conn: sqlite3.Connection
+    lock: IO[str]
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        finally:
+            self.lock.close()  # closing the descriptor releases the flock
+
+
+def lock_path(path: Path, target: str, tenant: str) -> Path:
+    """The lock file of one ``(target, tenant)`` in ``path``: named by a digest, never by the tenant."""
+    digest = hashlib.sha256(f"{target}\0{tenant}".encode()).hexdigest()[:16]
+    return path.with_name(f"{path.name}.{digest}.lock")
+
+
+def connect(path: Path, *, target: str, tenant: str) -> Opened:
+    """Lock ``(target, tenant)`` in the journal at ``path``, open it and bring its schema up to date."""
+    if path.is_dir():
+        raise ConfigError(f"the state journal {path} is a folder, not a file; pass a file to --state")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the folder of the state journal {path.parent}: {_reason(exc)}"
+        ) from None
+    lock = _acquire(path, target, tenant)
+    try:
+        conn = _open(path)
+    except BaseException:
+        lock.close()
+        raise
+    return Opened(conn, lock)
+
+
+def _acquire(path: Path, target: str, tenant: str) -> IO[str]:
+    where = lock_path(path, target, tenant)
+    try:
+        lock = where.open("a+", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot create the state journal's lock file {where}: {_reason(exc)}") from None
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        lock.seek(0)
+        holder = lock.read().strip() or "unknown"
+        lock.close()
+        if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
+            raise ConfigError(
+                f"the state journal {path} is in use by another ti-import run for this target and "
+                f"tenant (pid {holder}); wait for it to finish, or pass another --state FILE"
+            ) from None
+        raise ConfigError(f"cannot lock the state journal {path}: {_reason(exc)}") from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")  # only to name the holder in the message above
+    lock.flush()
+    return lock
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    try:
+        # isolation_level=None: autocommit, so each transaction is an explicit BEGIN ... COMMIT.
+        # check_same_thread=False: the journal serialises its own calls (asyncio.to_thread works).
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise ConfigError(f"cannot open the state journal {path}: {exc}") from None
+    try:
+        _prepare(conn, path)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise ConfigError(_explain(path, exc)) from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _prepare(conn: sqlite3.Connection, path: Path) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    # The first real read: a file that is not a database fails here, before we write anything.
+    application_id, version = _identity(conn)
+    if version > SCHEMA_VERSION:
+        raise ConfigError(
+            f"the state journal {path} was written by a newer ti-import (schema {version}, "
+            f"this one knows {SCHEMA_VERSION}); upgrade, or pass another --state FILE"
+        )
+    tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
+    if tables and application_id != APPLICATION_ID:
+        raise ConfigError(
+            f"the state journal {path} is a SQLite database of something else, not a ti-import "
+            "journal; pass another --state FILE"
+        )
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise ConfigError(f"the state journal {path} cannot use write-ahead logging (mode {mode})")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    conn.execute("PRAGMA temp_store = FILE")  # bounded memory for sorts of big deletes
+    if version < SCHEMA_VERSION:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read inside the write lock: another process may have created it meanwhile.
+            _, version = _identity(conn)
+            if version == 0:
+                # One statement at a time: executescript() would COMMIT our open transaction.
+                for statement in _DDL.split(";\n"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+
+
+def _identity(conn: sqlite3.Connection) -> tuple[int, int]:
+    application_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    return application_id, version
+
+
+def _explain(path: Path, exc: sqlite3.Error) -> str:
+    text = str(exc).lower()
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return (
+            f"the state journal {path} is not a usable SQLite database (corrupt or another kind "
+            "of file); move it aside, or pass another --state FILE"
+        )
+    if "readonly" in text or "read-only" in text:
+        return f"the state journal {path} is read-only; make it writable, or pass another --state FILE"
+    if "locked" in text or "busy" in text:
+        return f"the state journal {path} stayed locked by another process for {BUSY_TIMEOUT_MS // 1000} s"
+    return f"cannot use the state journal {path}: {exc}"
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
