@@ -145,8 +145,8 @@ def finish(report: RunReport, output: OutputOptions) -> int:
     """Print the summary (unless quiet), one line per fatal problem, and return the exit code."""
     if not output.quiet:
         print(report.summary())
-    if report.auth_error is not None:
-        print(f"ti-import: authentication failed: {report.auth_error}", file=sys.stderr)
+    for problem in report.problems():
+        print(f"ti-import: {problem}", file=sys.stderr)
     return report.exit_code()
 
 

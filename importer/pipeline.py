@@ -93,7 +93,7 @@ class _Run:
 
     def fatal(self, exc: AuthError) -> None:
         if self.auth_error is None:
-            _log.error("authentication failed, stopping the run: %s", exc)
+            _log.info("authentication failed, stopping the run: %s", exc)
             self.auth_error = exc
         self.stop.set()
 
@@ -130,7 +130,7 @@ class _Run:
                     chunk = await asyncio.to_thread(_take, records, self.options.chunk)
         except (FeedError, ConfigError) as exc:
             report.error, report.config_error = str(exc), True
-            _log.warning("feed %s: %s", report.name, exc)
+            _log.info("feed %s: %s", report.name, exc)
         finally:
             close = getattr(records, "close", None)
             if close is not None:
@@ -163,7 +163,7 @@ class _Run:
             )
             feed.report.error = feed.cannot_send
             feed.report.config_error = isinstance(exc, ConfigError)
-            _log.error("feed %s: %s", feed.report.name, feed.cannot_send)
+            _log.info("feed %s: %s", feed.report.name, feed.cannot_send)
 
     async def classify(self, feed: _Feed, chunk: list[Record]) -> None:
         report = feed.report

@@ -166,9 +166,16 @@ class RunReport:
             f"{s.server_errors} server errors, {s.connection_errors} connection errors, "
             f"{s.token_refreshes} tokens"
         )
-        for feed in self.feeds:
-            if feed.error:
-                out.append(f"{feed.name}: {feed.error}")
-        if self.auth_error:
-            out.append(f"stopped: {self.auth_error}")
         return "\n".join(out)
+
+    def problems(self) -> list[str]:
+        """One sentence per thing that went wrong as a whole (for stderr), most serious first."""
+        out = [f"authentication failed: {self.auth_error}"] if self.auth_error else []
+        out += [f"{feed.name}: {feed.error}" for feed in self.feeds if feed.error and feed.config_error]
+        out += [f"{feed.name}: {feed.error}" for feed in self.feeds if feed.error and not feed.config_error]
+        failed = self.totals()["failed"]
+        if failed and not self.auth_error:  # after an auth failure, that is the one sentence
+            out.append(
+                f"{failed} indicators could not be imported; a rerun retries them (--rejects lists them)"
+            )
+        return out
