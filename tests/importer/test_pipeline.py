@@ -276,3 +276,31 @@ async def test_memory_is_bounded_by_the_queue_not_the_feed(tmp_path: Path) -> No
     watcher.cancel()
     assert report.feeds[0].imported == 30_000
     assert peak <= (4 + 4 + 1) * 100 + 1000, peak
+
+
+async def test_an_http_source_is_downloaded_by_streaming(emulator: Emulator, tmp_path: Path) -> None:
+    from aiohttp import web  # noqa: PLC0415
+
+    source = write_list(tmp_path / "served.txt", 150)
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(source) if request.path == "/feed.txt" else web.Response(status=404)
+
+    runner = web.AppRunner(web.Application())
+    runner.app.router.add_get("/{name}", serve)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        feeds = [
+            FeedSettings(f"http://127.0.0.1:{port}/feed.txt", spec("served")),
+            FeedSettings(f"http://127.0.0.1:{port}/gone.txt", spec("gone")),
+        ]
+        report = await execute(settings_for(emulator, feeds), OutputOptions(progress=False))
+    finally:
+        await runner.cleanup()
+    served, gone = report.feeds
+    assert served.imported == 150
+    assert gone.config_error and "HTTP 404" in (gone.error or "")
+    assert report.exit_code() == 2
