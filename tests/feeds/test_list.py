@@ -7,7 +7,7 @@ import io
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from feeds import FeedError, read_feed
+from feeds import FeedError, listfeed, read_feed
 from feeds.listfeed import fast_indicator, parse
 from feeds.model import Detection, Indicator, Kind, Record, Rejected
 from feeds.options import FeedOptions
@@ -116,6 +116,9 @@ def test_very_long_lines_are_clipped_in_reports() -> None:
 
 def test_fast_constructor_builds_the_same_indicator() -> None:
     assert fast_indicator(Kind.MD5, MD5, "o:1") == Indicator(Kind.MD5, MD5, "o:1")
+    bare = listfeed._fast_bare(Kind.MD5, MD5, "o:1")
+    assert bare == Indicator(Kind.MD5, MD5, "o:1")
+    assert type(bare) is Indicator
     built = fast_indicator(Kind.SHA1, SHA1, "o:2", description="d", confidence=7)
     assert built == Indicator(Kind.SHA1, SHA1, "o:2", description="d", confidence=7)
     assert built.detection is Detection.EQUALS
@@ -144,3 +147,23 @@ def test_no_bytes_make_read_feed_raise_anything_but_feed_error(data: bytes) -> N
             pass
     except FeedError as exc:
         assert "fuzz" in str(exc)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from([MD5, SHA1 + ";d", "x y", "", " ", "\r", "\n", "\r\n", "#c"]), max_size=40))
+def test_blocks_split_anywhere_keep_lines_and_numbers(parts: list[str]) -> None:
+    """Reading in tiny blocks (CRLF split across reads, CR-only text) changes nothing."""
+    text = "".join(parts)
+    whole = _parse(text)
+    original = listfeed._BLOCK
+    try:
+        listfeed._BLOCK = 3
+        assert _parse(text) == whole
+    finally:
+        listfeed._BLOCK = original
+    numbered = [
+        (f"f.txt:{n}", line.strip())
+        for n, line in enumerate(io.StringIO(text, newline=""), 1)
+        if line.strip() and not line.strip().startswith("#")
+    ]
+    assert [r.origin for r in whole] == [origin for origin, _ in numbered]
