@@ -4,15 +4,23 @@
 evenly (a reservation per request, so concurrent workers queue in order rather than burst). A
 429 with ``Retry-After`` calls ``pause(seconds)``: every sender then waits until that moment,
 instead of each worker hammering the server and collecting its own 429.
+
+``WindowLimiter`` is the other half, for services that count calls in sliding windows ("at most
+30 per minute"): ``async with window.slot():`` admits a call only while fewer than ``limit`` calls
+are in flight or *finished* within the last ``window`` seconds. A call is counted from when its
+answer came back, which is no earlier than when the server counted it, so client-side jitter
+(a late wake-up, a slow request) can never make the server see ``limit + 1`` calls in a window.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
-__all__ = ["RateLimiter"]
+__all__ = ["RateLimiter", "WindowLimiter"]
 
 
 class RateLimiter:
@@ -56,3 +64,53 @@ class RateLimiter:
         # Loop: another 429 may extend the pause while we sleep.
         while (remaining := self._paused_until - self._clock()) > 0:
             await self._sleep(remaining)
+
+
+class WindowLimiter:
+    """At most ``limit`` calls in flight or finished within any ``window`` seconds (see the module)."""
+
+    def __init__(
+        self,
+        limit: int,
+        window: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if limit < 1 or window <= 0:
+            raise ValueError("a window needs a positive limit and a positive length")
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._sleep = sleep
+        self._finished: deque[float] = deque()  # when recent calls finished, oldest first
+        self._in_flight = 0
+        self._done = asyncio.Event()  # set whenever a call finishes
+
+    def _expire(self, now: float) -> None:
+        horizon = now - self.window
+        while self._finished and self._finished[0] <= horizon:
+            self._finished.popleft()
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Wait for room in the window, hold it during the call, and count the call from its end."""
+        while True:
+            now = self._clock()
+            self._expire(now)
+            if len(self._finished) + self._in_flight < self.limit:
+                break
+            if self._finished:
+                # Room appears only when the oldest finished call leaves the window.
+                await self._sleep(self._finished[0] + self.window - now)
+            else:
+                # Every counted call is still in flight: wait for one to finish, then look again.
+                self._done.clear()
+                await self._done.wait()
+        self._in_flight += 1
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            self._finished.append(self._clock())
+            self._done.set()

@@ -1,0 +1,305 @@
+"""The Defender for Endpoint Indicators API on the wire: the only module with its URLs and JSON (API.md §3).
+
+Calls go through two **lanes**, one per class of documented limit, each with its own pacing
+(``RateLimiter``: evenly spaced, and a pause for the whole lane after a 429) and its own sliding
+windows (``WindowLimiter``: counted from each call's end, so jitter can never push the server
+over a limit):
+
+    batch lane   POST indicators/import, POST indicators/BatchDelete     30 per minute
+    calls lane   POST indicators, GET indicators, DELETE indicators/{id}  100 per minute, 1500 per hour
+
+All workers of a run share the same two lanes. ``MdePace.scale`` shrinks every window alike (0.05: a
+"minute" lasts 3 s) to match an emulator started with the same ``mde_window_scale``.
+
+Reads retry by themselves and page with ``$top``/``$skip``; writes are single attempts and the
+caller (``targets/mde.py``) decides how to retry them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, replace
+from typing import Any
+
+from feeds.model import Detection, Indicator, Kind
+from importer.errors import AmbiguousWriteError, ConfigError
+from importer.http import HttpClient
+from importer.ratelimit import RateLimiter, WindowLimiter
+from importer.targets.base import DefinitionSpec, RemoteIndicator
+from importer.targets.common import iso_utc, odata_pages, odata_string
+
+__all__ = [
+    "ACTIONS",
+    "BATCH_LIMIT",
+    "CAP_CODE",
+    "MAX_TOP",
+    "MDE_DEFAULT_AUDIENCE",
+    "MDE_TYPES",
+    "SEVERITIES",
+    "TENANT_CAP",
+    "ImportItem",
+    "MdeClient",
+    "MdePace",
+    "check_spec",
+    "indicator_body",
+    "remote_indicator",
+]
+
+MDE_DEFAULT_AUDIENCE = "https://api.securitycenter.microsoft.com"  # v2 scope: this + "/.default"
+BATCH_LIMIT = 500  # indicators per import call, ids per BatchDelete call
+MAX_TOP = 10000  # the largest $top the list call takes
+TENANT_CAP = 15000  # active indicators per tenant
+CAP_CODE = "IndicatorLimitExceeded"  # the error code of an indicator refused because the cap is full
+MDE_TYPES: Mapping[Kind, str] = {
+    Kind.MD5: "FileMd5",
+    Kind.SHA1: "FileSha1",
+    Kind.SHA256: "FileSha256",
+    Kind.IPV4: "IpAddress",
+    Kind.IPV6: "IpAddress",
+    Kind.DOMAIN: "DomainName",
+    Kind.URL: "Url",
+}
+_KINDS = {
+    "FileMd5": Kind.MD5,
+    "FileSha1": Kind.SHA1,
+    "FileSha256": Kind.SHA256,
+    "DomainName": Kind.DOMAIN,
+    "Url": Kind.URL,
+}
+ACTIONS = ("Alert", "Warn", "Block", "Audit", "BlockAndRemediate", "AlertAndBlock", "Allowed")
+SEVERITIES = ("Informational", "Low", "Medium", "High")
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class MdePace:
+    """How fast to call: the documented limits by default, and a time scale for tests and benchmarks."""
+
+    import_per_minute: float = 30.0  # import and BatchDelete together
+    calls_per_minute: float = 100.0  # every other call...
+    calls_per_hour: int = 1500  # ...and at most this many in any hour
+    scale: float = 1.0  # a "minute" lasts 60 * scale seconds
+
+    def __post_init__(self) -> None:
+        if min(self.import_per_minute, self.calls_per_minute, self.calls_per_hour, self.scale) <= 0:
+            raise ConfigError("the MDE pace needs positive rates and a positive time scale")
+
+    def capped(self, rate_per_minute: float | None) -> MdePace:
+        """This pace, no faster than a configured ``rate_per_minute`` (None: unchanged)."""
+        if rate_per_minute is None:
+            return self
+        return replace(
+            self,
+            import_per_minute=min(self.import_per_minute, rate_per_minute),
+            calls_per_minute=min(self.calls_per_minute, rate_per_minute),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ImportItem:
+    """One item of an import answer: the stored id, or why it was not stored."""
+
+    value: str | None
+    id: str | None
+    failed: bool
+    reason: str | None
+
+    @property
+    def cap_reached(self) -> bool:
+        # The per-item answer carries no separate code: the reason starts with it ("Code: message").
+        return self.failed and (self.reason or "").startswith(CAP_CODE)
+
+
+def check_spec(spec: DefinitionSpec) -> None:
+    """Refuse, as a ConfigError sentence, a definition the API would refuse for every indicator."""
+    for field, value in (("title", spec.title), ("description", spec.description)):
+        if not value or not value.strip():
+            raise ConfigError(f"the alert definition's {field} is empty (the MDE API requires it)")
+    if spec.action not in ACTIONS:
+        raise ConfigError(f"the MDE action must be one of {', '.join(ACTIONS)}, got {spec.action!r}")
+    if spec.action == "Audit" and not spec.generate_alert:
+        raise ConfigError("the MDE action Audit requires generate_alert = true")
+    if spec.severity not in SEVERITIES:
+        raise ConfigError(f"the MDE severity must be one of {', '.join(SEVERITIES)}, got {spec.severity!r}")
+    if spec.detection is not None and spec.detection is not Detection.EQUALS:
+        raise ConfigError(f"the mde target matches exact values only, not detection {spec.detection}")
+
+
+def indicator_body(indicator: Indicator, spec: DefinitionSpec) -> dict[str, Any]:
+    """The Indicator JSON: the value and its type, with the feed's definition stamped on it."""
+    body: dict[str, Any] = {
+        "indicatorValue": indicator.value,
+        "indicatorType": MDE_TYPES[indicator.kind],
+        "action": spec.action,
+        "title": spec.title,
+        "description": spec.description,
+        "severity": spec.severity,
+        "generateAlert": spec.generate_alert,
+    }
+    if spec.recommended_action:
+        body["recommendedActions"] = spec.recommended_action
+    expires = indicator.expires or spec.expires_at
+    if expires is not None:
+        body["expirationTime"] = iso_utc(expires)
+    if spec.rbac_group_names:
+        body["rbacGroupNames"] = list(spec.rbac_group_names)
+    if spec.application:
+        body["application"] = spec.application
+    return body
+
+
+def remote_indicator(entity: Mapping[str, Any]) -> RemoteIndicator | None:
+    """An Indicator entity as a RemoteIndicator (None for a type this importer never writes)."""
+    wire_type, value, remote_id = entity.get("indicatorType"), entity.get("indicatorValue"), entity.get("id")
+    if not isinstance(value, str) or remote_id is None:
+        return None
+    if wire_type == "IpAddress":
+        kind = Kind.IPV6 if ":" in value else Kind.IPV4
+    elif isinstance(wire_type, str) and wire_type in _KINDS:
+        kind = _KINDS[wire_type]
+    else:
+        return None
+    return RemoteIndicator(kind, value, str(remote_id))
+
+
+def _import_item(raw: Any) -> ImportItem:
+    if not isinstance(raw, dict):
+        return ImportItem(None, None, True, "the import answer's item was not an object")
+    value, remote_id, reason = raw.get("indicator"), raw.get("id"), raw.get("failureReason")
+    return ImportItem(
+        value if isinstance(value, str) else None,
+        None if remote_id is None else str(remote_id),
+        bool(raw.get("isFailed")),
+        reason if isinstance(reason, str) else None,
+    )
+
+
+class _Lane:
+    """One class of calls: its own HTTP client (pacing and 429 pause) and sliding windows."""
+
+    def __init__(self, http: HttpClient, windows: Sequence[WindowLimiter]) -> None:
+        self.http = http
+        self._windows = windows
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, str] | None = None,
+        what: str,
+    ) -> Any:
+        async with AsyncExitStack() as stack:
+            for window in self._windows:
+                await stack.enter_async_context(window.slot())
+            return await self.http.request(method, url, json_body=json_body, params=params, what=what)
+
+
+class MdeClient:
+    """Calls of the Indicators API under ``api_url``, paced per lane; JSON in, typed errors out."""
+
+    def __init__(
+        self,
+        http: HttpClient,
+        api_url: str,
+        *,
+        pace: MdePace | None = None,
+        page_size: int = MAX_TOP,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        pace = pace or MdePace()
+        minute, hour = 60.0 * pace.scale, 3600.0 * pace.scale
+        self.pace = pace
+        self.retrier = http.retrier
+        self._base = api_url if api_url.endswith("/") else api_url + "/"
+        self._page_size = page_size
+
+        def lane(per_minute: float, windows: list[WindowLimiter]) -> _Lane:
+            limiter = RateLimiter(per_minute / pace.scale, clock=clock, sleep=sleep)
+            return _Lane(HttpClient(http.session, http.auth, limiter, http.retrier, http.stats), windows)
+
+        def window(limit: float, seconds: float) -> WindowLimiter:
+            return WindowLimiter(max(1, int(limit)), seconds, clock=clock, sleep=sleep)
+
+        self.batch = lane(pace.import_per_minute, [window(pace.import_per_minute, minute)])
+        self.calls = lane(
+            pace.calls_per_minute,
+            [window(pace.calls_per_minute, minute), window(pace.calls_per_hour, hour)],
+        )
+
+    def _url(self, path: str) -> str:
+        return self._base + path
+
+    # --- writes (single attempts) -----------------------------------------------------------------
+    async def submit(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST indicators: create or update one indicator (upsert by value and type)."""
+        answer = await self.calls.request(
+            "POST", self._url("indicators"), json_body=body, what="submitting an indicator"
+        )
+        if not isinstance(answer, dict) or "id" not in answer:
+            raise AmbiguousWriteError("submitting an indicator: the answer carried no indicator")
+        return answer
+
+    async def import_indicators(self, bodies: Sequence[Mapping[str, Any]]) -> list[ImportItem]:
+        """POST indicators/import (≤ 500): one result per item, in the order sent."""
+        if not bodies or len(bodies) > BATCH_LIMIT:
+            raise ValueError(f"an import takes 1 to {BATCH_LIMIT} indicators")
+        what = f"importing {len(bodies)} indicators"
+        answer = await self.batch.request(
+            "POST", self._url("indicators/import"), json_body={"Indicators": list(bodies)}, what=what
+        )
+        items = answer.get("value") if isinstance(answer, dict) else None
+        if not isinstance(items, list):
+            # Applied, but we cannot tell what happened to each item: like a lost answer.
+            raise AmbiguousWriteError(f"{what}: the answer carried no per-item results")
+        return [_import_item(raw) for raw in items]
+
+    async def delete(self, remote_id: str) -> None:
+        """DELETE indicators/{id} (404 when it is not there)."""
+        await self.calls.request(
+            "DELETE", self._url(f"indicators/{remote_id}"), what=f"deleting indicator {remote_id}"
+        )
+
+    async def batch_delete(self, remote_ids: Sequence[str]) -> None:
+        """POST indicators/BatchDelete (≤ 500 ids; ids that are already gone are not an error)."""
+        if not remote_ids or len(remote_ids) > BATCH_LIMIT:
+            raise ValueError(f"a batch delete takes 1 to {BATCH_LIMIT} ids")
+        await self.batch.request(
+            "POST",
+            self._url("indicators/BatchDelete"),
+            json_body={"IndicatorIds": list(remote_ids)},
+            what=f"deleting {len(remote_ids)} indicators",
+        )
+
+    # --- reads (retried) --------------------------------------------------------------------------
+    def pages(self, filter_text: str | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every indicator (matching ``$filter``), page by page."""
+        params = {} if filter_text is None else {"$filter": filter_text}
+
+        async def get(url: str, query: Mapping[str, str] | None) -> Any:
+            return await self.retrier.call(
+                lambda: self.calls.request("GET", url, params=query, what="listing indicators")
+            )
+
+        return odata_pages(get, self._base, "indicators", params, self._page_size)
+
+    def titled(self, title: str) -> AsyncIterator[list[dict[str, Any]]]:
+        """The indicators whose title is ``title``, page by page."""
+        return self.pages(f"title eq {odata_string(title)}")
+
+    async def any_titled(self, title: str) -> bool:
+        """Whether at least one indicator has this title (one small call)."""
+        answer = await self.retrier.call(
+            lambda: self.calls.request(
+                "GET",
+                self._url("indicators"),
+                params={"$filter": f"title eq {odata_string(title)}", "$top": "1"},
+                what="looking up the feed's indicators",
+            )
+        )
+        return bool(answer.get("value")) if isinstance(answer, dict) else False

@@ -1,0 +1,261 @@
+"""The ``mde`` target: one feed's indicators in the Defender for Endpoint Indicators API.
+
+MDE has no alert-definition entity: the feed's definition (title, description, severity,
+recommended action, action, expiry, RBAC groups, application) is stamped on each indicator, and
+the **definition id is the title** — ``existing()`` lists the indicators whose title equals it.
+Indicators are unique per tenant by value and type, so two feeds (or another tool) that hold the
+same value share one indicator, and the last import sets its title. Changing a feed's title
+starts a new definition: indicators under the old title stay until deleted.
+
+``send()`` batches through ``indicators/import`` (≤ 500, per-item results):
+
+* an item with ``isFailed`` is **rejected** with its ``failureReason`` — except when the reason
+  is the tenant cap (``IndicatorLimitExceeded``): that item is **failed**, because a later run
+  can import it once room is made;
+* a lost answer is harmless: import upserts by value and type, so re-sending the whole batch
+  after a reset or a dropped answer cannot create a duplicate; the retry loop simply sends again;
+* a whole-call error after all retries fails the batch with the last error; ``AuthError`` escapes.
+
+Deletes go through ``BatchDelete`` (≤ 500 ids a call). ``headroom()`` counts the tenant's
+indicators against the cap, for the dry-run plan (``HasHeadroom``: a protocol of this module,
+not part of ``Target``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol, TypeVar, runtime_checkable
+
+from feeds.model import Detection, Indicator
+from importer.connection import ConnectionSettings
+from importer.errors import AmbiguousWriteError, ApiError, PermanentError
+from importer.http import open_http
+from importer.mde_client import (
+    BATCH_LIMIT,
+    CAP_CODE,
+    MAX_TOP,
+    MDE_DEFAULT_AUDIENCE,
+    MDE_TYPES,
+    TENANT_CAP,
+    ImportItem,
+    MdeClient,
+    MdePace,
+    check_spec,
+    indicator_body,
+    remote_indicator,
+)
+from importer.retry import Retrier
+from importer.stats import TransportStats
+from importer.targets.base import BatchResult, DefinitionSpec, RemoteIndicator, ResolvedDefinition
+
+__all__ = ["HasHeadroom", "Headroom", "MdeTarget", "open_mde_target"]
+
+_log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Headroom:
+    """How many indicators the tenant holds against its cap."""
+
+    held: int
+    cap: int
+
+    @property
+    def free(self) -> int:
+        return max(0, self.cap - self.held)
+
+
+@runtime_checkable
+class HasHeadroom(Protocol):
+    """A target with a per-tenant cap that a dry run can report."""
+
+    async def headroom(self) -> Headroom: ...
+
+
+class MdeTarget:
+    """The Indicators API behind one authenticated session (see the module docstring)."""
+
+    name = "mde"
+
+    def __init__(
+        self,
+        client: MdeClient,
+        retrier: Retrier,
+        stats: TransportStats,
+        *,
+        bulk: bool = True,
+        cap: int = TENANT_CAP,
+    ) -> None:
+        self._client = client
+        self._retrier = retrier
+        self._stats = stats
+        self._bulk = bulk
+        self._cap = cap
+        self.max_batch = BATCH_LIMIT if bulk else 1
+
+    def unsupported(self, indicator: Indicator) -> str | None:
+        if indicator.kind not in MDE_TYPES:
+            return f"the mde target has no {indicator.kind} indicator type"
+        if indicator.detection is not Detection.EQUALS:
+            return f"the mde target matches exact values only; this indicator needs {indicator.detection}"
+        return None
+
+    # --- the definition ------------------------------------------------------------------------------
+    async def resolve_definition(self, spec: DefinitionSpec, *, dry_run: bool) -> ResolvedDefinition:
+        check_spec(spec)
+        # Nothing to create or update remotely: the metadata travels with every indicator (an
+        # import updates an existing indicator's metadata too). "found" tells the pipeline there
+        # is something to list; "created" that a new title holds nothing yet.
+        held = await self._client.any_titled(spec.title)
+        if held:
+            return ResolvedDefinition(spec.title, spec, "found")
+        return ResolvedDefinition(spec.title, spec, "planned" if dry_run else "created")
+
+    async def existing(self, definition: ResolvedDefinition) -> AsyncIterator[RemoteIndicator]:
+        if not definition.id:
+            return
+        async for page in self._client.titled(definition.id):
+            for entity in page:
+                remote = remote_indicator(entity)
+                if remote is not None:
+                    yield remote
+
+    async def headroom(self) -> Headroom:
+        """The tenant's indicators (every title) against the cap: one listing, ≤ 10,000 a page."""
+        held = 0
+        async for page in self._client.pages():
+            held += len(page)
+        return Headroom(held, self._cap)
+
+    # --- sending -------------------------------------------------------------------------------------
+    async def send(self, definition: ResolvedDefinition, batch: Sequence[Indicator]) -> BatchResult:
+        result = BatchResult()
+        if self._bulk:
+            for start in range(0, len(batch), BATCH_LIMIT):
+                await self._import(definition.spec, batch[start : start + BATCH_LIMIT], result)
+        else:
+            for indicator in batch:
+                await self._submit(definition.spec, indicator, result)
+        return result
+
+    async def _import(self, spec: DefinitionSpec, part: Sequence[Indicator], result: BatchResult) -> None:
+        bodies = [indicator_body(i, spec) for i in part]
+        try:
+            items = await self._upsert(lambda: self._client.import_indicators(bodies))
+        except ApiError as error:  # AuthError is not an ApiError: it escapes, the run must stop
+            result.failed.extend((i, str(error)) for i in part)
+            return
+        self._classify(part, items, result)
+
+    async def _submit(self, spec: DefinitionSpec, indicator: Indicator, result: BatchResult) -> None:
+        try:
+            entity = await self._upsert(lambda: self._client.submit(indicator_body(indicator, spec)))
+        except PermanentError as error:
+            if error.status == 400 and error.code != CAP_CODE:
+                result.rejected.append((indicator, str(error)))
+            else:
+                result.failed.append((indicator, str(error)))
+            return
+        except ApiError as error:
+            result.failed.append((indicator, str(error)))
+            return
+        result.imported.append((indicator, str(entity["id"])))
+
+    async def _upsert(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run an upsert until it is answered. Re-sending after a lost answer is safe as it is:
+        the service upserts by value and type, so a write that did land is simply applied again
+        (same ids, no duplicates) — no lookup of what arrived is needed, unlike ``ti``."""
+        lost = False
+
+        async def attempt() -> T:
+            nonlocal lost
+            try:
+                answer = await call()
+            except AmbiguousWriteError:
+                lost = True
+                raise
+            if lost:
+                self._stats.lost_writes_recovered += 1
+                lost = False
+            return answer
+
+        return await self._retrier.call(attempt)
+
+    def _classify(self, part: Sequence[Indicator], items: list[ImportItem], result: BatchResult) -> None:
+        """Pair each indicator with its result (in order; by value if the answer is out of step)."""
+        pairs: list[tuple[Indicator, ImportItem | None]] = []
+        in_step = len(items) == len(part) and all(
+            it.value is None or it.value.lower() == ind.value.lower()
+            for ind, it in zip(part, items, strict=True)
+        )
+        if in_step:
+            pairs.extend(zip(part, items, strict=True))
+        else:
+            _log.warning(
+                "the import answer does not follow the request (%d items for %d); matching by value",
+                len(items),
+                len(part),
+            )
+            by_value: dict[str, list[ImportItem]] = {}
+            for item in items:
+                if item.value is not None:
+                    by_value.setdefault(item.value.lower(), []).append(item)
+            for indicator in part:
+                found = by_value.get(indicator.value.lower())
+                pairs.append((indicator, found.pop(0) if found else None))
+        for indicator, answer in pairs:
+            if answer is None:
+                result.failed.append((indicator, "the import answer did not mention it"))
+            elif not answer.failed:
+                result.imported.append((indicator, answer.id or ""))
+            elif answer.cap_reached:
+                result.failed.append((indicator, answer.reason or CAP_CODE))
+            else:
+                result.rejected.append((indicator, answer.reason or "refused without a reason"))
+
+    # --- deleting ------------------------------------------------------------------------------------
+    async def delete(self, definition: ResolvedDefinition, remote_ids: Sequence[str]) -> list[str]:
+        deleted: list[str] = []
+        for start in range(0, len(remote_ids), BATCH_LIMIT):
+            chunk = list(remote_ids[start : start + BATCH_LIMIT])
+            try:
+                await self._delete_chunk(chunk)
+            except ApiError as error:
+                _log.warning("could not delete %d indicators: %s", len(chunk), error)
+                continue
+            deleted.extend(chunk)
+        return deleted
+
+    async def _delete_chunk(self, chunk: list[str]) -> None:
+        # Idempotent: ids already gone (perhaps by our own lost call) are not an error, so a
+        # lost answer is simply retried.
+        await self._retrier.call(lambda: self._client.batch_delete(chunk))
+
+
+@asynccontextmanager
+async def open_mde_target(
+    settings: ConnectionSettings,
+    stats: TransportStats,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    bulk: bool = True,
+    workers: int = 16,
+    pace: MdePace | None = None,
+    cap: int = TENANT_CAP,
+    page_size: int = MAX_TOP,
+) -> AsyncIterator[MdeTarget]:
+    """The mde target on one session; ``pace`` defaults to the documented limits (capped by
+    ``settings.rate_per_minute`` when set), ``scale`` included for scaled emulators."""
+    pace = (pace or MdePace()).capped(settings.rate_per_minute)
+    async with open_http(
+        settings, stats, default_audience=MDE_DEFAULT_AUDIENCE, workers=workers, sleep=sleep, clock=clock
+    ) as http:
+        client = MdeClient(http, settings.api_url, pace=pace, page_size=page_size, sleep=sleep, clock=clock)
+        yield MdeTarget(client, http.retrier, stats, bulk=bulk, cap=cap)

@@ -1,0 +1,235 @@
+"""The MDE client: wire JSON (stamped definition, kinds), import per-item results, list paging,
+delete and BatchDelete against the emulator; the window limiter its lanes rely on; v2 scope."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from feeds.model import Detection, Indicator, Kind
+from importer.emulator import Emulator, EmulatorConfig, running_emulator
+from importer.errors import ConfigError, PermanentError
+from importer.http import open_http
+from importer.mde_client import (
+    MDE_DEFAULT_AUDIENCE,
+    MdeClient,
+    MdePace,
+    check_spec,
+    indicator_body,
+    remote_indicator,
+)
+from importer.ratelimit import WindowLimiter
+from importer.stats import TransportStats
+from importer.targets.base import DefinitionSpec, RemoteIndicator
+from tests.importer.conftest import FakeTime, connection_settings
+
+SPEC = DefinitionSpec(name="feed-a", title="Feed A", description="Indicators from feed A")
+
+
+@asynccontextmanager
+async def mde_client(
+    fake: FakeTime, *, version: int = 1, page_size: int = 10000, **config: object
+) -> AsyncIterator[tuple[Emulator, MdeClient]]:
+    """An emulator on ``fake``'s clock and a client paced on the same clock (documented limits)."""
+    async with running_emulator(EmulatorConfig(clock=fake.wall, **config)) as emu:  # type: ignore[arg-type]
+        settings = connection_settings(emu, api="mde", version=version)
+        async with open_http(
+            settings,
+            TransportStats(),
+            default_audience=MDE_DEFAULT_AUDIENCE,
+            sleep=fake.sleep,
+            clock=fake.clock,
+        ) as http:
+            yield (
+                emu,
+                MdeClient(http, settings.api_url, page_size=page_size, sleep=fake.sleep, clock=fake.clock),
+            )
+
+
+def sha1(n: int) -> str:
+    return f"{n:040x}"
+
+
+# --- wire JSON ---------------------------------------------------------------------------------------
+def test_indicator_body_stamps_the_definition_and_maps_every_kind() -> None:
+    spec = DefinitionSpec(
+        name="f",
+        title="T",
+        description="D",
+        severity="High",
+        recommended_action="Isolate the host",
+        expires_at=datetime(2030, 1, 2, 3, 4, 5),
+        rbac_group_names=("SOC", "Tier2"),
+        application="feedapp",
+    )
+    kinds = {
+        Kind.MD5: ("d41d8cd98f00b204e9800998ecf8427e", "FileMd5"),
+        Kind.SHA1: (sha1(1), "FileSha1"),
+        Kind.SHA256: ("a" * 64, "FileSha256"),
+        Kind.IPV4: ("192.0.2.1", "IpAddress"),
+        Kind.IPV6: ("2001:db8::1", "IpAddress"),
+        Kind.DOMAIN: ("evil.example", "DomainName"),
+        Kind.URL: ("http://evil.example/x", "Url"),
+    }
+    for kind, (value, wire) in kinds.items():
+        body = indicator_body(Indicator(kind, value, "f:1"), spec)
+        assert body == {
+            "indicatorValue": value,
+            "indicatorType": wire,
+            "action": "Audit",
+            "generateAlert": True,
+            "title": "T",
+            "description": "D",
+            "severity": "High",
+            "recommendedActions": "Isolate the host",
+            "expirationTime": "2030-01-02T03:04:05Z",
+            "rbacGroupNames": ["SOC", "Tier2"],
+            "application": "feedapp",
+        }
+    # An indicator's own expiry wins over the definition's default; optional fields stay out.
+    own = datetime(2031, 1, 1, 12, tzinfo=timezone(timedelta(hours=2)))
+    body = indicator_body(Indicator(Kind.SHA1, sha1(2), "f:2", expires=own), SPEC)
+    assert body["expirationTime"] == "2031-01-01T10:00:00Z"
+    assert not {"recommendedActions", "rbacGroupNames", "application"} & body.keys()
+
+
+def test_check_spec_refuses_what_the_api_would_refuse_for_every_indicator() -> None:
+    check_spec(SPEC)
+    bad = {
+        "title": DefinitionSpec(name="f", title=" ", description="d"),
+        "description": DefinitionSpec(name="f", title="t", description=""),
+        "action must be": DefinitionSpec(name="f", title="t", description="d", action="Nuke"),
+        "Audit requires": DefinitionSpec(name="f", title="t", description="d", generate_alert=False),
+        "severity": DefinitionSpec(name="f", title="t", description="d", severity="Catastrophic"),
+        "exact values": DefinitionSpec(name="f", title="t", description="d", detection=Detection.CONTAINS),
+    }
+    for words, spec in bad.items():
+        with pytest.raises(ConfigError, match=words):
+            check_spec(spec)
+    check_spec(DefinitionSpec(name="f", title="t", description="d", action="Block", generate_alert=False))
+
+
+def test_remote_indicator_maps_types_back_to_kinds() -> None:
+    def entity(wire: str, value: str) -> dict[str, object]:
+        return {"id": "7", "indicatorType": wire, "indicatorValue": value}
+
+    assert remote_indicator(entity("IpAddress", "2001:db8::1")) == RemoteIndicator(
+        Kind.IPV6, "2001:db8::1", "7"
+    )
+    assert remote_indicator(entity("IpAddress", "192.0.2.1")) == RemoteIndicator(Kind.IPV4, "192.0.2.1", "7")
+    assert remote_indicator(entity("Url", "http://x.example/")) == RemoteIndicator(
+        Kind.URL, "http://x.example/", "7"
+    )
+    assert remote_indicator(entity("FileSha256", "a" * 64)) == RemoteIndicator(Kind.SHA256, "a" * 64, "7")
+    assert remote_indicator(entity("CertificateThumbprint", "a" * 40)) is None
+    assert remote_indicator({"indicatorType": "Url"}) is None
+
+
+def test_pace_is_capped_by_a_configured_rate() -> None:
+    assert MdePace().capped(None) == MdePace()
+    assert MdePace().capped(20) == MdePace(import_per_minute=20, calls_per_minute=20)
+    assert MdePace().capped(60) == MdePace(import_per_minute=30, calls_per_minute=60)
+    with pytest.raises(ConfigError):
+        MdePace(scale=0)
+
+
+# --- the window limiter ------------------------------------------------------------------------------
+async def test_window_limiter_counts_calls_from_their_end(fake_time: FakeTime) -> None:
+    window = WindowLimiter(3, 60.0, clock=fake_time.clock, sleep=fake_time.sleep)
+    starts: list[float] = []
+
+    async def call(duration: float) -> None:
+        async with window.slot():
+            starts.append(fake_time.now)
+            await fake_time.sleep(duration)
+
+    await asyncio.gather(*(call(5.0) for _ in range(7)))
+    # Three at once; each next three only once the three before have been finished for 60 s.
+    assert starts == [1000.0, 1000.0, 1000.0, 1065.0, 1065.0, 1065.0, 1130.0]
+
+
+async def test_window_limiter_waits_for_calls_still_in_flight(fake_time: FakeTime) -> None:
+    window = WindowLimiter(1, 10.0, clock=fake_time.clock, sleep=fake_time.sleep)
+    release = asyncio.Event()
+    order: list[str] = []
+
+    async def slow() -> None:
+        async with window.slot():
+            order.append("slow in")
+            await release.wait()
+            order.append("slow out")
+
+    async def second() -> None:
+        async with window.slot():
+            order.append(f"second in at {fake_time.now - 1000.0:.0f}")
+
+    task = asyncio.create_task(slow())
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(second())
+    await asyncio.sleep(0.01)
+    assert order == ["slow in"]  # the one slot is taken by a call that has not finished
+    release.set()
+    await asyncio.gather(task, waiter)
+    assert order == ["slow in", "slow out", "second in at 10"]
+
+
+# --- against the emulator ----------------------------------------------------------------------------
+async def test_import_answers_per_item_in_order(fake_time: FakeTime) -> None:
+    async with mde_client(fake_time, version=2) as (emu, client):  # v2: scope=<audience>/.default
+        bodies = [indicator_body(Indicator(Kind.SHA1, sha1(i), "f"), SPEC) for i in range(3)]
+        bodies.insert(1, indicator_body(Indicator(Kind.SHA1, "zz" * 20, "f"), SPEC))
+        items = await client.import_indicators(bodies)
+        again = await client.import_indicators(bodies[:1])  # an upsert: same id, nothing new
+        listed = [e async for page in client.titled("Feed A") for e in page]
+        with pytest.raises(ValueError, match="1 to 500"):
+            await client.import_indicators(bodies * 126)
+    assert [i.failed for i in items] == [False, True, False, False]
+    assert items[1].reason is not None and items[1].reason.startswith("InvalidHashValue")
+    assert not items[1].cap_reached
+    assert [i.value for i in items] == [b["indicatorValue"] for b in bodies]
+    assert again[0].id == items[0].id
+    assert sorted(e["id"] for e in listed) == sorted(i.id for i in items if i.id)
+    assert emu.state()["totals"]["mde_indicators"] == 3
+
+
+async def test_listing_pages_with_top_and_skip(fake_time: FakeTime) -> None:
+    async with mde_client(fake_time, page_size=4) as (_, client):
+        other = DefinitionSpec(name="b", title="Feed B", description="d")
+        await client.import_indicators(
+            [indicator_body(Indicator(Kind.SHA1, sha1(i), "f"), SPEC) for i in range(10)]
+        )
+        await client.import_indicators(
+            [indicator_body(Indicator(Kind.SHA1, sha1(i), "f"), other) for i in range(10, 13)]
+        )
+        pages = [page async for page in client.titled("Feed A")]
+        everything = [e async for page in client.pages() for e in page]
+        assert await client.any_titled("Feed B") and not await client.any_titled("Feed C")
+        quoted = [e async for page in client.titled("it's") for e in page]  # a quote in the literal
+    assert [len(p) for p in pages] == [4, 4, 2]
+    assert sorted(e["indicatorValue"] for p in pages for e in p) == [sha1(i) for i in range(10)]
+    assert len(everything) == 13 and quoted == []
+
+
+async def test_delete_and_batch_delete(fake_time: FakeTime) -> None:
+    async with mde_client(fake_time) as (emu, client):
+        items = await client.import_indicators(
+            [indicator_body(Indicator(Kind.SHA1, sha1(i), "f"), SPEC) for i in range(6)]
+        )
+        ids = [i.id for i in items if i.id]
+        await client.delete(ids[0])
+        with pytest.raises(PermanentError) as info:
+            await client.delete(ids[0])
+        await client.batch_delete([*ids[1:4], ids[0]])  # an id already gone is not an error
+        left = [e["id"] async for page in client.pages() for e in page]
+        created = await client.submit(indicator_body(Indicator(Kind.URL, "https://x.example/a", "f"), SPEC))
+        with pytest.raises(ValueError):
+            await client.batch_delete([])
+        state = emu.state()
+    assert info.value.status == 404
+    assert sorted(left) == sorted(ids[4:])
+    assert created["indicatorType"] == "Url" and created["title"] == "Feed A"
+    assert state["totals"]["mde_indicators"] == 3
