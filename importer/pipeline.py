@@ -131,6 +131,10 @@ class _Run:
         except (FeedError, ConfigError) as exc:
             report.error, report.config_error = str(exc), True
             _log.info("feed %s: %s", report.name, exc)
+        except Exception as exc:  # a reader's bug: stop this feed, keep the others and the report
+            _log.exception("reading feed %s failed unexpectedly", report.name)
+            report.error = f"reading stopped by an internal error ({type(exc).__name__}); please report it"
+            report.config_error = True
         finally:
             close = getattr(records, "close", None)
             if close is not None:
