@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -116,9 +117,24 @@ def test_very_long_lines_are_clipped_in_reports() -> None:
 
 def test_fast_constructor_builds_the_same_indicator() -> None:
     assert fast_indicator(Kind.MD5, MD5, "o:1") == Indicator(Kind.MD5, MD5, "o:1")
-    bare = listfeed._fast_bare(Kind.MD5, MD5, "o:1")
-    assert bare == Indicator(Kind.MD5, MD5, "o:1")
+    (bare,) = _parse(MD5)
+    assert bare == Indicator(Kind.MD5, MD5, "f.txt:1")
     assert type(bare) is Indicator
+    assert bare.detection is Detection.EQUALS
+    assert (bare.description, bare.labels, bare.confidence, bare.first_seen, bare.expires) == (
+        None,
+        (),
+        None,
+        None,
+        None,
+    )
+
+
+def test_the_plain_constructor_path_reads_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = f"{MD5}\n{SHA1};x\nbad line\n"
+    fast = _parse(text)
+    monkeypatch.setattr(listfeed, "_SLOTS", None)
+    assert _parse(text) == fast
     built = fast_indicator(Kind.SHA1, SHA1, "o:2", description="d", confidence=7)
     assert built == Indicator(Kind.SHA1, SHA1, "o:2", description="d", confidence=7)
     assert built.detection is Detection.EQUALS
