@@ -57,7 +57,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--target", choices=("ti", "mde"), help="the target API (default: ti)")
     feed = parser.add_argument_group("feed options (for FEED arguments)")
     feed.add_argument("--format", choices=("auto", "csv", "stix", "list"), help="default: detected")
-    feed.add_argument("--columns", metavar="SPEC", help="CSV column mapping, e.g. 'sha256_hash=sha256,3=domain'")
+    feed.add_argument("--columns", metavar="SPEC", help="CSV columns, e.g. 'sha256_hash=sha256,3=domain'")
     feed.add_argument("--name", help="alert definition name (default: the feed's file name)")
     feed.add_argument("--title", help="alert title")
     feed.add_argument("--severity", help="Informational, Low, Medium (default) or High")
