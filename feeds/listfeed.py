@@ -28,20 +28,18 @@ from feeds.options import FeedOptions
 
 __all__ = ["fast_indicator", "parse"]
 
-# One match per line: groups 1-3 a bare lower-case digest (sha256, sha1, md5), 4 any other
-# non-empty line; an empty line matches with no group. Every alternative consumes a character,
-# so a block ending in a line end never yields a phantom empty line.
+# One match per line: groups 1-3 a bare lower-case digest (sha256, sha1, md5); 4-6 a digest (any
+# case) with trailing text: the digest, a LOKI score, the description; 7 any other non-empty
+# line; an empty line matches with no group. Every alternative consumes a character, so a block
+# ending in a line end never yields a phantom empty line.
 _LINE = re.compile(
     r"[ \t]*(?:([0-9a-f]{64})|([0-9a-f]{40})|([0-9a-f]{32}))[ \t]*(?:\r\n|\n|\r|\Z)"
+    r"|[ \t]*([0-9a-fA-F]{64}|[0-9a-fA-F]{40}|[0-9a-fA-F]{32})(?=[\s;,|]|\Z)"
+    r"[ \t;,|-]*(?:(100|\d{1,2})[ \t]*;)?[ \t;,|-]*([^\r\n]*)(?:\r\n|\n|\r|\Z)"
     r"|([^\r\n]+)(?:\r\n|\n|\r|\Z)"
     r"|\r\n|\n|\r"
 )
 _GROUP_KINDS = (Kind.MD5, Kind.SHA256, Kind.SHA1, Kind.MD5)
-# A digest followed by a separator and text: the optional LOKI score, then the description.
-_DESCRIBED = re.compile(
-    r"[ \t]*([0-9a-fA-F]{64}|[0-9a-fA-F]{40}|[0-9a-fA-F]{32})(?=[\s;,|]|\Z)"
-    r"[\s;,|-]*(?:(100|\d{1,2})[ \t]*;)?[\s;,|-]*(.*\S)?\s*\Z"
-)
 _TOKEN_SEPARATORS = re.compile(r"[;,|]")
 _DESCRIPTION_LEAD = " \t;,|-"
 _COMMENT_STARTS = ("#", "//", ";")
@@ -151,20 +149,21 @@ def _split(stripped: str) -> tuple[str, str]:
     return token, rest
 
 
+def _described(match: re.Match[str], origin: str) -> Indicator:
+    """A digest with trailing text (``_LINE`` groups 4-6): the description and LOKI score."""
+    token, score, description = match.group(4, 5, 6)
+    description = description.rstrip()
+    return fast_indicator(
+        HASH_KINDS[len(token)],
+        token.lower(),
+        origin,
+        description=_clip(description) if description else None,
+        confidence=None if score is None else int(score),
+    )
+
+
 def _other_line(line: str, origin: str) -> Record | None:
-    """A line that is not a bare lower-case digest: described digest, comment, other kind, or reject."""
-    match = _DESCRIBED.match(line)
-    if match is not None:
-        token, score, description = match.groups()
-        if description is not None and len(description) > _MAX_TEXT:
-            description = _clip(description)
-        return fast_indicator(
-            HASH_KINDS[len(token)],
-            token.lower(),
-            origin,
-            description=description,
-            confidence=None if score is None else int(score),
-        )
+    """A line that does not start with a digest: a comment, another kind, or a reject."""
     stripped = line.strip()
     if not stripped or stripped.startswith(_COMMENT_STARTS):
         return None
@@ -235,7 +234,10 @@ def parse(stream: TextIO, name: str, options: FeedOptions) -> Iterator[Record]:
                 set_detection(obj, equals)
                 yield obj
                 continue
-            record = _other_line(match.group(4), prefix + str(lineno))
+            if group < 7:
+                yield _described(match, prefix + str(lineno))
+                continue
+            record = _other_line(match.group(7), prefix + str(lineno))
             if record is not None:
                 yield record
 
@@ -253,6 +255,9 @@ def _parse_plain(stream: TextIO, name: str) -> Iterator[Record]:
             if group < 4:
                 yield Indicator(_GROUP_KINDS[group], match.group(group), origin)
                 continue
-            record = _other_line(match.group(4), origin)
+            if group < 7:
+                yield _described(match, origin)
+                continue
+            record = _other_line(match.group(7), origin)
             if record is not None:
                 yield record
