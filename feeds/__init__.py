@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, TextIO
 
-from feeds import listfeed
+from feeds import csvfeed, listfeed, stixfeed
 from feeds.detect import check_text, detect_format
 from feeds.model import Detection, Expired, FeedError, Indicator, Kind, Record, Rejected, Skipped
 from feeds.options import FeedOptions
@@ -35,21 +35,8 @@ __all__ = [
 
 Parser = Callable[[TextIO, str, FeedOptions], Iterator[Record]]
 
-# The format registry; "auto" means detect_format. CSV and STIX are registered when importable,
-# so one broken module cannot stop lists from being read.
-FORMATS: dict[str, Parser] = {"list": listfeed.parse}
-try:
-    from feeds import csvfeed
-
-    FORMATS["csv"] = csvfeed.parse
-except ImportError:  # pragma: no cover - only while the module is being written
-    pass
-try:
-    from feeds import stixfeed
-
-    FORMATS["stix"] = stixfeed.parse
-except ImportError:  # pragma: no cover - only while the module is being written
-    pass
+# The format registry: "auto" means detect_format, which names one of these.
+FORMATS: dict[str, Parser] = {"csv": csvfeed.parse, "stix": stixfeed.parse, "list": listfeed.parse}
 
 
 def read_feed(
