@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +125,25 @@ def test_gzip_from_stdin_and_broken_pipe(tmp_path: Path) -> None:
     assert process.wait(timeout=60) == 141
     assert "Traceback" not in err
     assert "Exception ignored" not in err
+
+
+def test_every_real_feed_reconciles_with_sources(
+    real_feeds: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The acceptance sweep: exit code and distinct indicators per kind, as SOURCES.md's final table says."""
+    table = (real_feeds / "SOURCES.md").read_text(encoding="utf-8").split("## Distinct canonical", 1)[1]
+    rows = re.findall(r"^\| `([^`]+)` \| (\d) \| ([^|]*) \|", table, re.MULTILINE)
+    assert len(rows) == len([p for p in real_feeds.glob("*/*")])
+    for relative, exit_code, counts in rows:
+        code = main(["parse", str(real_feeds / relative)])
+        out, err = capsys.readouterr()
+        assert code == int(exit_code), relative
+        assert err.count("\n") == 1 and "Traceback" not in err
+        distinct: dict[str, set[str]] = {}
+        for line in out.splitlines():
+            item = json.loads(line)
+            distinct.setdefault(item["kind"], set()).add(item["value"])
+        expected = {
+            kind: int(n) for kind, n in re.findall(r"(md5|sha1|sha256|ipv4|ipv6|domain|url) (\d+)", counts)
+        }
+        assert {kind: len(values) for kind, values in distinct.items()} == expected, relative
