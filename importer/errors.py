@@ -38,7 +38,8 @@ class ConfigError(ImporterError):
 
 
 class AuthError(ImporterError):
-    """Authentication failed: wrong or expired secret, unknown app or tenant, or a 401 that survives a refresh."""
+    """Authentication failed: wrong or expired secret, unknown app or tenant, or a 401 that
+    survives a refresh."""
 
 
 class ApiError(ImporterError):
