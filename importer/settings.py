@@ -29,7 +29,7 @@ from importer.errors import ConfigError
 from importer.targets.base import DefinitionSpec
 
 __all__ = [
-    "DEFAULT_API_URL",
+    "DEFAULT_API_URLS",
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_WORKERS",
     "CliOptions",
@@ -43,7 +43,10 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-DEFAULT_API_URL = "https://ti.securitycenter.windows.com/V1.0/"
+DEFAULT_API_URLS = {
+    "ti": "https://ti.securitycenter.windows.com/V1.0/",
+    "mde": "https://api.securitycenter.microsoft.com/api/",
+}
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_WORKERS = 16
 SEVERITIES = ("Informational", "Low", "Medium", "High")
@@ -197,6 +200,7 @@ def load_run_settings(
         where=where,
         rate=rate,
         config_path=cli.config,
+        target=target,
     )
     return RunSettings(
         target=target,  # type: ignore[arg-type]  # checked above
@@ -379,6 +383,7 @@ def _connection(
     where: str,
     rate: float | None,
     config_path: Path | None,
+    target: str,
 ) -> ConnectionSettings:
     auth_where, tuning_where = f"{where}: [auth]", f"{where}: [tuning]"
     client_id = env.get("TI_CLIENT_ID") or _get(auth_t, "client_id", str, auth_where)
@@ -399,7 +404,8 @@ def _connection(
         if not tenant:
             raise ConfigError("no token URL: set TI_AUTH_URL (the portal's authorization URL) or TI_TENANT")
         auth_url = f"https://login.windows.net/{tenant}/oauth2/token"
-    api_url = env.get("TI_API_URL") or _get(target_t, "api_url", str, f"{where}: [target]") or DEFAULT_API_URL
+    api_url = env.get("TI_API_URL") or _get(target_t, "api_url", str, f"{where}: [target]")
+    api_url = api_url or DEFAULT_API_URLS[target]
     version = _get(auth_t, "version", str, auth_where)
     if version not in (None, "v1", "v2"):
         raise ConfigError(f"{auth_where}: key 'version' must be 'v1' or 'v2', got {version!r}")

@@ -173,3 +173,15 @@ def test_rates_and_default_names() -> None:
     assert default_definition_name("-") == "stdin"
     assert default_definition_name("https://h.example/path/iocs.csv?x=1") == "iocs.csv"
     assert default_definition_name("/var/feeds/a.txt.gz") == "a.txt.gz"
+
+
+def test_each_target_has_its_own_default_api_url() -> None:
+    feeds = ("data/bad-hashes.csv",)
+    ti = load_run_settings(CliOptions(feeds=feeds), ENV, now=NOW)
+    mde = load_run_settings(CliOptions(feeds=feeds, target="mde"), ENV, now=NOW)
+    assert ti.connection.api_url == "https://ti.securitycenter.windows.com/V1.0/"
+    assert mde.connection.api_url == "https://api.securitycenter.microsoft.com/api/"
+    explicit = load_run_settings(
+        CliOptions(feeds=feeds, target="mde"), {**ENV, "TI_API_URL": "http://127.0.0.1:9/api/"}, now=NOW
+    )
+    assert explicit.connection.api_url == "http://127.0.0.1:9/api/"
