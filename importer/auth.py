@@ -2,9 +2,17 @@
 
 The token is cached and refreshed shortly before it expires (``min(5 min, 10 % of its
 lifetime)``, on an injectable monotonic clock), **single-flight**: a lock makes one refresh serve
-every request waiting for it. A request answered 401 is re-sent **exactly once**, after a refresh
-that only happens if the token that failed is still the current one (fifty 401s for one expired
-token make one token call). The token request itself bypasses the middleware. Token-endpoint
+every request waiting for it. Its lifetime is counted from the moment the token was *asked for*,
+not from when the answer arrived: the server started the clock no earlier than that, so a slow
+token call can never make us trust a token the server has already expired.
+
+A request answered 401 is re-sent **once**, after a refresh that only happens if the token that
+failed is still the current one (fifty 401s for one expired token make one token call). A 401 to
+the re-sent request is an ``AuthError`` (a refused token stops the run after one refresh) - unless
+our own clock says the token it carried had expired before the answer came: that 401 is an
+expiry, not a refusal (the request aged in flight, e.g. waiting for a connection), so it is
+handled like a first 401, at most ``_MAX_RESENDS`` times in all. The token request itself
+bypasses the middleware. Token-endpoint
 refusals become one ``AuthError`` sentence naming the AADSTS code and what to do; an endpoint
 that cannot be reached becomes a ``ConfigError`` naming the URL. The secret and the tokens never
 appear in logs, errors or reprs.
@@ -35,6 +43,7 @@ _log = logging.getLogger(__name__)
 _MAX_MARGIN = 300.0  # refresh at most five minutes early...
 _MARGIN_SHARE = 0.1  # ...or a tenth of the lifetime, whichever is smaller
 _DEFAULT_LIFETIME = 300.0  # a token answer without any expiry: assume short, refresh early
+_MAX_RESENDS = 4  # re-sends of one request after 401s; only expiries in flight go beyond one
 _AADSTS = re.compile(r"AADSTS(\d+)")
 
 # What the user should do about the token endpoint's common refusals (codes from API.md §1).
@@ -91,10 +100,15 @@ def _number(value: Any) -> float | None:
     return None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Token:
-    value: str = field(repr=False)
+    header: str = field(repr=False)  # "Bearer <token>", built once
     refresh_at: float  # on the monotonic clock
+    expires_at: float  # when the server stops accepting it, at the latest (monotonic clock)
+
+    @property
+    def value(self) -> str:
+        return self.header[7:]
 
 
 class ClientCredentials:
@@ -126,41 +140,54 @@ class ClientCredentials:
 
     async def token(self, session: aiohttp.ClientSession) -> str:
         """The current token, refreshed first if it is due (one refresh for all who wait)."""
+        return (await self._usable(session)).value
+
+    async def _usable(self, session: aiohttp.ClientSession) -> _Token:
         current = self._token
         if current is not None and self._clock() < current.refresh_at:
-            return current.value
+            return current
         return await self._refresh(session, failed=None)
 
     async def middleware(
         self, request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
     ) -> aiohttp.ClientResponse:
-        """Attach the bearer token; on 401, refresh (if still current) and re-send exactly once."""
-        token = await self.token(request.session)
-        request.headers["Authorization"] = f"Bearer {token}"
+        """Attach the bearer token; on 401, refresh (if still current) and re-send once (see the module)."""
+        token = await self._usable(request.session)
+        request.headers["Authorization"] = token.header
         response = await handler(request)
         if response.status != 401:
             return response
-        response.release()
-        self._stats.auth_retries += 1
-        _log.debug("401 from %s %s: refresh and re-send once", request.method, request.url.path)
-        token = await self._refresh(request.session, failed=token)
-        request.headers["Authorization"] = f"Bearer {token}"
-        return await handler(request)  # a second 401 is the caller's AuthError
+        refreshed = False
+        for _ in range(_MAX_RESENDS):
+            # A 401 to a token that, by our clock, had expired before the answer came says nothing
+            # about whether the API accepts our tokens; to a token still valid after a refresh, it does.
+            if refreshed and self._clock() < token.expires_at:
+                break
+            response.release()
+            self._stats.auth_retries += 1
+            _log.debug("401 from %s %s: refresh and re-send", request.method, request.url.path)
+            token = await self._refresh(request.session, failed=token)
+            refreshed = True
+            request.headers["Authorization"] = token.header
+            response = await handler(request)
+            if response.status != 401:
+                return response
+        return response  # still 401: the caller's AuthError
 
-    async def _refresh(self, session: aiohttp.ClientSession, *, failed: str | None) -> str:
+    async def _refresh(self, session: aiohttp.ClientSession, *, failed: _Token | None) -> _Token:
         async with self._lock:
             if self._fatal is not None:
                 raise type(self._fatal)(str(self._fatal))
             current = self._token
             # Someone else refreshed while we waited for the lock: use theirs.
-            if current is not None and current.value != failed and self._clock() < current.refresh_at:
-                return current.value
+            if current is not None and current is not failed and self._clock() < current.refresh_at:
+                return current
             try:
                 self._token = await self._fetch(session)
             except (AuthError, ConfigError) as error:
                 self._fatal = error
                 raise
-            return self._token.value
+            return self._token
 
     async def _fetch(self, session: aiohttp.ClientSession) -> _Token:
         try:
@@ -191,6 +218,7 @@ class ClientCredentials:
         return form
 
     async def _fetch_once(self, session: aiohttp.ClientSession) -> _Token:
+        asked = self._clock()  # the server's lifetime starts no earlier than this
         try:
             # middlewares=(): the token call must not go through the middleware that needs a token.
             async with session.post(self._settings.auth_url, data=self._form(), middlewares=()) as resp:
@@ -203,9 +231,9 @@ class ClientCredentials:
             raise RetryableError(f"HTTP {status}", status=status)
         if status != 200:
             raise AuthError(token_error_message(status, body, client_id=self._settings.client_id))
-        return self._parse(body)
+        return self._parse(body, asked)
 
-    def _parse(self, body: str) -> _Token:
+    def _parse(self, body: str, asked: float) -> _Token:
         try:
             parsed: Any = json.loads(body)
         except ValueError:
@@ -216,6 +244,8 @@ class ClientCredentials:
             )
         lifetime = _number(parsed.get("expires_in"))
         if lifetime is None and (expires_on := _number(parsed.get("expires_on"))) is not None:
+            # An absolute expiry: what is left of it now, whenever the server issued it.
+            asked = self._clock()
             lifetime = expires_on - self._wall_clock()
         if lifetime is None:
             lifetime = _DEFAULT_LIFETIME
@@ -223,7 +253,8 @@ class ClientCredentials:
         margin = min(_MAX_MARGIN, _MARGIN_SHARE * lifetime)
         self._stats.token_refreshes += 1
         _log.debug("new access token for client %s, valid %.0f s", self._settings.client_id, lifetime)
-        return _Token(parsed["access_token"], self._clock() + lifetime - margin)
+        expires_at = asked + lifetime
+        return _Token("Bearer " + parsed["access_token"], expires_at - margin, expires_at)
 
 
 def _connection_reason(error: BaseException) -> str:

@@ -129,6 +129,69 @@ async def test_a_second_401_is_an_auth_error_after_exactly_one_refresh(
     assert stats.retries == 0  # an auth error is never retried
 
 
+class ServerClock:
+    """The emulator's wall clock on fake time, making time pass at chosen reads of it.
+
+    ``jumps``: advance before answering, one per read (the server's reads are one per token issued
+    and one per API request authorized). ``after_next``: advance right after the next read - time
+    that passes once the server has answered, before we see the answer.
+    """
+
+    def __init__(self, fake: FakeTime) -> None:
+        self.fake = fake
+        self.jumps: list[float] = []
+        self.after_next = 0.0
+
+    def __call__(self) -> float:
+        if self.jumps:
+            self.fake.advance(self.jumps.pop(0))
+        now = self.fake.wall()
+        if self.after_next:
+            self.fake.advance(self.after_next)
+            self.after_next = 0.0
+        return now
+
+
+async def test_a_token_lifetime_counts_from_when_it_was_asked_for(fake_time: FakeTime) -> None:
+    server = ServerClock(fake_time)
+    config = EmulatorConfig(clock=server, token_faults=Faults(token_lifetime=2))
+    async with running_emulator(config) as emu, http_for(emu, fake_time, TransportStats()) as http:
+        server.after_next = 1.5  # the token's answer takes 1.5 s to reach us
+        await list_definitions(http, emu)
+        fake_time.advance(0.6)  # 2.1 s after the server issued it: expired there
+        await list_definitions(http, emu)
+        state = emu.state()
+    assert state["requests_by_status"].get("401", 0) == 0  # we knew: refreshed before sending
+    assert state["tokens_issued"] == 2
+
+
+async def test_a_token_expiring_in_flight_during_the_re_send_is_refreshed_again(fake_time: FakeTime) -> None:
+    server = ServerClock(fake_time)
+    config = EmulatorConfig(clock=server, token_faults=Faults(token_lifetime=1))
+    stats = TransportStats()
+    async with running_emulator(config) as emu, http_for(emu, fake_time, stats) as http:
+        # issue, then 2 s pass before the server checks it (401); the same for the refreshed token.
+        server.jumps = [0, 2, 0, 2]
+        assert (await list_definitions(http, emu))["value"] == []
+        state = emu.state()
+    assert state["requests_by_status"]["401"] == 2
+    assert state["tokens_issued"] == 3
+    assert stats.auth_retries == 2
+
+
+async def test_tokens_that_always_expire_in_flight_end_in_an_auth_error(fake_time: FakeTime) -> None:
+    server = ServerClock(fake_time)
+    config = EmulatorConfig(clock=server, token_faults=Faults(token_lifetime=1))
+    stats = TransportStats()
+    async with running_emulator(config) as emu, http_for(emu, fake_time, stats) as http:
+        server.jumps = [0, 2] * 20
+        with pytest.raises(AuthError, match=r"HTTP 401"):
+            await list_definitions(http, emu)
+        state = emu.state()
+    assert state["requests_by_status"]["401"] == 5  # the request and four re-sends, then it stops
+    assert stats.auth_retries == 4
+
+
 BAD_CLIENTS = [
     ("wrong secret", {"client_secret": Secret("not-the-secret")}, r"AADSTS7000215.*TI_CLIENT_SECRET"),
     ("unknown app", {"client_id": "no-such-app"}, r"no-such-app.*AADSTS700016"),
