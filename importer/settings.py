@@ -43,6 +43,8 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
+# What Defender for Endpoint may do on a match (API.md §3).
+MDE_ACTIONS = ("Alert", "Warn", "Block", "Audit", "BlockAndRemediate", "AlertAndBlock", "Allowed")
 DEFAULT_API_URLS = {
     "ti": "https://ti.securitycenter.windows.com/V1.0/",
     "mde": "https://api.securitycenter.microsoft.com/api/",
@@ -103,6 +105,9 @@ class CliOptions:
     recommended_action: str | None = None
     detection_function: str | None = None
     expire_days: int | None = None
+    action: str | None = None  # mde: what Defender does on a match
+    rbac_groups: tuple[str, ...] | None = None  # mde: device groups the indicators apply to
+    application: str | None = None  # mde: the application shown with the indicator
     mode: str | None = None
     batch_size: int | None = None
     workers: int | None = None
@@ -125,6 +130,10 @@ _FEED_KEYS = frozenset(
         "detection_function",
         "expire_days",
         "enabled",
+        "action",
+        "generate_alert",
+        "rbac_groups",
+        "application",
     }
 )
 _TABLE_KEYS: dict[str, frozenset[str]] = {
@@ -280,6 +289,9 @@ def _feeds(cli: CliOptions, config: Mapping[str, Any], where: str, now: datetime
         cli.expire_days,
         cli.format,
         cli.columns,
+        cli.action,
+        cli.rbac_groups,
+        cli.application,
     )
     if tables and cli.feeds:
         raise ConfigError("give feeds either as arguments or as [[feed]] tables in --config, not both")
@@ -308,6 +320,9 @@ def _feeds(cli: CliOptions, config: Mapping[str, Any], where: str, now: datetime
             "recommended_action": cli.recommended_action,
             "detection_function": cli.detection_function,
             "expire_days": cli.expire_days,
+            "action": cli.action,
+            "rbac_groups": list(cli.rbac_groups) if cli.rbac_groups is not None else None,
+            "application": cli.application,
         }
         feeds.append(_feed({k: v for k, v in given.items() if v is not None}, "the command line", now))
     return feeds
@@ -349,6 +364,14 @@ def _feed(table: Mapping[str, Any], where: str, now: datetime) -> FeedSettings:
     if expire_days is not None and expire_days < 1:
         raise ConfigError(f"{where}: key 'expire_days' must be a positive number of days, got {expire_days}")
     enabled = _get(table, "enabled", bool, where)
+    mde_action = _get(table, "action", str, where) or "Audit"
+    if mde_action not in MDE_ACTIONS:
+        choices = ", ".join(MDE_ACTIONS)
+        raise ConfigError(f"{where}: key 'action' must be one of {choices}, got {mde_action!r}")
+    generate_alert = _get(table, "generate_alert", bool, where)
+    rbac_groups = _get(table, "rbac_groups", list, where) or []
+    if not all(isinstance(group, str) and group for group in rbac_groups):
+        raise ConfigError(f"{where}: key 'rbac_groups' must be a list of device group names")
     spec = DefinitionSpec(
         name=name,
         title=title,
@@ -359,6 +382,10 @@ def _feed(table: Mapping[str, Any], where: str, now: datetime) -> FeedSettings:
         enabled=True if enabled is None else enabled,
         detection=detection,
         expires_at=now + timedelta(days=expire_days) if expire_days is not None else None,
+        action=mde_action,
+        generate_alert=True if generate_alert is None else generate_alert,
+        rbac_group_names=tuple(rbac_groups),
+        application=_get(table, "application", str, where),
     )
     columns = _get(table, "columns", str, where)
     return FeedSettings(source=source, definition=spec, format=fmt, columns=columns, expire_days=expire_days)

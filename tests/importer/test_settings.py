@@ -185,3 +185,18 @@ def test_each_target_has_its_own_default_api_url() -> None:
         CliOptions(feeds=feeds, target="mde"), {**ENV, "TI_API_URL": "http://127.0.0.1:9/api/"}, now=NOW
     )
     assert explicit.connection.api_url == "http://127.0.0.1:9/api/"
+
+
+def test_mde_fields_of_a_feed_come_from_the_config_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[target]\nname = "mde"\n\n[[feed]]\nsource = "a.csv"\naction = "Block"\n'
+        'generate_alert = false\nrbac_groups = ["Servers", "Laptops"]\napplication = "ti-importer"\n',
+    )
+    (feed,) = load_run_settings(CliOptions(config=path), ENV, now=NOW).feeds
+    spec = feed.definition
+    assert (spec.action, spec.generate_alert, spec.application) == ("Block", False, "ti-importer")
+    assert spec.rbac_group_names == ("Servers", "Laptops")
+    bad = write(tmp_path, '[[feed]]\nsource = "a.csv"\naction = "Nuke"\n')
+    with pytest.raises(ConfigError, match=r"key 'action' must be one of Alert, Warn, Block"):
+        load_run_settings(CliOptions(config=bad), ENV, now=NOW)
