@@ -12,6 +12,10 @@
   good record is imported;
 * a 507 (quota) fails the batch with the reason (a quota is not a validation error: no bisecting),
   exhausted retries fail it with the last error; ``AuthError`` escapes (the run must stop).
+
+``resolve_definition`` raises ``ConfigError`` only when the server refuses the definition as
+configured (400/403/404); a full definitions quota raises ``QuotaError`` and exhausted retries the
+last ``RetryableError``, so the caller counts that feed's indicators failed (exit 1), not exit 2.
 """
 
 from __future__ import annotations
@@ -120,14 +124,22 @@ class TiTarget:
         return await self._definition_call(attempt, spec)
 
     async def _definition_call(self, fn: Any, spec: DefinitionSpec) -> dict[str, Any]:
+        """Create or update a definition; only the server refusing it *as configured* is a ConfigError.
+
+        A full definitions quota (507) stays a ``QuotaError`` and exhausted retries stay the last
+        ``RetryableError``: the configuration is fine, so that feed's indicators fail (exit 1) and
+        a rerun tries again.
+        """
         try:
             result: dict[str, Any] = await self._retrier.call(fn)
         except PermanentError as error:
             # The server refused the definition as configured: that is a configuration problem.
             raise ConfigError(f"the TI API refused the alert definition {spec.name!r}: {error}") from None
-        except (QuotaError, RetryableError) as error:
-            raise ConfigError(
-                f"could not create or update the alert definition {spec.name!r}: {error}"
+        except QuotaError as error:
+            raise QuotaError(
+                f"could not create the alert definition {spec.name!r}: {error}",
+                status=error.status,
+                code=error.code,
             ) from None
         return result
 

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +15,12 @@ import pytest
 from feeds.model import Indicator, Kind
 from importer.connection import Secret
 from importer.emulator import DEMO_CLIENT, Emulator, EmulatorConfig, Faults, running_emulator
-from importer.errors import AuthError, ConfigError
+from importer.errors import AuthError, ConfigError, QuotaError, RetryableError
 from importer.http import HttpClient, open_http
+from importer.pipeline import run_pipeline
+from importer.report import EXIT_FAILED
+from importer.settings import FeedSettings
+from importer.sources import job_for
 from importer.stats import TransportStats
 from importer.targets import TI_DEFAULT_AUDIENCE, open_target
 from importer.targets.base import BatchResult, DefinitionSpec, ResolvedDefinition
@@ -163,6 +168,46 @@ async def test_quota_fails_the_batch_without_bisecting(fake_time: FakeTime) -> N
     assert len(result.failed) == 20 and not result.imported and not result.rejected
     assert "quota" in result.failed[0][1]
     assert statuses["507"] == 1
+
+
+async def test_a_full_definitions_quota_fails_that_feed_not_the_configuration(
+    fake_time: FakeTime, tmp_path: Path
+) -> None:
+    """507 on creating a definition is a QuotaError (exit 1: a rerun retries), never a ConfigError."""
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    first.write_text("".join(f"{i:040x}\n" for i in range(5)))
+    second.write_text("".join(f"{i:040x}\n" for i in range(100, 103)))
+    feeds = [FeedSettings(str(first), SPEC), FeedSettings(str(second), DefinitionSpec("feed-b", "B", "b"))]
+    async with (
+        running_emulator(EmulatorConfig(max_alert_definitions=1)) as emu,
+        ti_target(emu, fake_time, TransportStats()) as target,
+    ):
+        report = await run_pipeline(target, [job_for(f) for f in feeds])
+        with pytest.raises(QuotaError, match=r"alert definition 'feed-b'.*quota of 1 alert definitions"):
+            await target.resolve_definition(DefinitionSpec("feed-b", "B", "b"), dry_run=False)
+        assert emu.state()["requests_by_status"]["507"] == 2
+    a, b = report.feeds
+    assert a.imported == 5 and not a.error
+    assert b.failed == 3 and b.imported == 0 and not b.config_error
+    assert b.error is not None and "quota" in b.error
+    assert report.exit_code() == EXIT_FAILED
+
+
+async def test_exhausted_retries_on_a_definition_raise_the_last_error(
+    emulator: Emulator, fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = 0
+
+    async def unavailable(body: Any) -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        raise RetryableError("creating the alert definition failed (HTTP 503)", status=503)
+
+    async with ti_target(emulator, fake_time, TransportStats(), max_attempts=3) as target:
+        monkeypatch.setattr(target._client, "create_definition", unavailable)
+        with pytest.raises(RetryableError, match=r"HTTP 503") as raised:
+            await target.resolve_definition(SPEC, dry_run=False)
+    assert not isinstance(raised.value, ConfigError) and calls == 3
 
 
 async def test_exhausted_retries_fail_the_batch_with_the_last_error(fake_time: FakeTime) -> None:
