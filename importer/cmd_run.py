@@ -1,34 +1,46 @@
 """``ti-import run``: import feeds into a target, with progress, a summary, a report and an exit code.
 
 Exit codes: 0 every valid indicator is in the target; 1 some indicators failed (after retries,
-or a quota) — they are in the rejects file and a rerun retries them; 2 usage, configuration or
-an unreadable feed; 3 authentication failed.
+or a quota) — they are in the rejects file and a rerun retries them — or mirror mode's guard
+refused to delete; 2 usage, configuration or an unreadable feed; 3 authentication failed;
+130 stopped by SIGINT/SIGTERM (a rerun carries on).
+
+With a state journal (``--state``, on by default) "already present" comes from the journal, each
+acknowledged batch is committed there, and mirror mode deletes what the feeds no longer list.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from importer.errors import AuthError, ConfigError
+from importer.journal import Journal, default_state_path
+from importer.journal_store import JournalPresent, tenant_key
 from importer.logging_setup import configure_logging
+from importer.mirror import MirrorPolicy, mirror_feed
 from importer.pipeline import PipelineOptions, run_pipeline
+from importer.present import PresentStore
 from importer.progress import make_progress
 from importer.rejects import RejectsWriter
-from importer.report import EXIT_CONFIG, RunReport
+from importer.report import EXIT_CONFIG, Headroom, RunReport
 from importer.settings import CliOptions, RunSettings, load_run_settings
+from importer.signals import stop_on_signals
 from importer.sources import FeedJob, job_for, retry_jobs
 from importer.stats import TransportStats
 from importer.targets import open_target
+from importer.targets.base import ResolvedDefinition, Target
+from importer.targets.mde import HasHeadroom
 
-__all__ = ["OutputOptions", "add_parser", "execute", "handle"]
+__all__ = ["OutputOptions", "StateOptions", "add_parser", "execute", "handle"]
 
 _log = logging.getLogger(__name__)
 
@@ -41,6 +53,16 @@ class OutputOptions:
     rejects: Path | None = None
     progress: bool = True
     quiet: bool = False  # no summary table on stdout (cron)
+
+
+@dataclass(frozen=True, slots=True)
+class StateOptions:
+    """The state journal and what rides on it: reconciling and the mirror guard."""
+
+    path: Path | None = None  # None: no journal; each run lists every definition instead
+    reconcile: bool = False  # list the target and repair the journal for every feed
+    mirror_max_share: float = 0.5  # most of a definition mirror mode may delete in one run
+    force: bool = False  # delete past the guard
 
 
 def add_parser(subparsers: Any) -> None:
@@ -73,6 +95,24 @@ def add_parser(subparsers: Any) -> None:
     tuning.add_argument("--batch-size", type=_positive_int, metavar="N", help="indicators per batch (500)")
     tuning.add_argument("--workers", type=_positive_int, metavar="N", help="concurrent requests (16)")
     tuning.add_argument("--rate", metavar="N/min", help="at most N requests per minute (or N/s, N/h)")
+    state = parser.add_argument_group("state journal, resume and mirror mode")
+    state.add_argument(
+        "--state", type=Path, metavar="FILE", help=f"the state journal (default {default_state_path()})"
+    )
+    state.add_argument(
+        "--no-state", action="store_true", help="no journal: list each definition from the target instead"
+    )
+    state.add_argument(
+        "--reconcile", action="store_true", help="list the target and repair the journal (portal deletions)"
+    )
+    state.add_argument(
+        "--mirror", action="store_true", help="delete indicators the feeds no longer list (needs the journal)"
+    )
+    state.add_argument(
+        "--mirror-max-share", type=_share, metavar="F", default=0.5,
+        help="refuse to delete more than this share of a definition in one run (default 0.5)",
+    )  # fmt: skip
+    state.add_argument("--force", action="store_true", help="let mirror mode delete past --mirror-max-share")
     output = parser.add_argument_group("output")
     output.add_argument("--report", type=Path, metavar="FILE", help="write the JSON run report here")
     output.add_argument(
@@ -100,6 +140,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
     return value
 
 
@@ -132,9 +182,17 @@ def handle(args: argparse.Namespace) -> int:
     output = OutputOptions(
         report=args.report, rejects=args.rejects, progress=not args.no_progress, quiet=args.quiet
     )
+    state = StateOptions(
+        path=None if args.no_state else (args.state or default_state_path()),
+        reconcile=args.reconcile,
+        mirror_max_share=args.mirror_max_share,
+        force=args.force,
+    )
     try:
         settings = load_run_settings(_cli_options(args))
-        report = asyncio.run(execute(settings, output))
+        if args.mirror:
+            settings = replace(settings, feeds=tuple(replace(feed, mirror=True) for feed in settings.feeds))
+        report = asyncio.run(execute(settings, output, state=state, signals=True))
     except ConfigError as exc:
         print(f"ti-import: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -157,8 +215,53 @@ async def execute(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
     stop: asyncio.Event | None = None,
+    state: StateOptions | None = None,
+    signals: bool = False,
+    grace: float = 30.0,
 ) -> RunReport:
-    """Run the import described by ``settings``; writes the report and rejects files if asked."""
+    """Run the import described by ``settings``; writes the report and rejects files if asked.
+
+    ``state``: the journal (None: none, as for the demo); ``signals``: SIGINT/SIGTERM stop the run
+    gracefully (``grace`` seconds for requests in flight; the report says ``signalled``)."""
+    state = state or StateOptions()
+    mirrored = frozenset(feed.definition.name for feed in settings.feeds if feed.mirror)
+    if mirrored and state.path is None:
+        raise ConfigError("mirror mode needs the state journal: drop --no-state")
+    stop = stop or asyncio.Event()
+    journal: Journal | None = None
+    if state.path is not None:
+        tenant = tenant_key(settings.connection.api_url, settings.connection.client_id)
+        journal = Journal.open(state.path, target=settings.target, tenant=tenant)
+    try:
+        with stop_on_signals(stop) if signals else _no_signals() as handler:
+            report = await _execute(
+                settings, output, sleep=sleep, clock=clock, stop=stop, state=state, journal=journal,
+                mirrored=mirrored, grace=grace,
+            )  # fmt: skip
+            report.signalled = handler is not None and handler.received is not None
+    finally:
+        if journal is not None:
+            journal.close()
+    if output.report is not None:
+        try:
+            report.write_json(output.report)
+        except OSError as exc:
+            raise ConfigError(f"the report {output.report} cannot be written: {exc.strerror}") from None
+    return report
+
+
+async def _execute(
+    settings: RunSettings,
+    output: OutputOptions,
+    *,
+    sleep: Callable[[float], Awaitable[None]],
+    clock: Callable[[], float],
+    stop: asyncio.Event,
+    state: StateOptions,
+    journal: Journal | None,
+    mirrored: frozenset[str],
+    grace: float,
+) -> RunReport:
     jobs: list[FeedJob] = [job_for(feed) for feed in settings.feeds]
     if settings.retry_from is not None:
         names = {job.name for job in jobs}
@@ -175,7 +278,13 @@ async def execute(
         workers=settings.tuning.workers,
         dry_run=settings.dry_run,
         mode=settings.tuning.mode,
+        grace=grace,
     )
+    store: JournalPresent | None = None
+    earlier: list[int] = []
+    if journal is not None:
+        store = JournalPresent(journal, journal.begin_run(), reconcile=state.reconcile, mirror=mirrored)
+        earlier = journal.unfinished_runs()
     try:
         async with open_target(
             settings.target,
@@ -186,18 +295,69 @@ async def execute(
             bulk=settings.tuning.mode == "bulk",
             workers=settings.tuning.workers,
         ) as target:
+            headroom = await _headroom(target) if settings.dry_run else None
+            present: PresentStore | None = store
             report = await run_pipeline(
-                target, jobs, options=options, stats=stats, progress=progress, rejects=rejects, stop=stop
-            )
+                target, jobs, options=options, stats=stats, present=present, progress=progress,
+                rejects=rejects, stop=stop,
+            )  # fmt: skip
+            report.headroom = headroom
+            if store is not None and journal is not None:
+                await _mirror(
+                    target, journal, run_id=store.run_id, settings=settings, report=report, state=state
+                )
+                if not report.unsettled and report.auth_error is None:
+                    # Finished (even if stopped: every acknowledged batch is committed). Runs killed
+                    # before were reconciled for this run's definitions: they need no more listing.
+                    for run_id in (*earlier, store.run_id):
+                        journal.finish_run(run_id)
+                report.journal = {
+                    "path": str(journal.path),
+                    "run": store.run_id,
+                    "resumed_after_interrupted_run": store.resumed,
+                    "listed_definitions": store.reconciled,
+                }
     except AuthError as exc:  # before any feed started (e.g. the first token request)
         report = RunReport(target=settings.target, mode=settings.tuning.mode, transport=stats)
         report.auth_error = str(exc)
     finally:
         progress.close()
         rejects.close()
-    if output.report is not None:
-        try:
-            report.write_json(output.report)
-        except OSError as exc:
-            raise ConfigError(f"the report {output.report} cannot be written: {exc.strerror}") from None
     return report
+
+
+async def _headroom(target: Target) -> Headroom | None:
+    """A capped target's room (mde's 15,000 indicators), for the dry-run plan."""
+    if not isinstance(target, HasHeadroom):
+        return None
+    room = await target.headroom()
+    return Headroom(room.held, room.cap)
+
+
+async def _mirror(
+    target: Target,
+    journal: Journal,
+    *,
+    run_id: int,
+    settings: RunSettings,
+    report: RunReport,
+    state: StateOptions,
+) -> None:
+    policy = MirrorPolicy(max_share=state.mirror_max_share, force=state.force)
+    for feed in settings.feeds:
+        if not feed.mirror:
+            continue
+        feed_report = next(r for r in report.feeds if r.name == feed.definition.name)
+        feed_report.mirror = True
+        if feed_report.definition_id is None or feed_report.definition_outcome == "planned":
+            continue
+        definition = ResolvedDefinition(feed_report.definition_id, feed.definition, "found")
+        await mirror_feed(
+            target, journal, definition, run_id, feed_report, policy,
+            stopped=report.stopped, dry_run=settings.dry_run,
+        )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _no_signals() -> Iterator[None]:
+    yield None

@@ -13,7 +13,12 @@ size) plus one compact key per distinct indicator, never by the feed's size.
 
 Stopping: an ``AuthError`` anywhere stops the run (exit 3): producers stop reading and every
 indicator read but not sent is reported failed. ``stop`` (an ``asyncio.Event`` set e.g. on
-SIGTERM) makes producers stop reading while workers finish what is queued.
+SIGTERM) makes producers stop reading while workers finish what is queued — for at most
+``PipelineOptions.grace`` seconds; then requests still in flight are cancelled and their
+indicators reported failed ("unsettled": the target may or may not have stored them, so the
+run must not be marked finished in the journal and the next one lists the target).
+
+Duplicates within a feed are dropped with a ``SeenSet`` (one 64-bit hash per distinct indicator).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from dataclasses import dataclass, field
 
 from feeds.model import Expired, FeedError, Indicator, Record, Rejected, Skipped
 from importer.errors import ApiError, AuthError, ConfigError
-from importer.present import InMemoryPresent, Key, PresentStore, SeenSet, indicator_key
+from importer.present import InMemoryPresent, Key, PresentStore, SeenSet
 from importer.progress import NoProgress, Progress
 from importer.rejects import RejectsWriter
 from importer.report import FeedReport, RunReport
@@ -50,6 +55,7 @@ class PipelineOptions:
     dry_run: bool = False
     mode: str = "bulk"
     chunk: int = 2000  # records read per hop to the reading thread
+    grace: float = 30.0  # seconds in-flight requests may take to finish after a stop request
 
 
 @dataclass(slots=True)
@@ -88,6 +94,18 @@ class _Run:
             maxsize=max(1, options.workers)
         )
         self.auth_error: AuthError | None = None
+        self.abandoned = False  # the grace period after a stop ran out
+        self.unsettled = 0  # batches cancelled in flight: stored or not, nobody knows
+        self.inflight: set[asyncio.Future[BatchResult]] = set()
+
+    async def watchdog(self) -> None:
+        """After a stop request, give in-flight requests ``grace`` seconds, then cancel them."""
+        await self.stop.wait()
+        await asyncio.sleep(self.options.grace)
+        _log.warning("stopping: requests still in flight after %.0f s are cancelled", self.options.grace)
+        self.abandoned = True
+        for task in list(self.inflight):
+            task.cancel()
 
     # -- failing ------------------------------------------------------------------------------
 
@@ -176,7 +194,7 @@ class _Run:
         candidates: list[Indicator] = []
         for record in chunk:
             if isinstance(record, Indicator):
-                if not feed.seen.add(indicator_key(record.kind, record.value)):
+                if not feed.seen.add(record.kind, record.value):
                     report.duplicate_in_feed += 1
                     continue
                 reason = self.target.unsupported(record)
@@ -240,12 +258,22 @@ class _Run:
 
     async def send(self, feed: _Feed, batch: list[Indicator]) -> None:
         assert feed.definition is not None
-        if self.auth_error is not None:
-            self.fail(feed, batch, "not sent: the run stopped after an authentication failure")
+        if self.auth_error is not None or self.abandoned:
+            why = "authentication failure" if self.auth_error is not None else "stop request"
+            self.fail(feed, batch, f"not sent: the run stopped after a {why}")
             self.progress.sent(feed.report.name, len(batch))
             return
+        task = asyncio.ensure_future(self.target.send(feed.definition, batch))
+        self.inflight.add(task)
         try:
-            result = await self.target.send(feed.definition, batch)
+            result = await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not self.abandoned or (current is not None and current.cancelling()):
+                raise  # the worker itself was cancelled, not just its request
+            self.unsettled += 1
+            why = "unknown: the run stopped while it was being sent"
+            result = BatchResult(failed=[(i, why) for i in batch])
         except AuthError as exc:
             self.fatal(exc)
             result = BatchResult(failed=[(i, "not sent: authentication failed") for i in batch])
@@ -254,6 +282,8 @@ class _Run:
         except Exception as exc:  # a bug must not hang the run or lose the batch silently
             _log.exception("sending a batch of %s failed unexpectedly", feed.report.name)
             result = BatchResult(failed=[(i, f"internal error: {type(exc).__name__}") for i in batch])
+        finally:
+            self.inflight.discard(task)
         await self.account(feed, batch, result)
         self.progress.sent(feed.report.name, len(batch))
 
@@ -303,6 +333,7 @@ async def run_pipeline(
                        feeds=[f.report for f in feeds], transport=stats or TransportStats())  # fmt: skip
     started = clock()
     workers = [asyncio.create_task(run.work()) for _ in range(max(1, options.workers))]
+    watchdog = asyncio.create_task(run.watchdog())
     try:
         outcomes = await asyncio.gather(*(run.produce(feed) for feed in feeds), return_exceptions=True)
         for _ in workers:
@@ -312,11 +343,14 @@ async def run_pipeline(
         for task in workers:
             task.cancel()
         raise
+    finally:
+        watchdog.cancel()
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
     report.duration = clock() - started
     report.stopped = run.stop.is_set()
+    report.unsettled = run.unsettled
     if run.auth_error is not None:
         report.auth_error = str(run.auth_error)
     for feed in feeds:

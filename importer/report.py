@@ -14,7 +14,17 @@ from typing import Any
 
 from importer.stats import TransportStats
 
-__all__ = ["BUCKETS", "EXIT_AUTH", "EXIT_CONFIG", "EXIT_FAILED", "EXIT_OK", "FeedReport", "RunReport"]
+__all__ = [
+    "BUCKETS",
+    "EXIT_AUTH",
+    "EXIT_CONFIG",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_STOPPED",
+    "FeedReport",
+    "Headroom",
+    "RunReport",
+]
 
 BUCKETS = (
     "imported",
@@ -27,6 +37,7 @@ BUCKETS = (
     "failed",
 )
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_AUTH = 0, 1, 2, 3
+EXIT_STOPPED = 130  # SIGINT/SIGTERM: stopped gracefully; a rerun carries on (128 + SIGINT, as shells do)
 
 
 @dataclass(slots=True)
@@ -49,6 +60,13 @@ class FeedReport:
     rejected: int = 0
     failed: int = 0
     reject_reasons: dict[str, int] = field(default_factory=dict)  # reason -> count (rejected+failed)
+    # Mirror mode (not buckets: these are indicators of earlier runs, not records read now).
+    mirror: bool = False
+    stale: int = 0  # held under the definition, no longer in the feed
+    deleted: int = 0
+    delete_failed: int = 0
+    mirror_refused: str | None = None  # the guard tripped: nothing was deleted
+    mirror_skipped: str | None = None  # the run cannot tell what is stale (feed incomplete, failures)
 
     def buckets(self) -> dict[str, int]:
         return {bucket: getattr(self, bucket) for bucket in BUCKETS}
@@ -77,7 +95,27 @@ class FeedReport:
             out["error"] = self.error
         if self.reject_reasons:
             out["reject_reasons"] = dict(sorted(self.reject_reasons.items(), key=lambda kv: -kv[1]))
+        if self.mirror:
+            out["mirror"] = {
+                "stale": self.stale,
+                "deleted": self.deleted,
+                "delete_failed": self.delete_failed,
+                "refused": self.mirror_refused,
+                "skipped": self.mirror_skipped,
+            }
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class Headroom:
+    """A capped tenant's room (e.g. mde's 15,000 indicators), for the plan and the report."""
+
+    held: int
+    cap: int
+
+    @property
+    def free(self) -> int:
+        return max(0, self.cap - self.held)
 
 
 @dataclass(slots=True)
@@ -92,6 +130,10 @@ class RunReport:
     duration: float = 0.0
     auth_error: str | None = None  # authentication failed: the run stopped (exit 3)
     stopped: bool = False  # a stop was requested before every feed was read
+    unsettled: int = 0  # batches cancelled in flight after the grace period (outcome unknown)
+    signalled: bool = False  # the stop came from SIGINT/SIGTERM (exit 130)
+    headroom: Headroom | None = None  # a capped target's room before the run
+    journal: dict[str, Any] | None = None  # the state journal used: path, resumed, reconciled definitions
 
     def totals(self) -> dict[str, int]:
         keys = ("records_read", *BUCKETS)
@@ -107,7 +149,9 @@ class RunReport:
             return EXIT_AUTH
         if any(feed.config_error for feed in self.feeds):
             return EXIT_CONFIG
-        if any(feed.failed or feed.error for feed in self.feeds):
+        if self.signalled:
+            return EXIT_STOPPED
+        if any(feed.failed or feed.error or feed.mirror_refused or feed.delete_failed for feed in self.feeds):
             return EXIT_FAILED
         return EXIT_OK
 
@@ -123,7 +167,28 @@ class RunReport:
             "totals": self.totals(),
             "transport": self.transport.as_dict(),
             "feeds": [feed.as_dict() for feed in self.feeds],
+            **({"stopped_by_signal": True} if self.signalled else {}),
+            **({"headroom": self.headroom_dict()} if self.headroom is not None else {}),
+            **({"journal": self.journal} if self.journal is not None else {}),
         }
+
+    def headroom_dict(self) -> dict[str, int]:
+        assert self.headroom is not None
+        room = self.headroom
+        adds = self.totals()["would_import" if self.dry_run else "imported"]
+        return {"cap": room.cap, "held": room.held, "free": room.free, "this_run_adds": adds}
+
+    def headroom_line(self) -> str | None:
+        """ "15,000 cap: 120 held, 14,880 free; this run would add N" (None for an uncapped target)."""
+        if self.headroom is None:
+            return None
+        h = self.headroom_dict()
+        verb = "would add" if self.dry_run else "added"
+        line = f"{h['cap']:,} cap: {h['held']:,} held, {h['free']:,} free; "
+        line += f"this run {verb} {h['this_run_adds']:,}"
+        if h["this_run_adds"] > h["free"]:
+            line += f" ({h['this_run_adds'] - h['free']:,} past the cap would fail)"
+        return line
 
     def write_json(self, path: Path) -> None:
         """Write the JSON report (via a temporary file, so a reader never sees half of it)."""
@@ -166,6 +231,14 @@ class RunReport:
             f"{s.server_errors} server errors, {s.connection_errors} connection errors, "
             f"{s.token_refreshes} tokens"
         )
+        room = self.headroom_line()
+        if room is not None:
+            out.append(room)
+        for feed in self.feeds:
+            if feed.mirror and (feed.deleted or feed.stale):
+                out.append(
+                    f"{feed.name}: mirror mode deleted {feed.deleted:,} of {feed.stale:,} stale indicators"
+                )
         return "\n".join(out)
 
     def problems(self) -> list[str]:
@@ -173,6 +246,9 @@ class RunReport:
         out = [f"authentication failed: {self.auth_error}"] if self.auth_error else []
         out += [f"{feed.name}: {feed.error}" for feed in self.feeds if feed.error and feed.config_error]
         out += [f"{feed.name}: {feed.error}" for feed in self.feeds if feed.error and not feed.config_error]
+        out += [f"{feed.name}: {feed.mirror_refused}" for feed in self.feeds if feed.mirror_refused]
+        if self.signalled:
+            out.append("stopped by a signal; what was acknowledged is in the journal, a rerun carries on")
         failed = self.totals()["failed"]
         if failed and not self.auth_error:  # after an auth failure, that is the one sentence
             out.append(

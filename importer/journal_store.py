@@ -1,0 +1,96 @@
+"""A ``PresentStore`` backed by the state journal: a rerun learns "already present" from disk, not the tenant.
+
+When the target is listed (and the journal repaired from the listing, ``areplace_from_remote``):
+
+- ``--reconcile`` was given;
+- the journal holds nothing for the definition yet (its first run with this journal, or the
+  definition was recreated in the portal under a new id);
+- an earlier run of this tenant never finished (``kill -9``, power loss): a batch the target
+  acknowledged may not have been committed, and re-sending it would duplicate it. Each definition
+  of this run is then listed once.
+
+Otherwise the journal alone answers, a chunk of keys at a time (one indexed query each), and a
+definition the target just created holds nothing, so it is never listed.
+
+Each acknowledged batch is committed by ``record`` before the worker takes its next batch. In
+mirror mode the keys found present are also marked as seen in this run (``mark_seen``), so
+``Journal.stale`` can tell what the feed no longer lists; without mirror mode that costs nothing.
+
+The tenant key (``tenant_key``) is the API URL (lower case, without a trailing slash) and the
+client id: two apps, or two API hosts, never share rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from feeds.model import Indicator
+from importer.journal import Journal
+from importer.present import Key
+from importer.targets.base import ResolvedDefinition, Target
+
+__all__ = ["JournalPresent", "tenant_key"]
+
+_log = logging.getLogger(__name__)
+
+
+def tenant_key(api_url: str, client_id: str) -> str:
+    """The journal's tenant key for an API base URL and an app registration."""
+    return f"{api_url.strip().rstrip('/').lower()} {client_id.strip()}"
+
+
+class JournalPresent:
+    """The ``PresentStore`` of one run over an open ``Journal`` (the caller opens and closes it)."""
+
+    def __init__(
+        self, journal: Journal, run_id: int, *, reconcile: bool = False, mirror: frozenset[str] = frozenset()
+    ) -> None:
+        self.journal = journal
+        self.run_id = run_id
+        # A killed run before this one: list each definition once, as --reconcile would.
+        self.resumed = bool(journal.unfinished_runs())
+        self._reconcile = reconcile or self.resumed
+        self._mirror = mirror  # definition names (spec.name) in mirror mode
+        self.reconciled: dict[str, int] = {}  # definition id -> indicators listed
+
+    async def load(self, target: Target, definition: ResolvedDefinition) -> int:
+        if not definition.id or definition.outcome == "planned":
+            return 0  # a definition a dry run would create holds nothing
+        self.journal.set_definition_id(definition.spec.name, definition.id)
+        if definition.outcome == "created":
+            return 0  # just created: nothing to list, and the journal's scope starts empty
+        held = self.journal.count(definition.id)
+        if self._reconcile or held == 0:
+            why = (
+                "reconcile"
+                if self._reconcile and not self.resumed
+                else ("an earlier run was interrupted" if self.resumed else "the journal holds nothing yet")
+            )
+            _log.info("listing alert definition %s (%s)", definition.id, why)
+            result = await self.journal.areplace_from_remote(definition.id, target.existing(definition))
+            self.reconciled[definition.id] = result.listed
+            _log.info("journal of %s repaired: %s", definition.id, result)
+            held = self.journal.count(definition.id)
+        return held
+
+    async def present(self, definition: ResolvedDefinition, keys: Sequence[Key]) -> set[Key]:
+        if not definition.id or definition.outcome == "planned":
+            return set()
+        held = await asyncio.to_thread(self.journal.present, definition.id, keys)
+        if held and definition.spec.name in self._mirror:
+            await asyncio.to_thread(self.journal.mark_seen, definition.id, list(held), self.run_id)
+        return held
+
+    async def record(self, definition: ResolvedDefinition, imported: Sequence[tuple[Indicator, str]]) -> None:
+        items = [(indicator.kind, indicator.value, remote_id) for indicator, remote_id in imported]
+        # In a thread, so the event loop keeps serving; awaited, so the commit precedes the next batch.
+        # shield: a cancelled worker still lets a commit already under way finish.
+        await asyncio.shield(
+            asyncio.to_thread(self.journal.record_imported, definition.id, items, self.run_id)
+        )
+
+    def close(self) -> None:
+        """Nothing of the run to flush: every batch was committed by ``record``."""
+        return None

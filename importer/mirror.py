@@ -1,0 +1,102 @@
+"""Mirror mode: delete what a feed's alert definition holds that today's feed no longer lists, with a guard.
+
+After a feed was imported completely (read to its end, nothing failed, no stop requested), the
+indicators the journal holds under its definition but did not see in this run (``Journal.stale``)
+are deleted through ``target.delete`` in batches (the target paces and retries them as it does
+creates; a 404 counts as deleted), and each deleted batch is forgotten in the journal at once.
+
+The guard: if the stale ones are more than ``max_share`` of what the definition holds, nothing at
+all is deleted unless ``force`` — a truncated download must not wipe the tenant. The refusal is
+reported on the feed (and makes the exit code 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from importer.journal import Journal
+from importer.report import FeedReport
+from importer.targets.base import ResolvedDefinition, Target
+
+__all__ = ["MirrorPolicy", "mirror_feed"]
+
+_log = logging.getLogger(__name__)
+_DELETE_BATCH = 500  # ids per target.delete call (the mde BatchDelete limit)
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorPolicy:
+    """How far mirror mode may go in one run."""
+
+    max_share: float = 0.5  # of the definition's indicators; above it, delete nothing
+    force: bool = False  # delete whatever the share
+
+
+def why_not(report: FeedReport, stopped: bool) -> str | None:
+    """Why this feed's run cannot tell what is stale (so mirror mode must not delete), or None."""
+    if stopped:
+        return "the run was stopped"
+    if report.error:
+        return "the feed was not imported completely"
+    if report.failed:
+        return "some indicators failed"
+    return None
+
+
+async def mirror_feed(  # noqa: PLR0917 -- one call site, all needed
+    target: Target,
+    journal: Journal,
+    definition: ResolvedDefinition,
+    run_id: int,
+    report: FeedReport,
+    policy: MirrorPolicy,
+    *,
+    stopped: bool = False,
+    dry_run: bool = False,
+) -> None:
+    """Delete the definition's stale indicators (or refuse, per the guard); counts go to ``report``.
+
+    In a dry run, count them and apply the guard, but delete nothing."""
+    reason = why_not(report, stopped)
+    if reason is not None:
+        report.mirror_skipped = f"mirror mode deleted nothing: {reason}"
+        _log.info("feed %s: %s", report.name, report.mirror_skipped)
+        return
+    held = await asyncio.to_thread(journal.count, definition.id)
+    stale = await asyncio.to_thread(lambda: sum(1 for _ in journal.stale(definition.id, run_id)))
+    report.stale = stale
+    if not stale:
+        return
+    share = stale / held if held else 1.0
+    if share > policy.max_share and not policy.force:
+        report.mirror_refused = (
+            f"mirror mode refused to delete {stale:,} of {held:,} indicators ({share:.0%} > "
+            f"{policy.max_share:.0%}); check the feed, then rerun with --force"
+        )
+        _log.warning("feed %s: %s", report.name, report.mirror_refused)
+        return
+    if dry_run:
+        return
+    # Collect the ids page by page (stale() reads pages), deleting and forgetting each batch.
+    batch: list[str] = []
+    for _, _, remote_id in journal.stale(definition.id, run_id):
+        batch.append(remote_id)
+        if len(batch) >= _DELETE_BATCH:
+            await _delete(target, journal, definition, batch, report)
+            batch = []
+    if batch:
+        await _delete(target, journal, definition, batch, report)
+    if report.deleted < stale:
+        report.delete_failed = stale - report.deleted
+        report.note_reason("could not be deleted (mirror mode); a rerun tries again", report.delete_failed)
+
+
+async def _delete(
+    target: Target, journal: Journal, definition: ResolvedDefinition, ids: list[str], report: FeedReport
+) -> None:
+    deleted = await target.delete(definition, ids)
+    if deleted:
+        await asyncio.to_thread(journal.forget, definition.id, deleted)
+    report.deleted += len(deleted)
