@@ -46,18 +46,21 @@ async def odata_pages(
     follow a link whenever one comes (resolved against ``base``).
     """
     skip = 0
+    window = 0  # items read since our last $top/$skip request (a server may split it by links)
     url: str | None = base + path
     query: dict[str, str] | None = {**params, "$top": str(page_size)}
     while url is not None:
         answer = await get(url, query)
         items = answer.get("value", []) if isinstance(answer, dict) else []
+        window += len(items)
         if items:
             yield items
         next_link = answer.get("@odata.nextLink") if isinstance(answer, dict) else None
         if isinstance(next_link, str) and next_link:
             url, query = str(URL(base).join(URL(next_link))), None
-        elif query is not None and len(items) >= page_size:
-            skip += len(items)
-            query = {**params, "$top": str(page_size), "$skip": str(skip)}
+        elif window >= page_size:
+            # Our $top was filled (in one page or through links ending with it): ask for more.
+            skip += window
+            url, query, window = base + path, {**params, "$top": str(page_size), "$skip": str(skip)}, 0
         else:
             url = None

@@ -105,3 +105,9 @@ async def emulator(request: pytest.FixtureRequest) -> AsyncIterator[Emulator]:
     config: EmulatorConfig | None = getattr(request, "param", None)
     async with running_emulator(config) as emu:
         yield emu
+
+
+@pytest.fixture(autouse=True)
+def _private_state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `ti-import run` keeps a state journal under $XDG_STATE_HOME by default: never the user's own.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state-home")))
