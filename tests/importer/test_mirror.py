@@ -151,8 +151,8 @@ async def test_mde_dry_run_shows_the_headroom(tmp_path: Path, fake_time: FakeTim
 
 async def test_mde_past_the_cap_imports_up_to_it_and_exits_1(tmp_path: Path, fake_time: FakeTime) -> None:
     async with running_emulator(EmulatorConfig(mde_tenant_cap=50, clock=fake_time.wall)) as emu:
-        feed = write_feed(tmp_path / "a.txt", range(80))
-        report = await run(emu, feed, tmp_path / "s.sqlite", api="mde", fake=fake_time)
+        source = write_feed(tmp_path / "a.txt", range(80))
+        report = await run(emu, source, tmp_path / "s.sqlite", api="mde", fake=fake_time)
         assert emu.state()["totals"]["mde_indicators"] == 50
     feed = report.feeds[0]
     assert (feed.imported, feed.failed) == (50, 30) and report.exit_code() == 1
