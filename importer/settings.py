@@ -65,6 +65,7 @@ class FeedSettings:
     format: str = "auto"
     columns: str | None = None  # CSV column mapping override (feeds/csvfeed.py parses it)
     expire_days: int | None = None
+    mirror: bool = False  # mirror mode: delete what the definition holds that the feed dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +131,7 @@ _FEED_KEYS = frozenset(
         "detection_function",
         "expire_days",
         "enabled",
+        "mirror",
         "action",
         "generate_alert",
         "rbac_groups",
@@ -388,7 +390,10 @@ def _feed(table: Mapping[str, Any], where: str, now: datetime) -> FeedSettings:
         application=_get(table, "application", str, where),
     )
     columns = _get(table, "columns", str, where)
-    return FeedSettings(source=source, definition=spec, format=fmt, columns=columns, expire_days=expire_days)
+    mirror = bool(_get(table, "mirror", bool, where))
+    return FeedSettings(
+        source=source, definition=spec, format=fmt, columns=columns, expire_days=expire_days, mirror=mirror
+    )
 
 
 def _detection(text: str | None, where: str) -> Detection | None:
