@@ -212,6 +212,9 @@ def run_importer(
         "--quiet",
         "--report",
         str(report),
+        # A fresh state journal per measurement: each imports into an empty definition.
+        "--state",
+        str(work / f"state-{time.monotonic_ns()}.sqlite"),
     ]
     started = time.perf_counter()
     proc = subprocess.Popen(command, env=env)

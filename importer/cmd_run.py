@@ -231,7 +231,8 @@ async def execute(
     journal: Journal | None = None
     if state.path is not None:
         tenant = tenant_key(settings.connection.api_url, settings.connection.client_id)
-        journal = Journal.open(state.path, target=settings.target, tenant=tenant)
+        # Merging the journal's log every 25,000 rows keeps its in-memory index of recent keys ~5 MB.
+        journal = Journal.open(state.path, target=settings.target, tenant=tenant, merge_every=25_000)
     try:
         with stop_on_signals(stop) if signals else _no_signals() as handler:
             report = await _execute(

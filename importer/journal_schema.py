@@ -36,7 +36,7 @@ __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "Opened", "connect", "lock_path"]
 APPLICATION_ID = 0x54494A4C  # "TIJL": marks the file as ours, so a stranger's database is refused
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000  # another tenant's write transaction is short; wait this long for it
-CACHE_KIB = 32 * 1024  # page cache: enough for the hot B-tree levels of a million rows, bounded
+CACHE_KIB = 8 * 1024  # page cache (also bounds sorts): the hot B-tree levels of a million rows fit
 
 _DDL = """
 CREATE TABLE tenants (
