@@ -88,6 +88,11 @@ def add_parser(subparsers: Any) -> None:
     feed.add_argument("--recommended-action", help="recommended action shown with the alert")
     feed.add_argument("--detection-function", help="Equals, StartWith, EndWith or Contains")
     feed.add_argument("--expire-days", type=_positive_int, metavar="N", help="indicators expire after N days")
+    feed.add_argument("--action", help="mde: Audit (default), Alert, Warn, Block, AlertAndBlock, ...")
+    feed.add_argument(
+        "--rbac-group", action="append", dest="rbac_groups", metavar="GROUP", help="mde: a device group"
+    )
+    feed.add_argument("--application", help="mde: the application shown with the indicators")
     tuning = parser.add_argument_group("tuning")
     tuning.add_argument(
         "--mode", choices=("bulk", "single"), help="BulkUpload batches (default) or one POST each"
@@ -168,6 +173,9 @@ def _cli_options(args: argparse.Namespace) -> CliOptions:
         recommended_action=args.recommended_action,
         detection_function=args.detection_function,
         expire_days=args.expire_days,
+        action=args.action,
+        rbac_groups=tuple(args.rbac_groups) if args.rbac_groups else None,
+        application=args.application,
         mode=args.mode,
         batch_size=args.batch_size,
         workers=args.workers,
