@@ -3,20 +3,26 @@
 ``column_rows`` reads the *columns* layout, ``typed_rows`` the *type + value* layout; both take
 the running ``csv.reader`` and the ``state`` list ``feeds.csvfeed`` shares with its line feeder
 (``state[1]`` is the physical line where the current row starts; they set ``state[0]`` to the
-reader's line count after each row). This is the hot loop: cell reads are inlined on purpose.
+reader's line count after each row). This is the hot loop: cell reads are inlined on purpose,
+the column plan and the indicator-building helpers are bound once per file, a cell that is
+already a canonical digest skips its converter (``csvvocab.HEX_KINDS``), indicators are built
+with ``listfeed.fast_indicator``, and a row whose metadata cells repeat the row before's reuses
+its fields.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from feeds.canonical import InvalidValue
 from feeds.csvlayout import Layout
-from feeds.csvvocab import NULLS, PACKED, SKIP_TYPES, TYPE_KINDS, Convert, is_null, type_key
-from feeds.model import Indicator, Record, Rejected, Skipped
+from feeds.csvvocab import HEX_KINDS, NULLS, PACKED, SKIP_TYPES, TYPE_KINDS, Convert, is_null, type_key
+from feeds.listfeed import fast_indicator
+from feeds.model import Indicator, Kind, Record, Rejected, Skipped
 
 __all__ = ["column_rows", "typed_rows"]
 
@@ -37,13 +43,30 @@ class _Meta:
     def __init__(self, layout: Layout) -> None:
         self.description, self.first_seen = layout.description, layout.first_seen
         self.labels, self.confidence = layout.labels, layout.confidence
-        self.any = max(self.description, self.first_seen, self.labels, self.confidence) >= 0
+        roles = (self.description, self.first_seen, self.labels, self.confidence)
+        used = sorted({index for index in roles if index >= 0})
+        self.any = bool(used)
         self._labels: dict[str, tuple[str, ...]] = {"": ()}
         self._seen: tuple[str, datetime | None] = ("", None)
+        # The raw metadata cells of the last full row and what they gave: feeds repeat them row
+        # after row (one date, one family), so most rows cost one C call and one comparison.
+        self._width = used[-1] + 1 if used else 0
+        self._cells: Callable[[Sequence[str]], object] = itemgetter(*used) if used else len
+        self._last_cells: object = None
+        self._last: Meta = _NO_META
 
     def of(self, row: Sequence[str]) -> Meta:
+        """The fields ``row``'s metadata cells give (one tuple, shared while the cells repeat)."""
         if not self.any:
             return _NO_META
+        if len(row) < self._width:
+            return self._read(row)
+        cells = self._cells(row)
+        if cells != self._last_cells:
+            self._last_cells, self._last = cells, self._read(row)
+        return self._last
+
+    def _read(self, row: Sequence[str]) -> Meta:
         # Inline cell reads: this runs once per row with metadata, and calls cost more than the work.
         size = len(row)
         description = labels = confidence = None
@@ -91,6 +114,29 @@ def _timestamp(cell: str) -> datetime | None:
     return value
 
 
+# Indicator fields ``fast_indicator`` leaves at their defaults, set through the slots' own
+# descriptors (as that constructor does) and only when a row has them: far cheaper than the
+# frozen dataclass's ``__init__``, which the hot loop cannot afford three times a row. Relies on
+# Indicator keeping ``slots=True`` (fast_indicator's own check covers the rest of its shape).
+_SET_LABELS = getattr(Indicator, "labels").__set__  # noqa: B009 - the slot descriptor, not the value
+_SET_FIRST_SEEN = getattr(Indicator, "first_seen").__set__  # noqa: B009
+# An ASCII cell that deleting these bytes empties is lower-case hex: its own canonical digest.
+# bytes.translate builds its table per call from 16 bytes; str.translate and a regex fullmatch
+# cost ~3x as much on a 64-character cell.
+_LOWER_HEX = b"0123456789abcdef"
+
+
+def _indicator(kind: Kind, value: str, origin: str, meta: Meta) -> Indicator:
+    """``Indicator(kind, value, origin, *meta)``, built cheaply."""
+    description, labels, confidence, first_seen = meta
+    obj = fast_indicator(kind, value, origin, description=description, confidence=confidence)
+    if labels:
+        _SET_LABELS(obj, labels)
+    if first_seen is not None:
+        _SET_FIRST_SEEN(obj, first_seen)
+    return obj
+
+
 def _convert(convert: Convert, packed: bool, cell: str, origin: str, meta: Meta) -> Iterator[Record]:
     for value in _PACK_SPLIT(cell) if packed else (cell,):
         if not value:
@@ -100,35 +146,60 @@ def _convert(convert: Convert, packed: bool, cell: str, origin: str, meta: Meta)
         except InvalidValue as exc:
             yield Rejected(origin, value, str(exc))
             continue
-        yield Indicator(kind, canonical, origin, meta[0], meta[1], meta[2], meta[3])
+        yield _indicator(kind, canonical, origin, meta)
 
 
 def column_rows(reader: Any, state: list[Any], layout: Layout, name: str, delimiter: str) -> Iterator[Record]:
     """Records of the *columns* layout: each picked column's cell is a value of its kind."""
-    picks = tuple((index, convert, convert in PACKED) for index, convert in layout.picks)
+    # The per-file plan: for each picked column, its converter, whether it packs several values,
+    # and the lengths at which a lower-case hex cell is already its canonical digest.
+    picks = tuple(
+        (index, convert, convert in PACKED, HEX_KINDS.get(convert, {})) for index, convert in layout.picks
+    )
     metas = _Meta(layout)
+    make, set_labels, set_first_seen, lower_hex, nulls = (
+        fast_indicator,
+        _SET_LABELS,
+        _SET_FIRST_SEEN,
+        _LOWER_HEX,
+        NULLS,
+    )
+    prefix = name + ":"
     for row in reader:
         state[0] = reader.line_num
-        origin = f"{name}:{state[1]}"
+        origin = prefix + str(state[1])
         meta = None
         width = len(row)
-        for index, convert, packed in picks:
+        for index, convert, packed, hex_kinds in picks:
             if index >= width:
                 continue
-            cell = row[index].strip()
-            if not cell or (len(cell) <= 4 and cell.lower() in NULLS):
-                continue
-            if meta is None:
+            cell = row[index]
+            kind = hex_kinds.get(len(cell))
+            if kind is None or not cell.isascii() or cell.encode().translate(None, lower_hex):
+                # Not a canonical digest: strip, skip nulls, and let the converter decide.
+                cell = cell.strip()
+                if not cell or (len(cell) <= 4 and cell.lower() in nulls):
+                    continue
+                if meta is None:
+                    meta = metas.of(row)
+                    description, labels, confidence, first_seen = meta
+                if packed:
+                    yield from _convert(convert, packed, cell, origin, meta)
+                    continue
+                try:
+                    kind, cell = convert(cell)
+                except InvalidValue as exc:
+                    yield Rejected(origin, cell, str(exc))
+                    continue
+            elif meta is None:
                 meta = metas.of(row)
-            if packed:
-                yield from _convert(convert, packed, cell, origin, meta)
-                continue
-            try:
-                kind, value = convert(cell)
-            except InvalidValue as exc:
-                yield Rejected(origin, cell, str(exc))
-                continue
-            yield Indicator(kind, value, origin, meta[0], meta[1], meta[2], meta[3])
+                description, labels, confidence, first_seen = meta
+            obj = make(kind, cell, origin, description=description, confidence=confidence)
+            if labels:
+                set_labels(obj, labels)
+            if first_seen is not None:
+                set_first_seen(obj, first_seen)
+            yield obj
         if meta is None and any(cell.strip() for cell in row):
             yield Rejected(origin, _raw(row, delimiter), "no indicator value in this row")
 

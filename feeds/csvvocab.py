@@ -28,6 +28,7 @@ __all__ = [
     "COLUMN_KINDS",
     "FILE_EXTENSIONS",
     "GENERIC_NAMES",
+    "HEX_KINDS",
     "KNOWN_NAMES",
     "META_NAMES",
     "NULLS",
@@ -128,6 +129,18 @@ def _hashes(raw: str) -> tuple[Kind, str]:
 
 # Converters whose cells may pack several values ("sha1,sha256,md5" in one Volexity cell).
 PACKED: frozenset[Convert] = frozenset({_hashes})
+
+# For each converter, the lengths at which a cell of only lower-case hex digits (no spaces) is a
+# digest it returns unchanged, and its kind: the CSV hot loop checks those cells itself and skips
+# the call (tests check the converters agree). Converters not listed get no shortcut.
+HEX_KINDS: dict[Convert, dict[int, Kind]] = {
+    _MD5: {32: Kind.MD5},
+    _SHA1: {40: Kind.SHA1},
+    _SHA256: {64: Kind.SHA256},
+    normalise_hash: dict(HASH_KINDS),
+    _hashes: dict(HASH_KINDS),
+    any_kind: dict(HASH_KINDS),
+}
 
 
 def _words(text: str) -> list[str]:
