@@ -234,12 +234,28 @@ class RunReport:
         room = self.headroom_line()
         if room is not None:
             out.append(room)
+        out.extend(self._top_reasons())
         for feed in self.feeds:
             if feed.mirror and (feed.deleted or feed.stale):
                 out.append(
                     f"{feed.name}: mirror mode deleted {feed.deleted:,} of {feed.stale:,} stale indicators"
                 )
         return "\n".join(out)
+
+    def _top_reasons(self, shown: int = 5) -> list[str]:
+        """The commonest reasons records were rejected or failed, so the table's numbers say why."""
+        reasons: dict[str, int] = {}
+        for feed in self.feeds:
+            for reason, count in feed.reject_reasons.items():
+                reasons[reason] = reasons.get(reason, 0) + count
+        if not reasons:
+            return []
+        ranked = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+        lines = ["not imported, by reason (--rejects lists every record):"]
+        lines += [f"  {count:>6,}  {reason}" for reason, count in ranked[:shown]]
+        if len(ranked) > shown:
+            lines.append(f"  {sum(c for _, c in ranked[shown:]):>6,}  {len(ranked) - shown} other reasons")
+        return lines
 
     def problems(self) -> list[str]:
         """One sentence per thing that went wrong as a whole (for stderr), most serious first."""

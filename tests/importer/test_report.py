@@ -119,3 +119,18 @@ def test_a_broken_rejects_file_is_a_config_error(tmp_path: Path) -> None:
         read_retry_groups(path)
     with pytest.raises(ConfigError, match="does not exist"):
         read_retry_groups(tmp_path / "none.jsonl")
+
+
+def test_summary_names_the_commonest_reasons_across_feeds() -> None:
+    run = RunReport(target="ti", mode="bulk", feeds=[feed("a", rejected=9), feed("b", rejected=5)])
+    run.feeds[0].note_reason("the ti target has no URL indicator type", 4)
+    run.feeds[1].note_reason("the ti target has no URL indicator type", 2)
+    for n in range(1, 7):
+        run.feeds[0 if n % 2 else 1].note_reason(f"reason {n}", 1)
+    lines = run.summary().splitlines()
+    start = lines.index("not imported, by reason (--rejects lists every record):")
+    assert lines[start + 1].split(None, 1) == ["6", "the ti target has no URL indicator type"]
+    assert [line.split(None, 1)[1] for line in lines[start + 2 : start + 6]] == [
+        "reason 1", "reason 2", "reason 3", "reason 4"
+    ]
+    assert lines[start + 6].split(None, 1) == ["2", "2 other reasons"]
