@@ -138,21 +138,25 @@ class ClientCredentials:
     def __repr__(self) -> str:
         return f"ClientCredentials(client_id={self._settings.client_id!r}, version={self._version!r})"
 
+    def fresh(self) -> bool:
+        """Whether the cached token is good to use now (no refresh due): a check without awaiting."""
+        current = self._token
+        return current is not None and self._clock() < current.refresh_at
+
     async def token(self, session: aiohttp.ClientSession) -> str:
         """The current token, refreshed first if it is due (one refresh for all who wait)."""
-        return (await self._usable(session)).value
-
-    async def _usable(self, session: aiohttp.ClientSession) -> _Token:
         current = self._token
-        if current is not None and self._clock() < current.refresh_at:
-            return current
-        return await self._refresh(session, failed=None)
+        if current is None or self._clock() >= current.refresh_at:
+            current = await self._refresh(session, failed=None)
+        return current.value
 
     async def middleware(
         self, request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
     ) -> aiohttp.ClientResponse:
         """Attach the bearer token; on 401, refresh (if still current) and re-send once (see the module)."""
-        token = await self._usable(request.session)
+        token = self._token
+        if token is None or self._clock() >= token.refresh_at:
+            token = await self._refresh(request.session, failed=None)
         request.headers["Authorization"] = token.header
         response = await handler(request)
         if response.status != 401:

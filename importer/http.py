@@ -161,7 +161,8 @@ class HttpClient:
         write = method.upper() not in ("GET", "HEAD")
         # Pacing and token refresh happen before the request's own timeout starts to run.
         await self.limiter.acquire()
-        await self.auth.token(self.session)
+        if not self.auth.fresh():
+            await self.auth.token(self.session)
         self.stats.requests += 1
         try:
             async with self.session.request(method, url, json=json_body, params=params) as resp:

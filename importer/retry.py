@@ -1,6 +1,7 @@
 """Bounded retries of transient failures: exponential backoff with full jitter, Retry-After as a floor.
 
-Every request or batch runs inside ``Retrier.attempts()`` (a tenacity ``AsyncRetrying``). Only
+Every request or batch runs inside ``Retrier.call()``: a first attempt without any machinery, then,
+only after a retryable failure, a tenacity ``AsyncRetrying`` loop under the same policy. Only
 ``RetryableError`` is retried — decided by type, never by message; the budget is bounded twice,
 by ``max_attempts`` and by ``max_retry_seconds`` of total time (a wait that would overrun the
 budget is not started). A 429 that says when to come back (``Retry-After``) is the server
@@ -65,34 +66,47 @@ class Retrier:
         self._clock = clock
         self._rng = rng or random.Random()  # jitter only; not security-relevant
 
-    def attempts(self) -> AsyncRetrying:
-        """A fresh retry loop: ``async for attempt in retrier.attempts(): with attempt: ...``."""
-        started = self._clock()
+    # The policy, in terms of attempt numbers (1 = the first call) and the error of the attempt.
+    def _delay(self, attempt: int, error: BaseException | None) -> float:
+        # Full jitter spreads the retries of many workers; the server's Retry-After is a floor.
         policy = self.policy
-        scheduled = 0  # attempts answered 429 with Retry-After: they do not count as failures
+        ceiling = min(policy.max_backoff, policy.initial_backoff * 2 ** (attempt - 1))
+        delay = self._rng.uniform(0.0, ceiling)
+        if (after := _retry_after_of(error)) is not None:
+            delay += after
+        return delay
+
+    def _give_up(self, attempt: int, scheduled: int, started: float, upcoming: float) -> bool:
+        if attempt - scheduled >= self.policy.max_attempts:
+            return True
+        # Never start a sleep that would end past the time budget.
+        return self._clock() - started + upcoming > self.policy.max_retry_seconds
+
+    def _before_sleep(self, attempt: int, error: BaseException | None, wait_s: float) -> None:
+        self._stats.retries += 1
+        _log.debug("attempt %d failed (%s); retry in %.2fs", attempt, error, wait_s)
+
+    def attempts(self, *, started: float | None = None, done: int = 0, scheduled: int = 0) -> AsyncRetrying:
+        """A fresh retry loop: ``async for attempt in retrier.attempts(): with attempt: ...``.
+
+        ``done`` attempts (``scheduled`` of them answered 429 with Retry-After) were already made
+        since ``started``: the loop continues their count and their time budget.
+        """
+        began = self._clock() if started is None else started
+        counted = scheduled  # attempts answered 429 with Retry-After: they do not count as failures
 
         def wait(state: RetryCallState) -> float:
-            # Full jitter spreads the retries of many workers; the server's Retry-After is a floor.
-            ceiling = min(policy.max_backoff, policy.initial_backoff * 2 ** (state.attempt_number - 1))
-            delay = self._rng.uniform(0.0, ceiling)
-            if (after := _retry_after(state)) is not None:
-                delay += after
-            return delay
+            return self._delay(done + state.attempt_number, _error_of(state))
 
         def stop(state: RetryCallState) -> bool:
-            nonlocal scheduled
-            if _retry_after(state) is not None:
-                scheduled += 1
-            if state.attempt_number - scheduled >= policy.max_attempts:
-                return True
-            # tenacity computes the wait before asking stop: never start a sleep past the budget.
-            return self._clock() - started + state.upcoming_sleep > policy.max_retry_seconds
+            nonlocal counted
+            if _retry_after_of(_error_of(state)) is not None:
+                counted += 1
+            # tenacity computes the wait before asking stop, so upcoming_sleep is known here.
+            return self._give_up(done + state.attempt_number, counted, began, state.upcoming_sleep)
 
         def before_sleep(state: RetryCallState) -> None:
-            self._stats.retries += 1
-            error = state.outcome.exception() if state.outcome is not None else None
-            wait_s = state.upcoming_sleep
-            _log.debug("attempt %d failed (%s); retry in %.2fs", state.attempt_number, error, wait_s)
+            self._before_sleep(done + state.attempt_number, _error_of(state), state.upcoming_sleep)
 
         return AsyncRetrying(
             sleep=self._sleep,
@@ -104,13 +118,32 @@ class Retrier:
         )
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        """Run ``fn`` until it succeeds, fails permanently, or the budget is spent."""
-        async for attempt in self.attempts():
+        """Run ``fn`` until it succeeds, fails permanently, or the budget is spent.
+
+        The first attempt runs bare: a request that succeeds (nearly all of them) costs no retry
+        machinery. After a retryable failure, the same policy decides on a wait, and tenacity
+        runs the rest of the loop, counting that first attempt.
+        """
+        started = self._clock()
+        try:
+            return await fn()
+        except RetryableError as error:
+            first = error
+        scheduled = 1 if _retry_after_of(first) is not None else 0
+        delay = self._delay(1, first)
+        if self._give_up(1, scheduled, started, delay):
+            raise first
+        self._before_sleep(1, first, delay)
+        await self._sleep(delay)
+        async for attempt in self.attempts(started=started, done=1, scheduled=scheduled):
             with attempt:
                 return await fn()
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
 
-def _retry_after(state: RetryCallState) -> float | None:
-    error = state.outcome.exception() if state.outcome is not None else None
+def _error_of(state: RetryCallState) -> BaseException | None:
+    return state.outcome.exception() if state.outcome is not None else None
+
+
+def _retry_after_of(error: BaseException | None) -> float | None:
     return error.retry_after if isinstance(error, ThrottledError) else None

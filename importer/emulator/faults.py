@@ -56,7 +56,7 @@ class FaultInjector:
                            or self.window is not None or faults.reset_rate
                            or faults.lost_after_write_rate)
 
-    async def before(self, request: web.Request) -> web.Response | None:
+    async def before(self, request: web.BaseRequest) -> web.Response | None:
         """Faults that strike before the request is applied; an answer here replaces the handler's."""
         faults = self.faults
         if faults.latency_ms or faults.jitter_ms:
@@ -79,7 +79,7 @@ class FaultInjector:
             return DROP
         return None
 
-    def lose_after_write(self, request: web.Request) -> bool:
+    def lose_after_write(self, request: web.BaseRequest) -> bool:
         """Whether to drop the connection after a write was applied (never for reads)."""
         rate = self.faults.lost_after_write_rate
         if not rate or request.method in ("GET", "HEAD", "OPTIONS"):

@@ -31,7 +31,7 @@ def _bad(code: str, message: str) -> ApiError:
     return ApiError(400, code, message)
 
 
-async def _json(request: web.Request) -> Any:
+async def _json(request: web.BaseRequest) -> Any:
     raw = await request.read()
     try:
         return json.loads(raw)
@@ -157,7 +157,7 @@ def _matches(entity: Entity, clauses: list[Clause]) -> bool:
     return True
 
 
-def _list(request: web.Request, tenant: MdeTenant, query: Query) -> web.Response:
+def _list(request: web.BaseRequest, tenant: MdeTenant, query: Query) -> web.Response:
     items = (e for e in _candidates(tenant, query.clauses) if _matches(e, query.clauses))
     page = paginate(items, query, MAX_TOP, request.url)
     body: dict[str, Any] = {"@odata.context": f"http://{request.host}/api/$metadata#Indicators",
@@ -167,7 +167,7 @@ def _list(request: web.Request, tenant: MdeTenant, query: Query) -> web.Response
     return json_response(body)
 
 
-async def handle_mde(request: web.Request, state: EmulatorState, grant: Grant, rest: str) -> web.Response:
+async def handle_mde(request: web.BaseRequest, state: EmulatorState, grant: Grant, rest: str) -> web.Response:
     """Serve one MDE request; ``rest`` is the path after ``/api/``."""
     match = _ROUTE.fullmatch(rest)
     if match is None:

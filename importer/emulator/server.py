@@ -1,13 +1,18 @@
-"""The aiohttp application: routing, fault injection around handlers, and ``running_emulator``."""
+"""The emulator's HTTP server: routing, fault injection around handlers, and ``running_emulator``."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http_parser import RawRequestMessage
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
 
 from importer.emulator.config import EmulatorConfig, Faults
 from importer.emulator.faults import DROP, FaultInjector
@@ -19,13 +24,13 @@ from importer.emulator.ti_api import handle_ti
 from importer.emulator.token_endpoint import aad_error, issue_token
 from importer.emulator.tokens import MDE, TI
 
-__all__ = ["Emulator", "build_app", "running_emulator"]
+__all__ = ["Emulator", "build_server", "running_emulator"]
 
 _TOKEN_ROUTE = re.compile(r"/(?P<tenant>[^/]+)/oauth2/(?P<v2>v2\.0/)?token/?", re.IGNORECASE)
-_STATE_KEY = web.AppKey("emulator_state", EmulatorState)
+_MAX_BODY = 64 * 1024 * 1024  # a bulk upload of 5000 IOCs is a few MB
 
 
-async def _token(request: web.Request, state: EmulatorState, tenant: str, version: int) -> web.Response:
+async def _token(request: web.BaseRequest, state: EmulatorState, tenant: str, version: int) -> web.Response:
     if request.method != "POST":
         return aad_error(405, "invalid_request", 900561,
                          "The endpoint only accepts POST requests.")
@@ -37,7 +42,7 @@ async def _token(request: web.Request, state: EmulatorState, tenant: str, versio
                        tokens=state.tokens, lifetime=lifetime, own_urls=own)
 
 
-async def _inspect(request: web.Request, state: EmulatorState, rest: str) -> web.Response:
+async def _inspect(request: web.BaseRequest, state: EmulatorState, rest: str) -> web.Response:
     if rest == "state" and request.method == "GET":
         return json_response(snapshot(state))
     if rest == "reset" and request.method == "POST":
@@ -46,8 +51,7 @@ async def _inspect(request: web.Request, state: EmulatorState, rest: str) -> web
     return error_response(404, "NotFound", f"No emulator control at {request.path}.")
 
 
-async def _dispatch(request: web.Request) -> web.StreamResponse:
-    state = request.app[_STATE_KEY]
+async def _dispatch(request: web.BaseRequest, state: EmulatorState) -> web.StreamResponse:
     path = request.path
     lower = path.lower()
     if lower.startswith("/_emulator/"):
@@ -87,12 +91,32 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def build_app(state: EmulatorState) -> web.Application:
-    """One catch-all route: paths are matched case-insensitively here, not by aiohttp's router."""
-    app = web.Application(client_max_size=64 * 1024 * 1024)
-    app[_STATE_KEY] = state
-    app.router.add_route("*", "/{tail:.*}", _dispatch)
-    return app
+class _Server(web.Server):
+    """aiohttp's low-level server: every request goes to ``_dispatch``, which matches paths
+    case-insensitively itself, so no application, router or middleware chain runs per request."""
+
+    def __init__(self, state: EmulatorState) -> None:
+        async def handle(request: web.BaseRequest) -> web.StreamResponse:
+            return await _dispatch(request, state)
+
+        super().__init__(handle, access_log=None)
+
+    def _make_request(
+        self,
+        message: RawRequestMessage,
+        payload: StreamReader,
+        protocol: RequestHandler,
+        writer: AbstractStreamWriter,
+        task: asyncio.Task[None],
+    ) -> web.BaseRequest:
+        # As the base class does, but with room for large bulk bodies (its default is 1 MB).
+        return web.BaseRequest(message, payload, protocol, writer, task, self._loop,
+                               client_max_size=_MAX_BODY)
+
+
+def build_server(state: EmulatorState) -> web.Server:
+    """The emulator's HTTP server over ``state`` (serve it with ``web.ServerRunner``)."""
+    return _Server(state)
 
 
 class Emulator:
@@ -132,7 +156,7 @@ async def running_emulator(config: EmulatorConfig | None = None, *, host: str = 
                            port: int = 0) -> AsyncIterator[Emulator]:
     """Serve the emulator on ``host:port`` (0 = a free port) for the duration of the block."""
     state = EmulatorState(config or EmulatorConfig())
-    runner = web.AppRunner(build_app(state), access_log=None, handle_signals=False)
+    runner = web.ServerRunner(build_server(state), handle_signals=False)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, backlog=1024)

@@ -45,6 +45,8 @@ class EmulatorState:
     token_faults: FaultInjector = field(init=False)
     mde_limits: dict[str, MdeLimits] = field(default_factory=dict)
     base_url: str = ""
+    _stamp_millis: int = field(default=-1, init=False, repr=False)  # now_iso's last answer, by ms
+    _stamp: str = field(default="", init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.tokens = TokenStore(self.config.clock)
@@ -54,8 +56,11 @@ class EmulatorState:
 
     def now_iso(self) -> str:
         """The injected clock as an ISO 8601 UTC timestamp, the shape the APIs' audit fields use."""
-        stamp = datetime.fromtimestamp(self.config.clock(), UTC).isoformat(timespec="milliseconds")
-        return stamp.replace("+00:00", "Z")
+        millis = int(self.config.clock() * 1000)
+        if millis != self._stamp_millis:  # many writes share a millisecond under load: format once
+            stamp = datetime.fromtimestamp(millis / 1000, UTC).isoformat(timespec="milliseconds")
+            self._stamp_millis, self._stamp = millis, stamp.replace("+00:00", "Z")
+        return self._stamp
 
     def limits_for(self, tenant: str) -> MdeLimits:
         limits = self.mde_limits.get(tenant)

@@ -56,7 +56,7 @@ class TokenStore:
         self.issued += 1
         return token
 
-    def authorize(self, request: web.Request, audience: str) -> Grant:
+    def authorize(self, request: web.BaseRequest, audience: str) -> Grant:
         """The grant behind the request's bearer token, or :class:`ApiError` 401 (never echoing it)."""
         header = request.headers.get("Authorization")
         if not header:

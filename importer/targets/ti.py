@@ -202,24 +202,27 @@ class TiTarget:
         escapes is what remains to classify.
         """
         lost = False
-        async for attempt in self._retrier.attempts():
-            with attempt:
-                if lost:
-                    try:
-                        await self._recover(definition, pending, result)
-                    except (PermanentError, QuotaError) as error:
-                        # Not the batch's fault: it must not be bisected or rejected for this.
-                        raise ApiError(f"could not check what a lost answer had stored: {error}") from None
-                    lost = False
-                    if not pending:
-                        return
+
+        async def attempt() -> None:
+            nonlocal lost
+            if lost:
                 try:
-                    ids = await self._write(definition, pending)
-                except AmbiguousWriteError:
-                    lost = True
-                    raise
-                result.imported.extend(zip(pending, ids, strict=True))
-                pending.clear()
+                    await self._recover(definition, pending, result)
+                except (PermanentError, QuotaError) as error:
+                    # Not the batch's fault: it must not be bisected or rejected for this.
+                    raise ApiError(f"could not check what a lost answer had stored: {error}") from None
+                lost = False
+                if not pending:
+                    return
+            try:
+                ids = await self._write(definition, pending)
+            except AmbiguousWriteError:
+                lost = True
+                raise
+            result.imported.extend(zip(pending, ids, strict=True))
+            pending.clear()
+
+        await self._retrier.call(attempt)
 
     async def _write(self, definition: ResolvedDefinition, pending: list[Indicator]) -> list[str]:
         spec = definition.spec

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -27,7 +28,7 @@ def _indicator(value: str, kind: str = "FileSha1", **extra: Any) -> dict[str, An
 
 async def _call(
     session: aiohttp.ClientSession, method: str, url: str, token: str, body: Any = None
-) -> tuple[int, Any, aiohttp.typedefs.LooseHeaders]:
+) -> tuple[int, Any, Mapping[str, str]]:
     async with session.request(method, url, json=body, headers=auth(token)) as response:
         payload = await response.json() if response.status != 204 else None
         return response.status, payload, response.headers

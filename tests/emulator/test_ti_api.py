@@ -328,6 +328,18 @@ async def test_bulk_upload_is_all_or_nothing(
     assert status == 200 and len(body["value"]) == 10 and emulator.state()["totals"]["iocs"] == 10
 
 
+async def test_a_full_bulk_upload_of_several_megabytes_is_accepted(
+    session: aiohttp.ClientSession, emulator: Emulator, ti_token: str
+) -> None:
+    definition_id = await _definition(session, emulator, ti_token)
+    iocs = [{**_ioc(definition_id, f"{n:064x}", Type="Sha256"), "ExpiresAt": None} for n in range(5000)]
+    assert len(str(iocs)) > 1024 * 1024  # beyond aiohttp's default limit of a request body
+    status, body = await _post(
+        session, emulator.ti_url + "IndicatorsOfCompromise/Actions.BulkUpload", ti_token, {"iocs": iocs}
+    )
+    assert status == 200 and len(body["value"]) == 5000
+
+
 async def test_quotas_answer_507(session: aiohttp.ClientSession) -> None:
     config = EmulatorConfig(max_alert_definitions=2, max_iocs=5, max_non_equals_iocs=1)
     async with running_emulator(config) as emu:
