@@ -29,7 +29,7 @@ from importer.errors import AmbiguousWriteError, ConfigError
 from importer.http import HttpClient
 from importer.ratelimit import RateLimiter, WindowLimiter
 from importer.targets.base import DefinitionSpec, RemoteIndicator
-from importer.targets.common import iso_utc, odata_pages, odata_string
+from importer.targets.common import iso_utc, odata_pages, odata_string, remote_of
 
 __all__ = [
     "ACTIONS",
@@ -153,16 +153,7 @@ def indicator_body(indicator: Indicator, spec: DefinitionSpec) -> dict[str, Any]
 
 def remote_indicator(entity: Mapping[str, Any]) -> RemoteIndicator | None:
     """An Indicator entity as a RemoteIndicator (None for a type this importer never writes)."""
-    wire_type, value, remote_id = entity.get("indicatorType"), entity.get("indicatorValue"), entity.get("id")
-    if not isinstance(value, str) or remote_id is None:
-        return None
-    if wire_type == "IpAddress":
-        kind = Kind.IPV6 if ":" in value else Kind.IPV4
-    elif isinstance(wire_type, str) and wire_type in _KINDS:
-        kind = _KINDS[wire_type]
-    else:
-        return None
-    return RemoteIndicator(kind, value, str(remote_id))
+    return remote_of(entity.get("indicatorType"), entity.get("indicatorValue"), entity.get("id"), _KINDS)
 
 
 def _import_item(raw: Any) -> ImportItem:

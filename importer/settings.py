@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from feeds.model import Detection
 from importer.connection import ConnectionSettings, Secret
 from importer.errors import ConfigError
+from importer.mde_client import ACTIONS as MDE_ACTIONS
 from importer.targets.base import DefinitionSpec
 
 __all__ = [
@@ -43,8 +44,6 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-# What Defender for Endpoint may do on a match (API.md §3).
-MDE_ACTIONS = ("Alert", "Warn", "Block", "Audit", "BlockAndRemediate", "AlertAndBlock", "Allowed")
 DEFAULT_API_URLS = {
     "ti": "https://ti.securitycenter.windows.com/V1.0/",
     "mde": "https://api.securitycenter.microsoft.com/api/",

@@ -16,7 +16,7 @@ from feeds.model import Detection, Indicator, Kind
 from importer.errors import AmbiguousWriteError, ConfigError
 from importer.http import HttpClient
 from importer.targets.base import DefinitionSpec, RemoteIndicator
-from importer.targets.common import iso_utc, odata_pages, odata_string
+from importer.targets.common import iso_utc, odata_pages, odata_string, remote_of
 
 __all__ = [
     "BULK_LIMIT",
@@ -108,16 +108,7 @@ def ioc_body(
 
 def remote_indicator(entity: Mapping[str, Any]) -> RemoteIndicator | None:
     """An IOC entity as a RemoteIndicator (None for a type this importer never writes)."""
-    ioc_type, value, ioc_id = entity.get("Type"), entity.get("Value"), entity.get("Id")
-    if not isinstance(value, str) or ioc_id is None:
-        return None
-    if ioc_type == "IpAddress":
-        kind = Kind.IPV6 if ":" in value else Kind.IPV4
-    elif isinstance(ioc_type, str) and ioc_type in _HASH_KINDS:
-        kind = _HASH_KINDS[ioc_type]
-    else:
-        return None
-    return RemoteIndicator(kind, value, str(ioc_id))
+    return remote_of(entity.get("Type"), entity.get("Value"), entity.get("Id"), _HASH_KINDS)
 
 
 class TiClient:

@@ -13,7 +13,10 @@ from typing import Any
 
 from yarl import URL
 
-__all__ = ["iso_utc", "odata_pages", "odata_string", "value_key"]
+from feeds.model import Kind
+from importer.targets.base import RemoteIndicator
+
+__all__ = ["iso_utc", "odata_pages", "odata_string", "remote_of", "value_key"]
 
 # One page request: (absolute URL, query parameters or None when the URL already carries them).
 GetPage = Callable[[str, Mapping[str, str] | None], Awaitable[Any]]
@@ -64,3 +67,18 @@ async def odata_pages(
             url, query, window = base + path, {**params, "$top": str(page_size), "$skip": str(skip)}, 0
         else:
             url = None
+
+
+def remote_of(
+    wire_type: Any, value: Any, remote_id: Any, kinds: Mapping[str, Kind]
+) -> RemoteIndicator | None:
+    """A stored entity's type, value and id as a RemoteIndicator; None for a type we never write.
+
+    Both APIs have one ``IpAddress`` type for both families: the value tells which.
+    """
+    if not isinstance(value, str) or remote_id is None or not isinstance(wire_type, str):
+        return None
+    if wire_type == "IpAddress":
+        return RemoteIndicator(Kind.IPV6 if ":" in value else Kind.IPV4, value, str(remote_id))
+    kind = kinds.get(wire_type)
+    return None if kind is None else RemoteIndicator(kind, value, str(remote_id))
