@@ -55,6 +55,9 @@ __all__ = ["TiTarget"]
 _log = logging.getLogger(__name__)
 _LOOKUP_CONCURRENCY = 8  # parallel per-value lookups after a lost answer
 _DELETE_CONCURRENCY = 8
+# Single mode posts a batch's indicators one after another, so concurrency stays = workers; a few
+# per batch rather than one spares the state journal a commit per indicator (it commits per batch).
+_SINGLE_BATCH = 16
 
 
 class TiTarget:
@@ -69,7 +72,7 @@ class TiTarget:
         self._retrier = retrier
         self._stats = stats
         self._bulk = bulk
-        self.max_batch = BULK_LIMIT if bulk else 1
+        self.max_batch = BULK_LIMIT if bulk else _SINGLE_BATCH
 
     def unsupported(self, indicator: Indicator) -> str | None:
         if indicator.kind not in TI_TYPES:

@@ -148,13 +148,15 @@ async def test_single_mode_rejects_a_bad_record_with_the_servers_message(
     emulator: Emulator, fake_time: FakeTime
 ) -> None:
     async with ti_target(emulator, fake_time, TransportStats(), bulk=False) as target:
-        assert target.max_batch == 1
+        assert target.max_batch == 16  # posted one by one, but journaled per batch
         definition = await target.resolve_definition(SPEC, dry_run=False)
         good = await target.send(definition, sha1s(1))
-        bad = await target.send(definition, [Indicator(Kind.DOMAIN, "-bad-.example-", "f:9")])
+        bad = await target.send(definition, [*sha1s(3)[1:], Indicator(Kind.DOMAIN, "-bad-.example-", "f:9")])
     assert len(good.imported) == 1
+    assert len(bad.imported) == 2
     assert len(bad.rejected) == 1 and "not a valid DomainName" in bad.rejected[0][1]
     assert emulator.state()["requests_by_status"]["400"] == 1
+    assert emulator.state()["requests_by_status"]["201"] >= 3 + 1  # one POST per IOC, plus the definition
 
 
 async def test_quota_fails_the_batch_without_bisecting(fake_time: FakeTime) -> None:
