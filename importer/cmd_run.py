@@ -37,8 +37,7 @@ from importer.signals import stop_on_signals
 from importer.sources import FeedJob, job_for, retry_jobs
 from importer.stats import TransportStats
 from importer.targets import open_target
-from importer.targets.base import ResolvedDefinition, Target
-from importer.targets.mde import HasHeadroom
+from importer.targets.base import HasHeadroom, ResolvedDefinition, Target
 
 __all__ = ["OutputOptions", "StateOptions", "add_parser", "execute", "handle"]
 
@@ -339,8 +338,7 @@ async def _headroom(target: Target) -> Headroom | None:
     """A capped target's room (mde's 15,000 indicators), for the dry-run plan."""
     if not isinstance(target, HasHeadroom):
         return None
-    room = await target.headroom()
-    return Headroom(room.held, room.cap)
+    return await target.headroom()
 
 
 async def _mirror(

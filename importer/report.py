@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from importer.stats import TransportStats
+from importer.targets.base import Headroom
 
 __all__ = [
     "BUCKETS",
@@ -104,18 +105,6 @@ class FeedReport:
                 "skipped": self.mirror_skipped,
             }
         return out
-
-
-@dataclass(frozen=True, slots=True)
-class Headroom:
-    """A capped tenant's room (e.g. mde's 15,000 indicators), for the plan and the report."""
-
-    held: int
-    cap: int
-
-    @property
-    def free(self) -> int:
-        return max(0, self.cap - self.held)
 
 
 @dataclass(slots=True)

@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from feeds.model import Detection, Indicator, Kind
 
 __all__ = [
     "BatchResult",
     "DefinitionSpec",
+    "HasHeadroom",
+    "Headroom",
     "RemoteIndicator",
     "ResolvedDefinition",
     "Target",
@@ -69,6 +71,25 @@ class BatchResult:
     imported: list[tuple[Indicator, str]] = field(default_factory=list)  # with its remote id
     rejected: list[tuple[Indicator, str]] = field(default_factory=list)  # the server's reason
     failed: list[tuple[Indicator, str]] = field(default_factory=list)  # gave up: the last error
+
+
+@dataclass(frozen=True, slots=True)
+class Headroom:
+    """How many indicators a capped tenant holds against its cap (mde: 15,000)."""
+
+    held: int
+    cap: int
+
+    @property
+    def free(self) -> int:
+        return max(0, self.cap - self.held)
+
+
+@runtime_checkable
+class HasHeadroom(Protocol):
+    """A target with a per-tenant cap that a dry run can report (optional beside ``Target``)."""
+
+    async def headroom(self) -> Headroom: ...
 
 
 class Target(Protocol):

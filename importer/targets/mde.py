@@ -17,7 +17,7 @@ starts a new definition: indicators under the old title stay until deleted.
 * a whole-call error after all retries fails the batch with the last error; ``AuthError`` escapes.
 
 Deletes go through ``BatchDelete`` (≤ 500 ids a call). ``headroom()`` counts the tenant's
-indicators against the cap, for the dry-run plan (``HasHeadroom``: a protocol of this module,
+indicators against the cap, for the dry-run plan (``HasHeadroom`` in ``targets.base``: optional,
 not part of ``Target``).
 """
 
@@ -28,8 +28,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import TypeVar
 
 from feeds.model import Detection, Indicator
 from importer.connection import ConnectionSettings
@@ -51,31 +50,19 @@ from importer.mde_client import (
 )
 from importer.retry import Retrier
 from importer.stats import TransportStats
-from importer.targets.base import BatchResult, DefinitionSpec, RemoteIndicator, ResolvedDefinition
+from importer.targets.base import (
+    BatchResult,
+    DefinitionSpec,
+    HasHeadroom,
+    Headroom,
+    RemoteIndicator,
+    ResolvedDefinition,
+)
 
 __all__ = ["HasHeadroom", "Headroom", "MdeTarget", "open_mde_target"]
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Headroom:
-    """How many indicators the tenant holds against its cap."""
-
-    held: int
-    cap: int
-
-    @property
-    def free(self) -> int:
-        return max(0, self.cap - self.held)
-
-
-@runtime_checkable
-class HasHeadroom(Protocol):
-    """A target with a per-tenant cap that a dry run can report."""
-
-    async def headroom(self) -> Headroom: ...
 
 
 class MdeTarget:
