@@ -139,27 +139,11 @@ async def sequential_baseline(base: str, values: list[str], concurrency: int = 1
         async with session.post(f"{base}/V1.0/AlertDefinitions", json=definition, headers=headers) as resp:
             definition_id = (await resp.json())["Id"]
         started = time.perf_counter()
-        if concurrency > 1:
-            await _concurrent_posts(session, base, headers, definition_id, values, concurrency)
-            return time.perf_counter() - started
-        for value in values:
-            body = {
-                "Type": "Sha256",
-                "Value": value,
-                "DetectionFunction": "Equals",
-                "Enabled": True,
-                "AlertDefinition@odata.bind": f"AlertDefinitions({definition_id})",
-            }
-            async with session.post(
-                f"{base}/V1.0/IndicatorsOfCompromise", json=body, headers=headers
-            ) as resp:
-                if resp.status != 201:
-                    raise RuntimeError(f"baseline POST answered {resp.status}")
-                await resp.read()
+        await _post_each(session, base, headers, definition_id, values, concurrency)
         return time.perf_counter() - started
 
 
-async def _concurrent_posts(
+async def _post_each(
     session: aiohttp.ClientSession,
     base: str,
     headers: dict[str, str],
@@ -167,6 +151,8 @@ async def _concurrent_posts(
     values: list[str],
     concurrency: int,
 ) -> None:
+    """One POST per value from ``concurrency`` tasks, each waiting for its answer (1 = Microsoft's
+    sample: strictly sequential)."""
     pending = iter(values)
 
     async def worker() -> None:
@@ -181,6 +167,8 @@ async def _concurrent_posts(
             async with session.post(
                 f"{base}/V1.0/IndicatorsOfCompromise", json=body, headers=headers
             ) as resp:
+                if resp.status != 201:
+                    raise RuntimeError(f"baseline POST answered {resp.status}")
                 await resp.read()
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
