@@ -14,7 +14,8 @@ __all__ = ["add_parser", "build_config", "run"]
 
 # (flag suffix, Faults field, type, help)
 _FAULT_FLAGS: tuple[tuple[str, str, Any, str], ...] = (
-    ("latency-ms", "latency_ms", float, "fixed delay added to every request, in milliseconds"),
+    ("latency-ms", "latency_ms", float,
+     "every answer leaves N milliseconds after its request arrived (processing counts towards it)"),
     ("jitter-ms", "jitter_ms", float, "extra random delay, uniform in 0..N milliseconds"),
     ("error-rate", "error_rate", float, "probability (0..1) of answering 500 or 503 without applying"),
     ("throttle-per-minute", "throttle_per_minute", int,

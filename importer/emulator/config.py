@@ -29,7 +29,7 @@ DEMO_CLIENT = ClientApp("ti-importer-demo", "demo-secret-not-for-production", "c
 class Faults:
     """Injected faults; rates are probabilities 0..1 drawn from a RNG seeded with ``seed``."""
 
-    latency_ms: float = 0.0
+    latency_ms: float = 0.0  # each answer leaves this long after its request arrived
     jitter_ms: float = 0.0
     error_rate: float = 0.0  # answer 500 or 503, nothing applied
     throttle_per_minute: int | None = None  # more than N in a sliding minute -> 429 + Retry-After

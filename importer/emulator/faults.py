@@ -13,7 +13,7 @@ from importer.emulator.config import Faults
 from importer.emulator.ratelimit import SlidingWindow, retry_after_header
 from importer.emulator.replies import error_response
 
-__all__ = ["DROP", "FAULT_KINDS", "ErrorShape", "FaultInjector"]
+__all__ = ["DROP", "FAULT_KINDS", "ErrorShape", "FaultInjector", "hold_until"]
 
 FAULT_KINDS = ("latency", "error", "throttle", "reset", "lost_after_write")
 
@@ -56,28 +56,34 @@ class FaultInjector:
                            or self.window is not None or faults.reset_rate
                            or faults.lost_after_write_rate)
 
-    async def before(self, request: web.BaseRequest) -> web.Response | None:
-        """Faults that strike before the request is applied; an answer here replaces the handler's."""
+    def admit(self, arrived: float) -> tuple[web.Response | None, float]:
+        """Faults that strike before the request is applied (an answer here replaces the handler's),
+        and the loop time at which any answer may leave: ``arrived`` plus the latency.
+
+        The latency runs from the request's arrival, so the emulator's own work counts towards it
+        as a real service's does; it does not add its queueing on top of the configured delay.
+        """
         faults = self.faults
+        due = arrived
         if faults.latency_ms or faults.jitter_ms:
             delay = faults.latency_ms + (self.rng.uniform(0.0, faults.jitter_ms) if faults.jitter_ms else 0.0)
             self.counters["latency"] += 1
-            await asyncio.sleep(delay / 1000.0)
+            due += delay / 1000.0
         if self.window is not None:
             wait = self.window.acquire(self.clock())
             if wait is not None:
                 self.counters["throttle"] += 1
                 return self.shape(429, "TooManyRequests", "Rate limit is exceeded. Try again later.",
-                                  {"Retry-After": retry_after_header(wait)})
+                                  {"Retry-After": retry_after_header(wait)}), due
         if faults.error_rate and self.rng.random() < faults.error_rate:
             self.counters["error"] += 1
             if self.rng.random() < 0.5:
-                return self.shape(500, "InternalServerError", "An internal server error occurred.")
-            return self.shape(503, "ServiceUnavailable", "The service is temporarily unavailable.")
+                return self.shape(500, "InternalServerError", "An internal server error occurred."), due
+            return self.shape(503, "ServiceUnavailable", "The service is temporarily unavailable."), due
         if faults.reset_rate and self.rng.random() < faults.reset_rate:
             self.counters["reset"] += 1
-            return DROP
-        return None
+            return DROP, due
+        return None, due
 
     def lose_after_write(self, request: web.BaseRequest) -> bool:
         """Whether to drop the connection after a write was applied (never for reads)."""
@@ -88,4 +94,11 @@ class FaultInjector:
             self.counters["lost_after_write"] += 1
             return True
         return False
+
+
+async def hold_until(due: float) -> None:
+    """Sleep until the loop time ``due`` (at once if it has passed)."""
+    delay = due - asyncio.get_running_loop().time()
+    if delay > 0:
+        await asyncio.sleep(delay)
 

@@ -15,7 +15,7 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
 from importer.emulator.config import EmulatorConfig, Faults
-from importer.emulator.faults import DROP, FaultInjector
+from importer.emulator.faults import DROP, FaultInjector, hold_until
 from importer.emulator.inspection import snapshot
 from importer.emulator.mde_api import handle_mde
 from importer.emulator.replies import ApiError, drop_connection, error_response, json_response
@@ -66,11 +66,13 @@ async def _dispatch(request: web.BaseRequest, state: EmulatorState) -> web.Strea
             state.requests_by_status[404] += 1
             return response
         injector = state.token_faults
+    due = 0.0
     if injector.active:
-        early = await injector.before(request)
-        if early is DROP:
-            return drop_connection(request)
+        early, due = injector.admit(_arrival(request))
         if early is not None:
+            await hold_until(due)
+            if early is DROP:
+                return drop_connection(request)
             state.requests_by_status[early.status] += 1
             return early
     try:
@@ -85,10 +87,30 @@ async def _dispatch(request: web.BaseRequest, state: EmulatorState) -> web.Strea
             response = await handle_mde(request, state, grant, path[len("/api/"):])
     except ApiError as error:
         response = error.response()
-    if injector.active and response.status < 300 and injector.lose_after_write(request):
-        return drop_connection(request)
+    if injector.active:
+        lost = response.status < 300 and injector.lose_after_write(request)
+        await hold_until(due)
+        if lost:
+            return drop_connection(request)
     state.requests_by_status[response.status] += 1
     return response
+
+
+def _arrival(request: web.BaseRequest) -> float:
+    """The loop time the request arrived (now, if its connection did not note it)."""
+    protocol = request.protocol
+    return protocol.arrived if isinstance(protocol, _TimedHandler) else asyncio.get_running_loop().time()
+
+
+class _TimedHandler(RequestHandler):
+    """aiohttp's per-connection protocol, noting when data last arrived: a request's arrival time,
+    from which the injected latency runs (HTTP/1.1 without pipelining: one request at a time)."""
+
+    arrived = 0.0
+
+    def data_received(self, data: bytes) -> None:
+        self.arrived = self._loop.time()
+        super().data_received(data)
 
 
 class _Server(web.Server):
@@ -100,6 +122,9 @@ class _Server(web.Server):
             return await _dispatch(request, state)
 
         super().__init__(handle, access_log=None)
+
+    def __call__(self) -> RequestHandler:
+        return _TimedHandler(self, loop=self._loop, **self._kwargs)
 
     def _make_request(
         self,

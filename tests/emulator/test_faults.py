@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import Counter
 
 import aiohttp
 import pytest
 
 from importer.emulator import DEMO_CLIENT, Emulator, EmulatorConfig, Faults, running_emulator
+from importer.emulator.faults import FaultInjector
 
 from .conftest import DEFINITION, FakeClock, auth, get_token, sha1
 
@@ -152,3 +155,33 @@ async def test_token_faults_are_separate(session: aiohttp.ClientSession, emulato
     with pytest.raises(_DROPPED):
         async with session.post(emulator.auth_url(), data=form) as response:
             await response.read()
+
+
+def test_latency_runs_from_arrival() -> None:
+    """The answer is due ``latency`` after the request arrived, whatever the emulator did meanwhile."""
+    injector = FaultInjector(Faults(latency_ms=50), clock=lambda: 0.0, counters=Counter())
+    early, due = injector.admit(arrived=100.0)
+    assert early is None
+    assert due == pytest.approx(100.05)
+    quiet = FaultInjector(Faults(), clock=lambda: 0.0, counters=Counter())
+    assert quiet.admit(arrived=100.0) == (None, 100.0)
+
+
+async def test_answer_waits_latency_but_the_write_is_applied_on_arrival(
+    session: aiohttp.ClientSession, emulator: Emulator
+) -> None:
+    token, definition_id = await _setup(session, emulator)
+    emulator.set_api_faults(Faults(latency_ms=300))
+    body = {"Type": "Sha1", "Value": sha1(1), "DetectionFunction": "Equals", "Enabled": True,
+            "AlertDefinition@odata.bind": f"AlertDefinitions({definition_id})"}
+    started = time.perf_counter()
+    posting = asyncio.ensure_future(
+        session.post(emulator.ti_url + "IndicatorsOfCompromise", json=body, headers=auth(token))
+    )
+    await asyncio.sleep(0.1)
+    assert emulator.state()["totals"]["iocs"] == 1  # stored, though the answer is still on its way
+    assert not posting.done()
+    response = await posting
+    assert response.status == 201
+    response.release()
+    assert time.perf_counter() - started >= 0.3
