@@ -311,6 +311,7 @@ async def _execute(
             )  # fmt: skip
             report.headroom = headroom
             if store is not None and journal is not None:
+                await store.drain()  # a cancelled worker's batch may still be committing
                 await _mirror(
                     target, journal, run_id=store.run_id, settings=settings, report=report, state=state
                 )
@@ -329,6 +330,8 @@ async def _execute(
         report = RunReport(target=settings.target, mode=settings.tuning.mode, transport=stats)
         report.auth_error = str(exc)
     finally:
+        if store is not None:
+            await store.drain()
         progress.close()
         rejects.close()
     return report

@@ -243,23 +243,27 @@ class Journal:
 
     def mark_seen(self, definition_id: str, keys: Sequence[tuple[Kind, str]], run_id: int) -> None:
         """Note that this run's feed holds ``keys`` (those the journal knows; others are ignored)."""
-        with self._reading():
-            scope = self._scope(definition_id, create=False)
-        if scope is None or not keys:
-            return
-        self._append(scope, ((kind, value, None) for kind, value in keys), run_id, len(keys))
+        if keys:
+            rows = [(kind, value, None) for kind, value in keys]
+            self._append([(definition_id, rows)], run_id, create=False)
 
     def record_imported(
         self, definition_id: str, items: Sequence[tuple[Kind, str, str]], run_id: int
     ) -> None:
         """Record acknowledged ``(kind, value, remote_id)`` items, seen in ``run_id``: one transaction,
         committed before return. A key already known keeps its first date and takes the new id."""
-        with self._writing():
-            scope = self._scope(definition_id, create=True)
-        assert scope is not None
-        self._append(scope, iter(items), run_id, len(items))
+        self.record_imported_many([(definition_id, items)], run_id)
+
+    def record_imported_many(
+        self, batches: Sequence[tuple[str, Sequence[tuple[Kind, str, str]]]], run_id: int
+    ) -> None:
+        """``record_imported`` for several ``(definition id, items)`` batches in one transaction:
+        all of them are committed before return, or none."""
+        scopes = self._append(batches, run_id, create=True)
         # Only after the commit: a rolled-back batch must not answer "present".
-        self._recent.update((scope, kind, value) for kind, value, _ in items)
+        for scope, (_, items) in zip(scopes, batches, strict=True):
+            assert scope is not None  # created if new
+            self._recent.update((scope, kind, value) for kind, value, _ in items)
         if len(self._recent) >= self._merge_every:
             self._merge()
 
@@ -311,24 +315,39 @@ class Journal:
             )
 
     def _append(
-        self, scope: int, items: Iterator[tuple[Kind, str, str | None]], run_id: int, size: int
-    ) -> None:
-        """Append one batch to the log in one committed transaction."""
+        self,
+        batches: Sequence[tuple[str, Sequence[tuple[Kind, str, str | None]]]],
+        run_id: int,
+        *,
+        create: bool,
+    ) -> list[int | None]:
+        """Append ``(definition id, rows)`` batches to the log in one committed transaction, which
+        also creates a new definition's scope if ``create``; returns each batch's scope (None: the
+        definition has none and ``create`` is off, so its rows were left out)."""
         now = int(self._clock())
+        scopes: list[int | None] = []
+        added = 0
         with self._writing():
-            # A generator, not a list: rows stream into SQLite without a second copy of the batch.
-            # ``Kind`` is a ``str``, so it binds as its text without conversion.
-            self._conn.executemany(
-                "INSERT INTO log (tenant_id, scope, kind, value, remote_id, at, run) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    (self._tenant, scope, kind, value, remote_id, now, run_id)
-                    for kind, value, remote_id in items
-                ),
-            )
-        self._logged += size
+            for definition_id, rows in batches:
+                scope = self._scope(definition_id, create=create)
+                scopes.append(scope)
+                if scope is None:
+                    continue
+                # A generator, not a list: rows stream into SQLite without a second copy of the
+                # batch. ``Kind`` is a ``str``, so it binds as its text without conversion.
+                self._conn.executemany(
+                    "INSERT INTO log (tenant_id, scope, kind, value, remote_id, at, run) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        (self._tenant, scope, kind, value, remote_id, now, run_id)
+                        for kind, value, remote_id in rows
+                    ),
+                )
+                added += len(rows)
+        self._logged += added
         if self._logged >= _LOG_LIMIT:
             self._merge()
+        return scopes
 
     def _merge(self) -> None:
         """Fold the log into ``indicators`` in key order, in one transaction, and empty it."""

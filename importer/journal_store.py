@@ -12,7 +12,11 @@ When the target is listed (and the journal repaired from the listing, ``areplace
 Otherwise the journal alone answers, a chunk of keys at a time (one indexed query each), and a
 definition the target just created holds nothing, so it is never listed.
 
-Each acknowledged batch is committed by ``record`` before the worker takes its next batch. In
+Each acknowledged batch is committed by ``record`` before the worker takes its next batch. Commits
+are grouped: while one transaction commits in its thread, the batches other workers acknowledge
+meanwhile wait and then go into the next transaction together, so 64 workers posting one
+indicator per request cost a few hundred commits, not one each, and an idle run waits for none.
+``drain`` waits until every batch handed to ``record`` is committed. In
 mirror mode the keys found present are also marked as seen in this run (``mark_seen``), so
 ``Journal.stale`` can tell what the feed no longer lists; without mirror mode that costs nothing.
 
@@ -26,7 +30,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from feeds.model import Indicator
+from feeds.model import Indicator, Kind
 from importer.journal import Journal
 from importer.present import Key
 from importer.targets.base import ResolvedDefinition, Target
@@ -54,6 +58,9 @@ class JournalPresent:
         self._reconcile = reconcile or self.resumed
         self._mirror = mirror  # definition names (spec.name) in mirror mode
         self.reconciled: dict[str, int] = {}  # definition id -> indicators listed
+        # Acknowledged batches waiting for the next group commit, and the task committing them.
+        self._waiting: list[tuple[str, list[tuple[Kind, str, str]], asyncio.Future[None]]] = []
+        self._committer: asyncio.Future[None] | None = None
 
     async def load(self, target: Target, definition: ResolvedDefinition) -> int:
         if not definition.id or definition.outcome == "planned":
@@ -85,12 +92,40 @@ class JournalPresent:
 
     async def record(self, definition: ResolvedDefinition, imported: Sequence[tuple[Indicator, str]]) -> None:
         items = [(indicator.kind, indicator.value, remote_id) for indicator, remote_id in imported]
-        # In a thread, so the event loop keeps serving; awaited, so the commit precedes the next batch.
-        # shield: a cancelled worker still lets a commit already under way finish.
-        await asyncio.shield(
-            asyncio.to_thread(self.journal.record_imported, definition.id, items, self.run_id)
-        )
+        committed = asyncio.get_running_loop().create_future()
+        self._waiting.append((definition.id, items, committed))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.ensure_future(self._commit_waiting())
+        # shield: a cancelled worker's batch is committed all the same (``drain`` waits for it).
+        await asyncio.shield(committed)
+
+    async def _commit_waiting(self) -> None:
+        """Commit what is waiting, one transaction per round, until nothing is (see the module)."""
+        while self._waiting:
+            taken, self._waiting = self._waiting, []
+            batches = [(definition_id, items) for definition_id, items, _ in taken]
+            try:
+                # In a thread, so the event loop keeps serving while SQLite commits.
+                await asyncio.to_thread(self.journal.record_imported_many, batches, self.run_id)
+            except asyncio.CancelledError:
+                # Only at the loop's shutdown; no waiter may hang (the thread still finishes its commit).
+                for _, _, committed in (*taken, *self._waiting):
+                    committed.cancel()
+                raise
+            except Exception as exc:  # every waiter hears it (a ConfigError: disk full...)
+                for _, _, committed in taken:
+                    if not committed.done():
+                        committed.set_exception(exc)
+            else:
+                for _, _, committed in taken:
+                    if not committed.done():
+                        committed.set_result(None)
+
+    async def drain(self) -> None:
+        """Wait until every batch handed to ``record`` is committed (or its commit failed)."""
+        while self._committer is not None and not self._committer.done():
+            await asyncio.shield(self._committer)
 
     def close(self) -> None:
-        """Nothing of the run to flush: every batch was committed by ``record``."""
+        """Nothing of the run to flush once ``drain`` returned: every batch was committed."""
         return None

@@ -1,0 +1,102 @@
+"""JournalPresent's group commit: batches acknowledged together share a transaction, none is lost."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from feeds.model import Indicator, Kind
+from importer.errors import ConfigError
+from importer.journal import Journal
+from importer.journal_store import JournalPresent
+from importer.targets.base import DefinitionSpec, ResolvedDefinition
+
+DEFINITIONS = [
+    ResolvedDefinition(
+        id=str(n), spec=DefinitionSpec(name=f"feed {n}", title="t", description="d"), outcome="found"
+    )
+    for n in (1, 2)
+]
+
+
+def acknowledged(start: int, count: int) -> list[tuple[Indicator, str]]:
+    return [
+        (Indicator(Kind.MD5, f"{n:032x}", origin=f"feed:{n}"), f"r{n}") for n in range(start, start + count)
+    ]
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    with Journal.open(tmp_path / "state.sqlite", target="ti", tenant="t") as opened:
+        yield opened
+
+
+def count_transactions(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Spy on ``record_imported_many``: the number of batches of each call (= each transaction)."""
+    calls: list[int] = []
+    real = journal.record_imported_many
+
+    def spy(batches: Sequence[tuple[str, Sequence[tuple[Kind, str, str]]]], run_id: int) -> None:
+        calls.append(len(batches))
+        real(batches, run_id)
+
+    monkeypatch.setattr(journal, "record_imported_many", spy)
+    return calls
+
+
+async def test_concurrent_batches_share_one_commit(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = JournalPresent(journal, journal.begin_run())
+    calls = count_transactions(journal, monkeypatch)
+    # 64 workers acknowledging at once, under two definitions.
+    await asyncio.gather(*(store.record(DEFINITIONS[n % 2], acknowledged(n * 16, 16)) for n in range(64)))
+    assert calls == [64]  # all were waiting when the first commit started
+    for definition in DEFINITIONS:
+        keys = [(i.kind, i.value) for n in range(64) if n % 2 == int(definition.id) - 1
+                for i, _ in acknowledged(n * 16, 16)]  # fmt: skip
+        assert journal.present(definition.id, keys) == set(keys)
+
+
+async def test_batches_arriving_during_a_commit_go_into_the_next(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = JournalPresent(journal, journal.begin_run())
+    calls = count_transactions(journal, monkeypatch)
+    first = asyncio.ensure_future(store.record(DEFINITIONS[0], acknowledged(0, 10)))
+    await asyncio.sleep(0)  # the first commit is now under way in its thread
+    later = [
+        asyncio.ensure_future(store.record(DEFINITIONS[0], acknowledged(10 * n, 10))) for n in range(1, 5)
+    ]
+    await asyncio.gather(first, *later)
+    assert calls == [1, 4]
+    keys = [(i.kind, i.value) for i, _ in acknowledged(0, 50)]
+    assert journal.present("1", keys) == set(keys)
+
+
+async def test_a_failed_commit_reaches_every_waiter(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = JournalPresent(journal, journal.begin_run())
+
+    def disk_full(batches: object, run_id: int) -> None:
+        raise ConfigError("cannot write the state journal: database or disk is full")
+
+    monkeypatch.setattr(journal, "record_imported_many", disk_full)
+    outcomes = await asyncio.gather(
+        *(store.record(DEFINITIONS[0], acknowledged(n * 4, 4)) for n in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(o, ConfigError) for o in outcomes)
+
+
+async def test_a_cancelled_workers_batch_is_still_committed(journal: Journal) -> None:
+    store = JournalPresent(journal, journal.begin_run())
+    worker = asyncio.ensure_future(store.record(DEFINITIONS[0], acknowledged(0, 8)))
+    await asyncio.sleep(0)
+    worker.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await worker
+    await store.drain()
+    keys = [(i.kind, i.value) for i, _ in acknowledged(0, 8)]
+    assert journal.present("1", keys) == set(keys)
