@@ -17,7 +17,7 @@ from typing import Any
 import feeds
 from importer.cmd_run import OutputOptions, execute
 from importer.connection import ConnectionSettings, Secret
-from importer.emulator import DEMO_CLIENT, running_emulator
+from importer.emulator import DEMO_CLIENT
 from importer.errors import ConfigError
 from importer.logging_setup import configure_logging
 from importer.report import RunReport
@@ -66,6 +66,8 @@ def _handle(args: argparse.Namespace) -> int:
 
 async def demo(*, progress: bool = False) -> tuple[RunReport, RunReport, dict[str, Any]]:
     """Import the samples twice into a fresh emulator; the two reports and the final state."""
+    from importer.emulator import running_emulator  # noqa: PLC0415 -- aiohttp.web only for the demo
+
     files = sample_files()
     if not files:
         raise ConfigError("no sample feeds found in the installed feeds package")

@@ -8,7 +8,7 @@ import signal
 import sys
 from typing import Any
 
-from importer.emulator import DEMO_CLIENT, EmulatorConfig, Faults, running_emulator
+from importer.emulator import DEMO_CLIENT, EmulatorConfig, Faults
 
 __all__ = ["add_parser", "build_config", "run"]
 
@@ -135,6 +135,8 @@ def build_config(args: argparse.Namespace) -> EmulatorConfig:
 
 
 async def _serve(config: EmulatorConfig, host: str, port: int) -> None:
+    from importer.emulator import running_emulator  # noqa: PLC0415 -- aiohttp.web only when serving
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

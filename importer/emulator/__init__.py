@@ -4,7 +4,25 @@ with seeded fault injection; tests, benchmarks and the demo run against it.
 It imports nothing else from ``importer``: it emulates the contract, not our code.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from importer.emulator.config import DEMO_CLIENT, ClientApp, EmulatorConfig, Faults
-from importer.emulator.server import Emulator, running_emulator
+
+if TYPE_CHECKING:
+    from importer.emulator.server import Emulator, running_emulator
 
 __all__ = ["DEMO_CLIENT", "ClientApp", "Emulator", "EmulatorConfig", "Faults", "running_emulator"]
+
+_SERVER_NAMES = frozenset({"Emulator", "running_emulator"})
+
+
+def __getattr__(name: str) -> Any:
+    # The server (and with it aiohttp.web) loads on first use: ``ti-import run`` builds its command
+    # line from every sub-command's module, and must not pay for a server it never starts.
+    if name in _SERVER_NAMES:
+        from importer.emulator import server  # noqa: PLC0415 -- deferred on purpose (see above)
+
+        return getattr(server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
