@@ -2,8 +2,13 @@
 
 Measures, in one run and on the same machine, indicators/s for:
 
-* a **sequential baseline** written here — one POST per indicator, waiting for each answer, as
-  Microsoft's sample does;
+* the **sequential baseline** written here as Microsoft's Python sample for this API does it: a
+  ``requests.Session``, one POST per indicator, each answer awaited before the next — the goals'
+  "x sequential" is against this row;
+* the same loop with aiohttp (one request at a time on one asyncio session): a stronger baseline,
+  shown beside it so the ratio is not read as "faster than a slow library";
+* the same bare POSTs from 64 aiohttp tasks at once — no retry, auth refresh or pipeline — the
+  ceiling any client reaches against this emulator on this machine;
 * ``--mode single`` (one POST per indicator, ``--workers`` concurrent);
 * ``--mode bulk`` (``Actions.BulkUpload`` batches);
 
@@ -12,6 +17,7 @@ at 0 ms and 50 ms emulator latency, and the importer process's peak RSS while im
 end to end (process start to exit, feed parsing included). Results go to
 ``benchmarks/results/import.json`` and a table under ``## Import`` in ``benchmarks/README.md``.
 
+    pip install -e '.[bench]'                    # requests, for Microsoft's sample
     python benchmarks/bench_import.py            # the full run (a few minutes)
     python benchmarks/bench_import.py --quick    # a smoke run (seconds)
 """
@@ -46,7 +52,7 @@ SINGLE_WORKERS = 64
 
 @dataclass(frozen=True)
 class Sizes:
-    baseline: dict[int, int]  # latency ms -> indicators
+    baseline: dict[int, int]  # latency ms -> indicators (both sequential baselines)
     single: dict[int, int]
     bulk: dict[int, int]
     rss_lines: int
@@ -54,7 +60,8 @@ class Sizes:
 
 FULL = Sizes(
     baseline={0: 3000, 50: 150},
-    single={0: 20_000, 50: 10_000},
+    # 50 ms: ~17 s of sending, so the importer's ~0.3 s start is a small part of the rate.
+    single={0: 20_000, 50: 20_000},
     bulk={0: 300_000, 50: 300_000},
     rss_lines=1_000_000,
 )
@@ -70,6 +77,7 @@ class Measure:
     indicators: int
     seconds: float
     peak_rss_mb: float | None = None
+    pipeline_rate: float | None = None  # the importer's own report: indicators/s while importing
 
     @property
     def rate(self) -> float:
@@ -111,8 +119,59 @@ def reset(base: str) -> None:
     asyncio.run(go())
 
 
+def _definition(name: str) -> dict[str, Any]:
+    return {
+        "Name": name,
+        "Title": name,
+        "Severity": "Medium",
+        "Category": "Malware",
+        "InternalDescription": name,
+        "UxDescription": name,
+        "Enabled": True,
+    }
+
+
+def _ioc(value: str, definition_id: int) -> dict[str, Any]:
+    return {
+        "Type": "Sha256",
+        "Value": value,
+        "DetectionFunction": "Equals",
+        "Enabled": True,
+        "AlertDefinition@odata.bind": f"AlertDefinitions({definition_id})",
+    }
+
+
+def microsoft_sample(base: str, values: list[str]) -> float:
+    """Microsoft's Python sample, as published for this API: a token with ``requests.post``, then a
+    ``requests.Session`` that creates an alert definition and POSTs each IOC, waiting for each
+    answer. Returns the seconds spent posting the IOCs."""
+    try:
+        import requests  # noqa: PLC0415 -- only this baseline needs it (the `bench` extra)
+    except ImportError:
+        sys.exit("bench_import: the sequential baseline replays Microsoft's sample, which uses "
+                 "requests: pip install -e '.[bench]'")  # fmt: skip
+    payload = {
+        "resource": "https://graph.windows.net",
+        "client_id": CLIENT_ID,
+        "client_secret": SECRET,
+        "grant_type": "client_credentials",
+    }
+    token = requests.post(f"{base}/{TENANT}/oauth2/token", payload, timeout=30).json()["access_token"]
+    with requests.Session() as session:
+        session.headers.update({"Authorization": f"Bearer {token}"})
+        answer = session.post(f"{base}/V1.0/AlertDefinitions", json=_definition("sample"), timeout=30)
+        definition_id = answer.json()["Id"]
+        started = time.perf_counter()
+        for value in values:
+            url = f"{base}/V1.0/IndicatorsOfCompromise"
+            answer = session.post(url, json=_ioc(value, definition_id), timeout=30)
+            if answer.status_code != 201:
+                raise RuntimeError(f"sample POST answered {answer.status_code}")
+        return time.perf_counter() - started
+
+
 async def sequential_baseline(base: str, values: list[str], concurrency: int = 1) -> float:
-    """One POST per indicator, each awaited before the next (Microsoft's sample); returns seconds.
+    """One POST per indicator from one aiohttp session, each awaited before the next; returns seconds.
 
     With ``concurrency`` > 1: the same bare POSTs from that many tasks at once — no retries, no
     auth refresh, no pipeline — the ceiling a client can reach against this emulator here.
@@ -127,16 +186,9 @@ async def sequential_baseline(base: str, values: list[str], concurrency: int = 1
         async with session.post(f"{base}/{TENANT}/oauth2/token", data=form) as resp:
             token = (await resp.json())["access_token"]
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        definition = {
-            "Name": "baseline",
-            "Title": "baseline",
-            "Severity": "Medium",
-            "Category": "Malware",
-            "InternalDescription": "baseline",
-            "UxDescription": "baseline",
-            "Enabled": True,
-        }
-        async with session.post(f"{base}/V1.0/AlertDefinitions", json=definition, headers=headers) as resp:
+        async with session.post(
+            f"{base}/V1.0/AlertDefinitions", json=_definition("baseline"), headers=headers
+        ) as resp:
             definition_id = (await resp.json())["Id"]
         started = time.perf_counter()
         await _post_each(session, base, headers, definition_id, values, concurrency)
@@ -157,15 +209,8 @@ async def _post_each(
 
     async def worker() -> None:
         for value in pending:
-            body = {
-                "Type": "Sha256",
-                "Value": value,
-                "DetectionFunction": "Equals",
-                "Enabled": True,
-                "AlertDefinition@odata.bind": f"AlertDefinitions({definition_id})",
-            }
             async with session.post(
-                f"{base}/V1.0/IndicatorsOfCompromise", json=body, headers=headers
+                f"{base}/V1.0/IndicatorsOfCompromise", json=_ioc(value, definition_id), headers=headers
             ) as resp:
                 if resp.status != 201:
                     raise RuntimeError(f"baseline POST answered {resp.status}")
@@ -215,6 +260,18 @@ def run_importer(
     return seconds, usage.ru_maxrss / 1024, data
 
 
+SAMPLE = "sequential: Microsoft's sample (requests)"
+AIOHTTP_SEQUENTIAL = "sequential: aiohttp, one at a time"
+BARE = f"bare aiohttp, {SINGLE_WORKERS} concurrent (ceiling)"
+SINGLE = f"--mode single --workers {SINGLE_WORKERS}"
+BULK = "--mode bulk --workers 16"
+
+
+def _importer_measure(name: str, latency: int, run: tuple[float, float, dict[str, Any]]) -> Measure:
+    seconds, rss, report = run
+    return Measure(name, latency, report["totals"]["imported"], seconds, rss, report["indicators_per_second"])
+
+
 def measure_all(sizes: Sizes, work: Path) -> list[Measure]:
     out: list[Measure] = []
     for latency in (0, 50):
@@ -222,63 +279,53 @@ def measure_all(sizes: Sizes, work: Path) -> list[Measure]:
             values = [
                 line.strip() for line in write_list(work / "base.txt", sizes.baseline[latency], 1).open()
             ]
+            out.append(Measure(SAMPLE, latency, len(values), microsoft_sample(base, values)))
+            reset(base)
             seconds = asyncio.run(sequential_baseline(base, values))
-            out.append(Measure("sequential baseline", latency, len(values), seconds))
+            out.append(Measure(AIOHTTP_SEQUENTIAL, latency, len(values), seconds))
             reset(base)
             values = [line.strip() for line in write_list(work / "bare.txt", sizes.single[latency], 5).open()]
             seconds = asyncio.run(sequential_baseline(base, values, SINGLE_WORKERS))
-            out.append(
-                Measure(f"bare aiohttp, {SINGLE_WORKERS} concurrent (ceiling)", latency, len(values), seconds)
-            )
+            out.append(Measure(BARE, latency, len(values), seconds))
             reset(base)
             feed = write_list(work / "single.txt", sizes.single[latency], 2)
-            seconds, rss, report = run_importer(base, feed, "single", SINGLE_WORKERS, work)
             out.append(
-                Measure(
-                    f"--mode single --workers {SINGLE_WORKERS}",
-                    latency,
-                    report["totals"]["imported"],
-                    seconds,
-                    rss,
-                )
+                _importer_measure(SINGLE, latency, run_importer(base, feed, "single", SINGLE_WORKERS, work))
             )
             reset(base)
             feed = write_list(work / "bulk.txt", sizes.bulk[latency], 3)
-            seconds, rss, report = run_importer(base, feed, "bulk", 16, work)
-            out.append(
-                Measure("--mode bulk --workers 16", latency, report["totals"]["imported"], seconds, rss)
-            )
+            out.append(_importer_measure(BULK, latency, run_importer(base, feed, "bulk", 16, work)))
             reset(base)
             if latency == 0:
                 feed = write_list(work / "million.txt", sizes.rss_lines, 4)
-                seconds, rss, report = run_importer(base, feed, "bulk", 16, work)
-                out.append(
-                    Measure(
-                        f"--mode bulk, {sizes.rss_lines:,}-line list (RSS)",
-                        latency,
-                        report["totals"]["imported"],
-                        seconds,
-                        rss,
-                    )
-                )
+                name = f"--mode bulk, {sizes.rss_lines:,}-line list (RSS)"
+                out.append(_importer_measure(name, latency, run_importer(base, feed, "bulk", 16, work)))
                 reset(base)
     return out
 
 
 def goals(measures: list[Measure]) -> list[dict[str, Any]]:
-    def find(prefix: str, latency: int) -> Measure:
-        return next(m for m in measures if m.name.startswith(prefix) and m.latency_ms == latency)
+    def find(name: str, latency: int) -> Measure:
+        return next(m for m in measures if m.name.startswith(name) and m.latency_ms == latency)
 
-    base0, single0 = find("sequential", 0), find("--mode single", 0)
-    single50, bulk0 = find("--mode single", 50), find("--mode bulk --workers", 0)
+    sample0, aiohttp0, single0 = find(SAMPLE, 0), find(AIOHTTP_SEQUENTIAL, 0), find(SINGLE, 0)
+    single50, bulk0 = find(SINGLE, 50), find(BULK, 0)
     rss = find("--mode bulk,", 0)
     bound50 = SINGLE_WORKERS / 0.050
     return [
         {
-            "goal": "single >= 3x sequential at 0 ms",
-            "value": round(single0.rate / base0.rate, 2),
+            "goal": "single >= 3x sequential (Microsoft's sample) at 0 ms",
+            "value": round(single0.rate / sample0.rate, 2),
             "target": 3.0,
-            "met": single0.rate >= 3 * base0.rate,
+            "met": single0.rate >= 3 * sample0.rate,
+        },
+        {
+            # Not a goal of the issue: the same ratio against the stronger aiohttp baseline, so a
+            # reader sees how much of the factor is the library and how much the concurrency.
+            "goal": "(for reference) single vs sequential aiohttp at 0 ms",
+            "value": round(single0.rate / aiohttp0.rate, 2),
+            "target": None,
+            "met": None,
         },
         {
             "goal": f"single >= 85% of workers/latency ({bound50:.0f}/s) at 50 ms",
@@ -302,32 +349,38 @@ def goals(measures: list[Measure]) -> list[dict[str, Any]]:
 
 
 def table(measures: list[Measure], checks: list[dict[str, Any]], quick: bool) -> str:
-    base = {m.latency_ms: m.rate for m in measures if m.name.startswith("sequential")}
+    base = {m.latency_ms: m.rate for m in measures if m.name == SAMPLE}
     lines = [
         "## Import",
         "",
         f"`python benchmarks/bench_import.py{' --quick' if quick else ''}` — {platform.machine()}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}; the emulator in its own process; "
-        "rates end to end (importer process start to exit).",
+        "rates end to end (importer process start to exit); *pipeline/s* is the importer's own report "
+        "(the import without process start and journal opening).",
         "",
-        "| run | latency | indicators | seconds | indicators/s | x sequential | peak RSS (MB) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| run | latency | indicators | seconds | indicators/s | x sequential | pipeline/s | peak RSS (MB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in measures:
         ratio = m.rate / base[m.latency_ms] if base.get(m.latency_ms) else 0.0
         rss = f"{m.peak_rss_mb:.0f}" if m.peak_rss_mb is not None else "-"
+        pipeline = f"{m.pipeline_rate:,.0f}" if m.pipeline_rate is not None else "-"
         lines.append(
             f"| {m.name} | {m.latency_ms} ms | {m.indicators:,} | {m.seconds:.2f} | {m.rate:,.0f} "
-            f"| {ratio:.1f} | {rss} |"
+            f"| {ratio:.1f} | {pipeline} | {rss} |"
         )
     lines += [
         "",
-        "The *bare aiohttp* row posts the same single requests from 64 tasks with nothing else (no retry,",
-        "auth refresh or pipeline): it is what any client can get from this emulator on this machine, where",
-        "the emulator and the importer share the CPUs. Single mode is measured against that ceiling too.",
+        "*x sequential* is against Microsoft's sample (a `requests.Session`, one POST at a time), the",
+        "baseline the goals name. The aiohttp one-at-a-time row is a stronger baseline, shown for",
+        "reference. The *bare aiohttp* row posts the same single requests from 64 tasks with nothing",
+        "else (no retry, auth refresh or pipeline): what any client gets from this emulator on this",
+        "machine, where the emulator and the importer share the two CPUs.",
     ]
     lines += ["", "| goal | measured | met |", "|---|---:|:-:|"]
-    lines += [f"| {c['goal']} | {c['value']} | {'yes' if c['met'] else 'NO'} |" for c in checks]
+    for c in checks:
+        met = "-" if c["met"] is None else ("yes" if c["met"] else "NO")
+        lines.append(f"| {c['goal']} | {c['value']} | {met} |")
     return "\n".join(lines) + "\n"
 
 
