@@ -87,6 +87,9 @@ async def _dispatch(request: web.BaseRequest, state: EmulatorState) -> web.Strea
             response = await handle_mde(request, state, grant, path[len("/api/"):])
     except ApiError as error:
         response = error.response()
+    except ConnectionResetError:
+        # The client went away mid-body (killed, or gave up): nobody to answer, nothing to log.
+        return drop_connection(request)
     if injector.active:
         lost = response.status < 300 and injector.lose_after_write(request)
         await hold_until(due)

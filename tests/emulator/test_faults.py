@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 
@@ -185,3 +186,23 @@ async def test_answer_waits_latency_but_the_write_is_applied_on_arrival(
     assert response.status == 201
     response.release()
     assert time.perf_counter() - started >= 0.3
+
+
+async def test_a_client_gone_mid_body_is_not_an_error(
+    session: aiohttp.ClientSession, emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A killed client (kill -9 mid-upload) is routine under fault tests: no traceback in the log."""
+    token = await get_token(session, emulator)
+    host, port = emulator.base_url.removeprefix("http://").rsplit(":", 1)
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /V1.0/IndicatorsOfCompromise HTTP/1.1\r\nHost: emulator\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\nAuthorization: Bearer " + token.encode() + b'\r\n\r\n{"Type": '
+    )
+    await writer.drain()
+    await asyncio.sleep(0.05)  # the handler is now waiting for the rest of the body
+    writer.close()
+    await writer.wait_closed()
+    await asyncio.sleep(0.05)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert emulator.state()["totals"]["iocs"] == 0
