@@ -289,10 +289,8 @@ async def _execute(
         grace=grace,
     )
     store: JournalPresent | None = None
-    earlier: list[int] = []
     if journal is not None:
         store = JournalPresent(journal, journal.begin_run(), reconcile=state.reconcile, mirror=mirrored)
-        earlier = journal.unfinished_runs()
     try:
         async with open_target(
             settings.target,
@@ -316,10 +314,9 @@ async def _execute(
                     target, journal, run_id=store.run_id, settings=settings, report=report, state=state
                 )
                 if not report.unsettled and report.auth_error is None:
-                    # Finished (even if stopped: every acknowledged batch is committed). Runs killed
-                    # before were reconciled for this run's definitions: they need no more listing.
-                    for run_id in (*earlier, store.run_id):
-                        journal.finish_run(run_id)
+                    # Finished (even if stopped: every acknowledged batch is committed). A run killed
+                    # before stays unfinished for the definitions this run did not list.
+                    journal.finish_run(store.run_id)
                 report.journal = {
                     "path": str(journal.path),
                     "run": store.run_id,

@@ -12,6 +12,9 @@ How the pipeline uses it (one ``Journal`` per run; calls are synchronous and tak
         run = journal.begin_run()
         definition = journal.definition_id(feed.name)        # None: resolve it, then
         journal.set_definition_id(feed.name, resolved.id)
+        journal.note_writing(resolved.id, run)                 # before the first write to it
+        if journal.needs_listing(resolved.id):                 # a killed run wrote to it
+            journal.replace_from_remote(resolved.id, listing); journal.settle(resolved.id)
         for batch in batches:                                  # ~500 keys each
             held = journal.present(resolved.id, keys)          # skip these: already in the target
             journal.mark_seen(resolved.id, list(held), run)
@@ -20,6 +23,7 @@ How the pipeline uses it (one ``Journal`` per run; calls are synchronous and tak
         for kind, value, remote_id in journal.stale(resolved.id, run): ...   # --mirror
         journal.forget(resolved.id, deleted_remote_ids)
         journal.replace_from_remote(resolved.id, listing)      # --reconcile (or areplace_...)
+        journal.finish_run(run)                                # unless requests were cut off
 
 Guarantees:
 
@@ -27,6 +31,8 @@ Guarantees:
   target acknowledged the batch. A ``kill -9`` of the process loses nothing committed, and nothing
   half-written is ever visible (see ``importer.journal_schema`` on WAL and ``synchronous``).
 - Run ids only grow; ``stale`` is everything under a definition not seen in the given run.
+- A run that never finished owes a listing of each definition it noted writing to, until a later
+  run lists that definition and calls ``settle``; runs of other feeds in between change nothing.
 - ``replace_from_remote`` changes the journal only once the listing was read to its end: an
   interrupted listing leaves the journal as it was.
 - One process per ``(target, tenant)``: a second ``open`` fails at once with ``ConfigError``.
@@ -210,15 +216,58 @@ class Journal:
                 "UPDATE runs SET finished_at = ? WHERE id = ? AND tenant_id = ?",
                 (int(self._clock()), run_id, self._tenant),
             )
+            self._conn.execute("DELETE FROM run_scopes WHERE run = ?", (run_id,))
 
     def unfinished_runs(self) -> list[int]:
         """Earlier runs of this tenant that never finished: the process died, perhaps between the
-        target's answer and the journal's commit, so ``--reconcile`` is worth running once."""
+        target's answer and the journal's commit (``needs_listing`` says where)."""
         with self._reading():
             rows = self._conn.execute(
                 "SELECT id FROM runs WHERE tenant_id = ? AND finished_at IS NULL ORDER BY id", (self._tenant,)
             ).fetchall()
         return [int(run) for (run,) in rows if run not in self._runs]
+
+    def note_writing(self, definition_id: str, run_id: int) -> None:
+        """Note, before ``run_id`` first writes to the definition, that it does (committed on return):
+        if the run dies, the next one lists this definition (``needs_listing``)."""
+        with self._writing():
+            scope = self._scope(definition_id, create=True)
+            self._conn.execute(
+                "INSERT INTO run_scopes (run, scope) VALUES (?, ?) ON CONFLICT DO NOTHING", (run_id, scope)
+            )
+
+    def needs_listing(self, definition_id: str) -> bool:
+        """Whether an earlier run that never finished wrote to the definition: an answer it got may
+        have missed its commit, so only a listing of the target tells what the definition holds."""
+        with self._reading():
+            scope = self._scope(definition_id, create=False)
+            if scope is None:
+                return False
+            rows = self._conn.execute(
+                "SELECT run_scopes.run FROM run_scopes JOIN runs ON runs.id = run_scopes.run "
+                "WHERE run_scopes.scope = ? AND runs.finished_at IS NULL",
+                (scope,),
+            ).fetchall()
+        return any(run not in self._runs for (run,) in rows)
+
+    def settle(self, definition_id: str) -> None:
+        """The definition was just listed into the journal: earlier unfinished runs no longer need
+        it listed; those left with nothing to list count as finished."""
+        with self._writing():
+            scope = self._scope(definition_id, create=False)
+            if scope is None:
+                return
+            ours = sorted(self._runs) or [0]  # run ids start at 1; NOT IN (NULL) would match nothing
+            marks = ",".join("?" * len(ours))
+            self._conn.execute(
+                f"DELETE FROM run_scopes WHERE scope = ? AND run NOT IN ({marks})",  # noqa: S608 -- only "?" marks
+                (scope, *ours),
+            )
+            self._conn.execute(
+                f"UPDATE runs SET finished_at = ? WHERE tenant_id = ? AND finished_at IS NULL "  # noqa: S608
+                f"AND id NOT IN ({marks}) AND NOT EXISTS (SELECT 1 FROM run_scopes WHERE run = runs.id)",
+                (int(self._clock()), self._tenant, *ours),
+            )
 
     def present(self, definition_id: str, keys: Sequence[tuple[Kind, str]]) -> set[tuple[Kind, str]]:
         """Which of ``keys`` the journal holds under the definition (one indexed lookup per chunk)."""

@@ -34,7 +34,7 @@ from importer.errors import ConfigError
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "Opened", "connect", "lock_path"]
 
 APPLICATION_ID = 0x54494A4C  # "TIJL": marks the file as ours, so a stranger's database is refused
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: run_scopes
 BUSY_TIMEOUT_MS = 10_000  # another tenant's write transaction is short; wait this long for it
 CACHE_KIB = 8 * 1024  # page cache (also bounds sorts): the hot B-tree levels of a million rows fit
 
@@ -92,6 +92,14 @@ CREATE TABLE log (
     at        INTEGER NOT NULL,
     run       INTEGER NOT NULL
 );
+-- The definitions each run writes to, noted before its first write there. After a kill, exactly
+-- these need listing (an acknowledged batch may have missed its commit), whichever feeds the
+-- next run imports; a row goes once the definition was listed, or when its run finishes.
+CREATE TABLE run_scopes (
+    run   INTEGER NOT NULL,
+    scope INTEGER NOT NULL,
+    PRIMARY KEY (run, scope)
+) WITHOUT ROWID;
 -- Scratch space of --reconcile: the target's listing, streamed to disk rather than to memory.
 CREATE TABLE reconcile_stage (
     scope     INTEGER NOT NULL,
@@ -217,12 +225,27 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version == 1:
+                _upgrade_from_1(conn)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
+
+
+def _upgrade_from_1(conn: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: add ``run_scopes``. Schema 1 did not note which definitions a run wrote to,
+    so a run it left unfinished is taken to have written to every definition of its tenant."""
+    conn.execute(
+        "CREATE TABLE run_scopes (run INTEGER NOT NULL, scope INTEGER NOT NULL, PRIMARY KEY (run, scope)) "
+        "WITHOUT ROWID"
+    )
+    conn.execute(
+        "INSERT INTO run_scopes (run, scope) SELECT runs.id, scopes.id FROM runs "
+        "JOIN scopes ON scopes.tenant_id = runs.tenant_id WHERE runs.finished_at IS NULL"
+    )
 
 
 def _identity(conn: sqlite3.Connection) -> tuple[int, int]:

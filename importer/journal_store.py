@@ -5,9 +5,10 @@ When the target is listed (and the journal repaired from the listing, ``areplace
 - ``--reconcile`` was given;
 - the journal holds nothing for the definition yet (its first run with this journal, or the
   definition was recreated in the portal under a new id);
-- an earlier run of this tenant never finished (``kill -9``, power loss): a batch the target
-  acknowledged may not have been committed, and re-sending it would duplicate it. Each definition
-  of this run is then listed once.
+- an earlier run of this tenant never finished (``kill -9``, power loss) after it began writing to
+  the definition: a batch the target acknowledged may not have been committed, and re-sending it
+  would duplicate it. The definition is listed once, by the next run that imports its feed, even
+  if runs in between import other feeds only (``Journal.note_writing`` / ``settle``).
 
 Otherwise the journal alone answers, a chunk of keys at a time (one indexed query each), and a
 definition the target just created holds nothing, so it is never listed.
@@ -53,9 +54,10 @@ class JournalPresent:
     ) -> None:
         self.journal = journal
         self.run_id = run_id
-        # A killed run before this one: list each definition once, as --reconcile would.
+        # A run before this one was killed: the definitions it wrote to are listed once each
+        # (``Journal.needs_listing``), whichever run imports their feeds next.
         self.resumed = bool(journal.unfinished_runs())
-        self._reconcile = reconcile or self.resumed
+        self._reconcile = reconcile
         self._mirror = mirror  # definition names (spec.name) in mirror mode
         self.reconciled: dict[str, int] = {}  # definition id -> indicators listed
         # Acknowledged batches waiting for the next group commit, and the task committing them.
@@ -66,17 +68,21 @@ class JournalPresent:
         if not definition.id or definition.outcome == "planned":
             return 0  # a definition a dry run would create holds nothing
         self.journal.set_definition_id(definition.spec.name, definition.id)
+        # Before any write: if this run dies from here on, the next one lists this definition.
+        self.journal.note_writing(definition.id, self.run_id)
         if definition.outcome == "created":
             return 0  # just created: nothing to list, and the journal's scope starts empty
         held = self.journal.count(definition.id)
-        if self._reconcile or held == 0:
+        interrupted = self.journal.needs_listing(definition.id)
+        if self._reconcile or interrupted or held == 0:
             why = (
                 "reconcile"
-                if self._reconcile and not self.resumed
-                else ("an earlier run was interrupted" if self.resumed else "the journal holds nothing yet")
+                if self._reconcile
+                else ("an earlier run was interrupted" if interrupted else "the journal holds nothing yet")
             )
             _log.info("listing alert definition %s (%s)", definition.id, why)
             result = await self.journal.areplace_from_remote(definition.id, target.existing(definition))
+            self.journal.settle(definition.id)
             self.reconciled[definition.id] = result.listed
             _log.info("journal of %s repaired: %s", definition.id, result)
             held = self.journal.count(definition.id)

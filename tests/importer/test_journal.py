@@ -356,3 +356,61 @@ def test_read_only_journal_is_one_sentence(state: Path) -> None:
         one_sentence(str(caught.value))
     finally:
         state.chmod(0o644)
+
+
+# -- runs that never finished ----------------------------------------------------------------------
+
+
+def test_a_killed_run_needs_listing_per_definition_until_each_is_listed(state: Path) -> None:
+    with Journal.open(state, target="ti", tenant="t") as journal:
+        killed = journal.begin_run()
+        journal.note_writing("A", killed)
+        journal.note_writing("B", killed)
+        journal.record_imported("A", items(0, 10), killed)
+        assert not journal.needs_listing("A")  # this journal's own run is not "earlier"
+    with Journal.open(state, target="ti", tenant="t") as journal:
+        assert journal.unfinished_runs() == [killed]
+        assert journal.needs_listing("A") and journal.needs_listing("B")
+        assert not journal.needs_listing("C")  # never written to by the killed run
+        run = journal.begin_run()
+        journal.note_writing("A", run)
+        journal.settle("A")
+        assert not journal.needs_listing("A") and journal.needs_listing("B")
+        journal.finish_run(run)
+        assert journal.unfinished_runs() == [killed]  # still owes a listing of B
+    with Journal.open(state, target="ti", tenant="t") as journal:
+        assert journal.needs_listing("B") and not journal.needs_listing("A")
+        journal.begin_run()
+        journal.settle("B")
+        assert not journal.needs_listing("B")
+        assert journal.unfinished_runs() == []
+
+
+def test_a_run_killed_before_writing_owes_nothing(state: Path) -> None:
+    with Journal.open(state, target="ti", tenant="t") as journal:
+        journal.record_imported("A", items(0, 5), journal.begin_run())  # an earlier run, unfinished too
+        journal.begin_run()
+    with Journal.open(state, target="ti", tenant="t") as journal:
+        assert len(journal.unfinished_runs()) == 2
+        assert not journal.needs_listing("A")  # neither noted a write to A
+        journal.settle("A")
+        assert journal.unfinished_runs() == []
+
+
+def test_schema_1_upgrades_taking_unfinished_runs_to_have_written_everywhere(state: Path) -> None:
+    with Journal.open(state, target="ti", tenant="t") as journal:
+        done = journal.begin_run()
+        journal.record_imported("A", items(0, 5), done)
+        journal.record_imported("B", items(5, 10), done)
+        journal.finish_run(done)
+        journal.begin_run()  # killed under schema 1, which did not note where runs wrote
+    conn = sqlite3.connect(state)
+    conn.execute("DROP TABLE run_scopes")
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    with Journal.open(state, target="ti", tenant="t") as journal:
+        assert journal.needs_listing("A") and journal.needs_listing("B")
+        assert journal.count("A") == 5
+    conn = sqlite3.connect(state)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
