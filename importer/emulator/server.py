@@ -184,7 +184,8 @@ async def running_emulator(config: EmulatorConfig | None = None, *, host: str = 
                            port: int = 0) -> AsyncIterator[Emulator]:
     """Serve the emulator on ``host:port`` (0 = a free port) for the duration of the block."""
     state = EmulatorState(config or EmulatorConfig())
-    runner = web.ServerRunner(build_server(state), handle_signals=False)
+    # On exit, answers still waiting out an injected latency get a second, not aiohttp's minute.
+    runner = web.ServerRunner(build_server(state), handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, backlog=1024)
