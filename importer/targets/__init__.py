@@ -51,4 +51,4 @@ async def open_target(
     async with open_http(
         settings, stats, default_audience=TI_DEFAULT_AUDIENCE, workers=workers, sleep=sleep, clock=clock
     ) as http:
-        yield TiTarget(TiClient(http, settings.api_url), http.retrier, stats, bulk=bulk)
+        yield TiTarget(TiClient(http, settings.api_url), http.retrier, stats, bulk=bulk, workers=workers)

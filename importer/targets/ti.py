@@ -55,8 +55,11 @@ __all__ = ["TiTarget"]
 _log = logging.getLogger(__name__)
 _LOOKUP_CONCURRENCY = 8  # parallel per-value lookups after a lost answer
 _DELETE_CONCURRENCY = 8
-# Single mode posts a batch's indicators one after another, so concurrency stays = workers; a few
-# per batch rather than one spares the state journal a commit per indicator (it commits per batch).
+# Single mode takes indicators a few per batch rather than one, so the pipeline's bookkeeping (a
+# journal entry, a progress step) is per 16, not per request. A batch is posted in order, one
+# request at a time, each holding one of ``workers`` slots shared by the whole target; a slot left
+# free by a worker without a batch (the end of a run, a small feed) carries the batch's last
+# indicators at once, so ``workers`` requests stay in flight while there is anything to post.
 _SINGLE_BATCH = 16
 
 
@@ -66,13 +69,20 @@ class TiTarget:
     name = "ti"
 
     def __init__(
-        self, client: TiClient, retrier: Retrier, stats: TransportStats, *, bulk: bool = True
+        self,
+        client: TiClient,
+        retrier: Retrier,
+        stats: TransportStats,
+        *,
+        bulk: bool = True,
+        workers: int = 16,
     ) -> None:
         self._client = client
         self._retrier = retrier
         self._stats = stats
         self._bulk = bulk
         self.max_batch = BULK_LIMIT if bulk else _SINGLE_BATCH
+        self._slots = asyncio.Semaphore(max(1, workers))  # single mode: requests in flight
 
     def unsupported(self, indicator: Indicator) -> str | None:
         if indicator.kind not in TI_TYPES:
@@ -163,9 +173,36 @@ class TiTarget:
             for start in range(0, len(batch), BULK_LIMIT):
                 await self._send_part(definition, list(batch[start : start + BULK_LIMIT]), result)
         else:
-            for indicator in batch:
-                await self._send_part(definition, [indicator], result)
+            try:
+                await self._send_singles(definition, list(batch), result)
+            except BaseExceptionGroup as failed:
+                # Every outcome but an AuthError is classified into ``result``: the caller sees that
+                # error itself, as it would from a bulk upload.
+                raise failed.exceptions[0] from None
         return result
+
+    async def _send_singles(
+        self, definition: ResolvedDefinition, pending: list[Indicator], result: BatchResult
+    ) -> None:
+        """Post ``pending`` one indicator per request, in order, on this sender's slot (one of the
+        ``workers`` slots); whenever another slot is free (a worker without a batch: the end of a
+        run, a small feed), the last indicators go out at once beside it. A TaskGroup: if one post
+        raises, the others are cancelled and awaited, never left running unaccounted for."""
+        async with self._slots, asyncio.TaskGroup() as group:
+            while pending:
+                while len(pending) > 1 and not self._slots.locked():
+                    await self._slots.acquire()  # free, so this does not wait
+                    group.create_task(self._post_holding(definition, pending.pop(), result))
+                await self._send_part(definition, [pending.pop(0)], result)
+
+    async def _post_holding(
+        self, definition: ResolvedDefinition, indicator: Indicator, result: BatchResult
+    ) -> None:
+        """Post one indicator on a slot already taken for it, then give the slot back."""
+        try:
+            await self._send_part(definition, [indicator], result)
+        finally:
+            self._slots.release()
 
     async def _send_part(
         self, definition: ResolvedDefinition, part: list[Indicator], result: BatchResult

@@ -388,3 +388,64 @@ async def test_token_expiring_mid_run_under_throttling_with_64_concurrent_upload
     assert stats.token_refreshes == state["tokens_issued"]
     # Every 401 was re-sent exactly once, and none survived its refresh.
     assert stats.auth_retries == state["requests_by_status"].get("401", 0)
+
+
+async def _in_flight_peak(target: TiTarget, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Spy on single POSTs: [now in flight, most ever in flight]."""
+    counts = [0, 0]
+    real = target._client.create_ioc
+
+    async def counted(body: Any) -> str:
+        counts[0] += 1
+        counts[1] = max(counts[1], counts[0])
+        try:
+            await asyncio.sleep(0.01)  # an answer that takes a moment, so posts overlap if they can
+            return await real(body)
+        finally:
+            counts[0] -= 1
+
+    monkeypatch.setattr(target._client, "create_ioc", counted)
+    return counts
+
+
+async def test_single_mode_keeps_workers_requests_in_flight_for_one_batch(
+    emulator: Emulator, fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One batch left (a small feed, the end of a run): its posts use every free slot."""
+    async with ti_target(emulator, fake_time, TransportStats(), bulk=False, workers=8) as target:
+        definition = await target.resolve_definition(SPEC, dry_run=False)
+        counts = await _in_flight_peak(target, monkeypatch)
+        result = await target.send(definition, sha1s(16))
+    assert len(result.imported) == 16 and not result.failed
+    assert counts[1] == 8  # all the slots, never more
+    assert tenant(emulator)["iocs"] == 16
+
+
+async def test_single_mode_never_exceeds_workers_across_batches(
+    emulator: Emulator, fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with ti_target(emulator, fake_time, TransportStats(), bulk=False, workers=4) as target:
+        definition = await target.resolve_definition(SPEC, dry_run=False)
+        counts = await _in_flight_peak(target, monkeypatch)
+        total = await send_all(target, definition, sha1s(100), batch=16, workers=4)
+    assert len(total.imported) == 100 and counts[1] == 4
+    assert tenant(emulator)["duplicate_iocs"] == 0
+
+
+async def test_single_mode_auth_failure_surfaces_as_itself(
+    emulator: Emulator, fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One post refused for auth: the batch's other posts are cancelled, the caller gets AuthError."""
+    async with ti_target(emulator, fake_time, TransportStats(), bulk=False, workers=8) as target:
+        definition = await target.resolve_definition(SPEC, dry_run=False)
+        real = target._client.create_ioc
+
+        async def refused_once(body: Any) -> str:
+            if body["Value"] == f"{5:040x}":
+                raise AuthError("the API refused a fresh access token")
+            await asyncio.sleep(0.05)
+            return await real(body)
+
+        monkeypatch.setattr(target._client, "create_ioc", refused_once)
+        with pytest.raises(AuthError, match="refused a fresh access token"):
+            await target.send(definition, sha1s(16))
