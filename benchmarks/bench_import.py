@@ -29,24 +29,21 @@ import asyncio
 import json
 import os
 import platform
-import random
-import re
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import harness
+from harness import ROOT, ImporterRun, emulator_process, update_readme_section, write_hash_list
 
-ROOT = Path(__file__).resolve().parent.parent
+from importer.emulator import DEMO_CLIENT
+
 RESULTS = ROOT / "benchmarks" / "results" / "import.json"
-README = ROOT / "benchmarks" / "README.md"
-CLIENT_ID, SECRET, TENANT = "ti-importer-demo", "demo-secret-not-for-production", "contoso-demo"
+CLIENT_ID, SECRET, TENANT = DEMO_CLIENT.client_id, DEMO_CLIENT.client_secret, DEMO_CLIENT.tenant
 SINGLE_WORKERS = 64
 
 
@@ -82,33 +79,6 @@ class Measure:
     @property
     def rate(self) -> float:
         return self.indicators / self.seconds if self.seconds > 0 else 0.0
-
-
-def write_list(path: Path, count: int, seed: int) -> Path:
-    rng = random.Random(seed)
-    with path.open("w") as out:
-        for start in range(0, count, 10_000):
-            out.write("".join(f"{rng.getrandbits(256):064x}\n" for _ in range(min(10_000, count - start))))
-    return path
-
-
-@contextmanager
-def emulator(latency_ms: int) -> Iterator[str]:
-    """The emulator as a separate process; yields its base URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "importer", "emulator", "--port", "0", "--latency-ms", str(latency_ms)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        match = re.search(r"listening on (http://\S+)", proc.stdout.readline())
-        if match is None:
-            raise RuntimeError("the emulator did not start")
-        yield match.group(1)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def reset(base: str) -> None:
@@ -219,45 +189,13 @@ async def _post_each(
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-def run_importer(
-    base: str, feed: Path, mode: str, workers: int, work: Path
-) -> tuple[float, float, dict[str, Any]]:
-    """``ti-import run`` as its own process: (wall seconds, peak RSS MB, its JSON report)."""
-    report = work / "report.json"
-    env = {
-        **os.environ,
-        "TI_CLIENT_ID": CLIENT_ID,
-        "TI_CLIENT_SECRET": SECRET,
-        "TI_AUTH_URL": f"{base}/{TENANT}/oauth2/token",
-        "TI_API_URL": f"{base}/V1.0/",
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "importer",
-        "run",
-        str(feed),
-        "--mode",
-        mode,
-        "--workers",
-        str(workers),
-        "--no-progress",
-        "--quiet",
-        "--report",
-        str(report),
-        # A fresh state journal per measurement: each imports into an empty definition.
-        "--state",
-        str(work / f"state-{time.monotonic_ns()}.sqlite"),
-    ]
-    started = time.perf_counter()
-    proc = subprocess.Popen(command, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"ti-import run exited {proc.returncode}")
-    data: dict[str, Any] = json.loads(report.read_text())
-    return seconds, usage.ru_maxrss / 1024, data
+def run_importer(base: str, feed: Path, mode: str, workers: int, work: Path) -> ImporterRun:
+    """``ti-import run`` on ``feed`` as its own process, into a fresh state journal (each measurement
+    imports into an empty definition)."""
+    return harness.run_importer(
+        base, work / "report.json", str(feed), "--mode", mode, "--workers", str(workers),
+        "--state", str(work / f"state-{time.monotonic_ns()}.sqlite"),
+    )  # fmt: skip
 
 
 SAMPLE = "sequential: Microsoft's sample (requests)"
@@ -267,37 +205,38 @@ SINGLE = f"--mode single --workers {SINGLE_WORKERS}"
 BULK = "--mode bulk --workers 16"
 
 
-def _importer_measure(name: str, latency: int, run: tuple[float, float, dict[str, Any]]) -> Measure:
-    seconds, rss, report = run
-    return Measure(name, latency, report["totals"]["imported"], seconds, rss, report["indicators_per_second"])
+def _importer_measure(name: str, latency: int, run: ImporterRun) -> Measure:
+    imported, pipeline_rate = run.report["totals"]["imported"], run.report["indicators_per_second"]
+    return Measure(name, latency, imported, run.seconds, run.peak_rss_mb, pipeline_rate)
 
 
 def measure_all(sizes: Sizes, work: Path) -> list[Measure]:
     out: list[Measure] = []
     for latency in (0, 50):
-        with emulator(latency) as base:
+        with emulator_process("--latency-ms", str(latency)) as base:
             values = [
-                line.strip() for line in write_list(work / "base.txt", sizes.baseline[latency], 1).open()
+                line.strip() for line in write_hash_list(work / "base.txt", sizes.baseline[latency], 1).open()
             ]
             out.append(Measure(SAMPLE, latency, len(values), microsoft_sample(base, values)))
             reset(base)
             seconds = asyncio.run(sequential_baseline(base, values))
             out.append(Measure(AIOHTTP_SEQUENTIAL, latency, len(values), seconds))
             reset(base)
-            values = [line.strip() for line in write_list(work / "bare.txt", sizes.single[latency], 5).open()]
+            bare = write_hash_list(work / "bare.txt", sizes.single[latency], 5)
+            values = [line.strip() for line in bare.open()]
             seconds = asyncio.run(sequential_baseline(base, values, SINGLE_WORKERS))
             out.append(Measure(BARE, latency, len(values), seconds))
             reset(base)
-            feed = write_list(work / "single.txt", sizes.single[latency], 2)
+            feed = write_hash_list(work / "single.txt", sizes.single[latency], 2)
             out.append(
                 _importer_measure(SINGLE, latency, run_importer(base, feed, "single", SINGLE_WORKERS, work))
             )
             reset(base)
-            feed = write_list(work / "bulk.txt", sizes.bulk[latency], 3)
+            feed = write_hash_list(work / "bulk.txt", sizes.bulk[latency], 3)
             out.append(_importer_measure(BULK, latency, run_importer(base, feed, "bulk", 16, work)))
             reset(base)
             if latency == 0:
-                feed = write_list(work / "million.txt", sizes.rss_lines, 4)
+                feed = write_hash_list(work / "million.txt", sizes.rss_lines, 4)
                 name = f"--mode bulk, {sizes.rss_lines:,}-line list (RSS)"
                 out.append(_importer_measure(name, latency, run_importer(base, feed, "bulk", 16, work)))
                 reset(base)
@@ -384,14 +323,6 @@ def table(measures: list[Measure], checks: list[dict[str, Any]], quick: bool) ->
     return "\n".join(lines) + "\n"
 
 
-def update_readme(section: str) -> None:
-    """Replace (or append) this benchmark's ``## Import`` section, leaving the rest alone."""
-    text = README.read_text() if README.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## Import\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    README.write_text(text)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of a few seconds")
@@ -416,7 +347,7 @@ def main() -> int:
     section = table(measures, checks, args.quick)
     print(section)
     if not args.no_readme:
-        update_readme(section)
+        update_readme_section("Import", section)
     return 0
 
 

@@ -26,17 +26,16 @@ import asyncio
 import json
 import os
 import platform
-import re
-import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from harness import ROOT, emulator_process, update_readme_section
 
 from feeds.model import Indicator, Kind
 from importer.connection import ConnectionSettings, Secret
@@ -46,9 +45,7 @@ from importer.stats import TransportStats
 from importer.targets.base import DefinitionSpec
 from importer.targets.mde import open_mde_target
 
-ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "mde.json"
-README = ROOT / "benchmarks" / "README.md"
 ALLOWED_PER_MINUTE = 30  # import calls, documented
 WORKERS = 16
 SPEC = DefinitionSpec(name="bench", title="bench-mde", description="benchmark indicators")
@@ -86,41 +83,13 @@ def indicators(count: int) -> list[Indicator]:
     return [Indicator(Kind.SHA256, f"{i:064x}", f"bench:{i + 1}") for i in range(count)]
 
 
-@contextmanager
-def emulator_process(scale: float) -> Iterator[str]:
-    """``ti-import emulator`` in its own process; yields its base URL."""
-    command = [
-        sys.executable,
-        "-m",
-        "importer",
-        "emulator",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--mde-window-scale",
-        str(scale),
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        match = re.search(r"listening on (http://\S+)", first)
-        if match is None:
-            raise RuntimeError(f"the emulator did not start: {first!r}")
-        yield match.group(1)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
 @asynccontextmanager
 async def emulator(scale: float, in_process: bool) -> AsyncIterator[str]:
     if in_process:
         async with running_emulator(EmulatorConfig(mde_window_scale=scale)) as emu:
             yield emu.base_url
     else:
-        with emulator_process(scale) as base:
+        with emulator_process("--mde-window-scale", str(scale)) as base:
             yield base
 
 
@@ -241,14 +210,6 @@ def table(measures: list[Measure], checks: list[dict[str, Any]], scale: float, i
     return "\n".join(lines) + "\n"
 
 
-def update_readme(section: str) -> None:
-    """Replace (or append) the ``## MDE`` section, leaving the rest of the file alone."""
-    text = README.read_text() if README.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## MDE\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    README.write_text(text)
-
-
 async def measure_all(scale: float, in_process: bool, scenarios: list[Scenario]) -> list[Measure]:
     measures = []
     async with emulator(scale, in_process) as base:
@@ -302,7 +263,7 @@ def main() -> int:
     section = table(measures, checks, args.scale, args.in_process)
     print(section)
     if not args.no_readme:
-        update_readme(section)
+        update_readme_section("MDE", section)
     return 0 if all(c["met"] for c in checks) else 1
 
 

@@ -12,44 +12,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import random
-import re
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-CLIENT_ID, SECRET, TENANT = "ti-importer-demo", "demo-secret-not-for-production", "contoso-demo"
+from harness import ROOT, emulator_process, run_importer, write_hash_list
 
 
-def write_list(path: Path, count: int, seed: int = 6) -> Path:
-    rng = random.Random(seed)
-    with path.open("w") as out:
-        for start in range(0, count, 10_000):
-            out.write("".join(f"{rng.getrandbits(256):064x}\n" for _ in range(min(10_000, count - start))))
-    return path
-
-
-def run_importer(base: str, feed: Path, state: Path, report: Path) -> dict[str, Any]:
-    env = {**os.environ, "TI_CLIENT_ID": CLIENT_ID, "TI_CLIENT_SECRET": SECRET,
-           "TI_AUTH_URL": f"{base}/{TENANT}/oauth2/token", "TI_API_URL": f"{base}/V1.0/"}  # fmt: skip
-    command = [sys.executable, "-m", "importer", "run", str(feed), "--name", "Million", "--no-progress",
-               "--quiet", "--state", str(state), "--report", str(report)]  # fmt: skip
-    started = time.perf_counter()
-    proc = subprocess.Popen(command, env=env, cwd=ROOT)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise RuntimeError(f"ti-import run exited {code}")
-    totals = json.loads(report.read_text())["totals"]
-    return {"seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+def measure(base: str, feed: Path, state: Path, report: Path) -> dict[str, Any]:
+    run = run_importer(base, report, str(feed), "--name", "Million", "--state", str(state))
+    totals = run.report["totals"]
+    return {"seconds": round(run.seconds, 1), "peak_rss_mb": round(run.peak_rss_mb, 1),
             "imported": totals["imported"], "already_present": totals["already_present"],
-            "indicators_per_s": round(totals["records_read"] / seconds)}  # fmt: skip
+            "indicators_per_s": round(totals["records_read"] / run.seconds)}  # fmt: skip
 
 
 def main() -> None:
@@ -58,25 +33,15 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        feed = write_list(work / "million.txt", args.lines)
-        emulator = subprocess.Popen([sys.executable, "-m", "importer", "emulator", "--port", "0"],
-                                    stdout=subprocess.PIPE, text=True, cwd=ROOT)  # fmt: skip
-        try:
-            assert emulator.stdout is not None
-            match = re.search(r"listening on (http://\S+)", emulator.stdout.readline())
-            if match is None:
-                raise RuntimeError("the emulator did not start")
-            base = match.group(1)
+        feed = write_hash_list(work / "million.txt", args.lines, seed=6)
+        with emulator_process() as base:
             state, report = work / "state.sqlite", work / "report.json"
             results = {
                 "lines": args.lines,
-                "import": run_importer(base, feed, state, report),
-                "rerun": run_importer(base, feed, state, report),
+                "import": measure(base, feed, state, report),
+                "rerun": measure(base, feed, state, report),
                 "journal_mb": round(state.stat().st_size / 2**20, 1),
             }
-        finally:
-            emulator.terminate()
-            emulator.wait(10)
     results["goal"] = "under 200 MB peak RSS"
     results["met"] = all(results[run]["peak_rss_mb"] < 200 for run in ("import", "rerun"))
     print(json.dumps(results, indent=2))
