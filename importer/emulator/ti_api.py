@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -168,13 +168,22 @@ def _bound_definition(tenant: TiTenant, definition_id: int) -> int:
     return definition_id
 
 
-def _bulk_items(body: Any, key: str) -> list[Any]:
+def _bulk_items(body: Any, key: str, validate: Callable[[Any], Entity]) -> list[Entity]:
+    """A bulk upload's ``key`` list, each item validated: the first bad one fails the whole upload
+    (it is atomic), named by its position."""
     items = body.get(key) if isinstance(body, dict) else None
     if not isinstance(items, list):
         raise bad_request(f"The request body must be {{\"{key}\": [...]}}.", key)
     if len(items) > BULK_LIMIT:
         raise bad_request(f"A bulk upload takes at most {BULK_LIMIT} entities; got {len(items)}.", key)
-    return items
+    validated = []
+    for position, item in enumerate(items):
+        try:
+            validated.append(validate(item))
+        except ApiError as error:
+            error.message = f"{key}[{position}]: {error.message}"
+            raise
+    return validated
 
 
 async def _definitions(request: web.BaseRequest, state: EmulatorState, grant: Grant, tenant: TiTenant,
@@ -184,14 +193,7 @@ async def _definitions(request: web.BaseRequest, state: EmulatorState, grant: Gr
     if action == "actions.bulkupload":
         if entity_id is not None or method != "POST":
             raise _method_not_allowed(request)
-        items = _bulk_items(await _json_body(request), "alertDefinitions")
-        validated = []
-        for position, item in enumerate(items):
-            try:
-                validated.append(validate_definition(item, partial=False))
-            except ApiError as error:
-                error.message = f"alertDefinitions[{position}]: {error.message}"
-                raise
+        validated = _bulk_items(await _json_body(request), "alertDefinitions", _new_definition)
         _check_definition_quota(state, tenant, len(validated))
         created = []
         for fields in validated:
@@ -239,6 +241,10 @@ async def _definitions(request: web.BaseRequest, state: EmulatorState, grant: Gr
     raise _method_not_allowed(request)
 
 
+def _new_definition(item: Any) -> Entity:
+    return validate_definition(item, partial=False)
+
+
 def _new_ioc(item: Any, tenant: TiTenant) -> Entity:
     fields, definition_id = validate_ioc(item)
     assert definition_id is not None  # validate_ioc requires the bind on create
@@ -253,14 +259,7 @@ async def _iocs(request: web.BaseRequest, state: EmulatorState, grant: Grant, te
     if action == "actions.bulkupload":
         if entity_id is not None or method != "POST":
             raise _method_not_allowed(request)
-        items = _bulk_items(await _json_body(request), "iocs")
-        validated = []
-        for position, item in enumerate(items):
-            try:
-                validated.append(_new_ioc(item, tenant))
-            except ApiError as error:
-                error.message = f"iocs[{position}]: {error.message}"
-                raise
+        validated = _bulk_items(await _json_body(request), "iocs", lambda item: _new_ioc(item, tenant))
         non_equals = sum(1 for f in validated if f["DetectionFunction"] != "Equals")
         _check_ioc_quota(state, tenant, len(validated), non_equals)
         created = []
