@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from feeds.model import Kind
-from importer.journal import Journal
+from importer.state.journal import Journal
 
 RESULTS = Path(__file__).resolve().parent / "results" / "journal.json"
 DEFINITION = "bench-definition"

@@ -38,12 +38,12 @@ import aiohttp
 from harness import ROOT, emulator_process, update_readme_section
 
 from feeds.model import Indicator, Kind
-from importer.connection import ConnectionSettings, Secret
 from importer.emulator import DEMO_CLIENT, EmulatorConfig, running_emulator
-from importer.mde_client import MdePace
-from importer.stats import TransportStats
-from importer.targets.base import DefinitionSpec
-from importer.targets.mde import open_mde_target
+from importer.model import DefinitionSpec
+from importer.targets.mde.client import MdePace
+from importer.targets.mde.target import open_mde_target
+from importer.transport.connection import ConnectionSettings, Secret
+from importer.transport.stats import TransportStats
 
 RESULTS = ROOT / "benchmarks" / "results" / "mde.json"
 ALLOWED_PER_MINUTE = 30  # import calls, documented

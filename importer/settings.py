@@ -24,10 +24,10 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from feeds.model import Detection
-from importer.connection import ConnectionSettings, Secret
 from importer.errors import ConfigError
-from importer.mde_client import ACTIONS as MDE_ACTIONS
-from importer.targets.base import DefinitionSpec
+from importer.model import DefinitionSpec
+from importer.targets.mde.client import ACTIONS as MDE_ACTIONS
+from importer.transport.connection import ConnectionSettings, Secret
 
 __all__ = [
     "DEFAULT_API_URLS",

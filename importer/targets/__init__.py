@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Literal
 
-from importer.connection import ConnectionSettings
 from importer.errors import ConfigError
-from importer.stats import TransportStats
 from importer.targets.base import Target
+from importer.transport.connection import ConnectionSettings
+from importer.transport.stats import TransportStats
 
 __all__ = ["TI_DEFAULT_AUDIENCE", "open_target"]
 
@@ -34,7 +34,7 @@ async def open_target(
     if name == "mde":
         # Paced at the documented limits (see importer/mde_client.py); tests and benchmarks that
         # need a scaled pace open it with targets.mde.open_mde_target(..., pace=MdePace(scale=...)).
-        from importer.targets.mde import open_mde_target  # noqa: PLC0415
+        from importer.targets.mde.target import open_mde_target  # noqa: PLC0415
 
         async with open_mde_target(
             settings, stats, sleep=sleep, clock=clock, bulk=bulk, workers=workers
@@ -44,9 +44,9 @@ async def open_target(
     if name != "ti":
         raise ConfigError(f"unknown target {name!r}: use ti or mde")
     # Imported here: the target modules import targets.base, which runs this package first.
-    from importer.http import open_http  # noqa: PLC0415
-    from importer.targets.ti import TiTarget  # noqa: PLC0415
-    from importer.ti_client import TiClient  # noqa: PLC0415
+    from importer.targets.ti.client import TiClient  # noqa: PLC0415
+    from importer.targets.ti.target import TiTarget  # noqa: PLC0415
+    from importer.transport.http import open_http  # noqa: PLC0415
 
     async with open_http(
         settings, stats, default_audience=TI_DEFAULT_AUDIENCE, workers=workers, sleep=sleep, clock=clock

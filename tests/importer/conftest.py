@@ -21,8 +21,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from importer.connection import ConnectionSettings, Secret
 from importer.emulator import DEMO_CLIENT, Emulator, EmulatorConfig, running_emulator
+from importer.transport.connection import ConnectionSettings, Secret
 
 
 class FakeTime:

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from importer.connection import ConnectionSettings, Secret
 from importer.emulator import ClientApp, Emulator, EmulatorConfig, Faults, running_emulator
 from importer.errors import AuthError, ConfigError
-from importer.http import HttpClient, open_http
-from importer.stats import TransportStats
 from importer.targets import TI_DEFAULT_AUDIENCE
+from importer.transport.connection import ConnectionSettings, Secret
+from importer.transport.http import HttpClient, open_http
+from importer.transport.stats import TransportStats
 from tests.importer.conftest import FakeTime, connection_settings
 
 

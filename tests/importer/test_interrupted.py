@@ -11,15 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from feeds.model import Indicator, Kind
-from importer.cmd_run import OutputOptions, StateOptions, execute
+from importer.cli.run import OutputOptions, StateOptions, execute
 from importer.emulator import Emulator
-from importer.journal import Journal
-from importer.journal_store import tenant_key
-from importer.report import RunReport
+from importer.model import ResolvedDefinition
+from importer.report.counts import RunReport
 from importer.settings import FeedSettings, RunSettings, Tuning
-from importer.stats import TransportStats
+from importer.state.journal import Journal
+from importer.state.store import tenant_key
 from importer.targets import open_target
-from importer.targets.base import ResolvedDefinition
+from importer.transport.stats import TransportStats
 from tests.importer.conftest import connection_settings
 from tests.importer.test_pipeline import spec
 

@@ -15,9 +15,9 @@ import pytest
 
 from feeds.model import Kind
 from importer.errors import ConfigError
-from importer.journal import Journal, ReconcileResult, default_state_path
-from importer.journal_schema import APPLICATION_ID, SCHEMA_VERSION
-from importer.targets.base import RemoteIndicator
+from importer.model import RemoteIndicator
+from importer.state.journal import Journal, ReconcileResult, default_state_path
+from importer.state.schema import APPLICATION_ID, SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 MD5 = Kind.MD5
@@ -166,7 +166,7 @@ import os, signal, sys
 from collections.abc import Sequence
 from pathlib import Path
 from feeds.model import Kind
-from importer.journal import Journal
+from importer.state.journal import Journal
 
 class DiesMidway(Sequence):
     # A batch whose iteration kills the process after half of it went into the transaction.
@@ -206,7 +206,7 @@ def test_committed_batches_survive_kill_9(state: Path, merge_every: int) -> None
 _HOLDER = """
 import sys, time
 from pathlib import Path
-from importer.journal import Journal
+from importer.state.journal import Journal
 journal = Journal.open(Path(sys.argv[1]), target="ti", tenant=sys.argv[2])
 print("open", flush=True)
 time.sleep(30)
@@ -222,7 +222,7 @@ def test_second_process_on_the_same_tenant_fails_clearly(state: Path) -> None:
             import sys
             from pathlib import Path
             from importer.errors import ConfigError
-            from importer.journal import Journal
+            from importer.state.journal import Journal
             for tenant in ("t", "u"):
                 try:
                     with Journal.open(Path(sys.argv[1]), target="ti", tenant=tenant) as j:

@@ -10,9 +10,9 @@ import pytest
 
 from feeds.model import Indicator, Kind
 from importer.errors import ConfigError
-from importer.journal import Journal
-from importer.journal_store import JournalPresent
-from importer.targets.base import DefinitionSpec, ResolvedDefinition
+from importer.model import DefinitionSpec, ResolvedDefinition
+from importer.state.journal import Journal
+from importer.state.store import JournalPresent
 
 DEFINITIONS = [
     ResolvedDefinition(

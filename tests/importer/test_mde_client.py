@@ -13,8 +13,8 @@ import pytest
 from feeds.model import Detection, Indicator, Kind
 from importer.emulator import Emulator, EmulatorConfig, running_emulator
 from importer.errors import ConfigError, PermanentError
-from importer.http import open_http
-from importer.mde_client import (
+from importer.model import DefinitionSpec, RemoteIndicator
+from importer.targets.mde.client import (
     MDE_DEFAULT_AUDIENCE,
     MdeClient,
     MdePace,
@@ -22,9 +22,9 @@ from importer.mde_client import (
     indicator_body,
     remote_indicator,
 )
-from importer.ratelimit import WindowLimiter
-from importer.stats import TransportStats
-from importer.targets.base import DefinitionSpec, RemoteIndicator
+from importer.transport.http import open_http
+from importer.transport.ratelimit import WindowLimiter
+from importer.transport.stats import TransportStats
 from tests.importer.conftest import FakeTime, connection_settings
 
 SPEC = DefinitionSpec(name="feed-a", title="Feed A", description="Indicators from feed A")

@@ -12,14 +12,15 @@ from typing import Any
 import pytest
 
 from feeds.model import Detection, Indicator, Kind
-from importer.connection import Secret
 from importer.emulator import DEMO_CLIENT, Emulator, EmulatorConfig, Faults, running_emulator
 from importer.errors import AuthError, ConfigError
-from importer.mde_client import MdePace
-from importer.stats import TransportStats
+from importer.model import BatchResult, DefinitionSpec, Headroom, ResolvedDefinition
 from importer.targets import open_target
-from importer.targets.base import BatchResult, DefinitionSpec, ResolvedDefinition
-from importer.targets.mde import HasHeadroom, Headroom, MdeTarget, open_mde_target
+from importer.targets.base import HasHeadroom
+from importer.targets.mde.client import MdePace
+from importer.targets.mde.target import MdeTarget, open_mde_target
+from importer.transport.connection import Secret
+from importer.transport.stats import TransportStats
 from tests.importer.conftest import FakeTime, connection_settings
 
 SPEC = DefinitionSpec(

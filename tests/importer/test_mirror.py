@@ -11,16 +11,16 @@ from typing import Any
 
 import pytest
 
-from importer.cmd_run import OutputOptions, StateOptions, execute
+from importer.cli.run import OutputOptions, StateOptions, execute
 from importer.emulator import Emulator, EmulatorConfig, running_emulator
 from importer.errors import ConfigError
-from importer.journal import Journal
-from importer.journal_store import tenant_key
-from importer.report import RunReport
+from importer.model import ResolvedDefinition
+from importer.report.counts import RunReport
 from importer.settings import FeedSettings, RunSettings, Tuning
-from importer.stats import TransportStats
+from importer.state.journal import Journal
+from importer.state.store import tenant_key
 from importer.targets import open_target
-from importer.targets.base import ResolvedDefinition
+from importer.transport.stats import TransportStats
 from tests.importer.conftest import FakeTime, connection_settings
 from tests.importer.test_pipeline import spec
 

@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from feeds.model import Indicator
-from importer.cmd_run import OutputOptions, execute
+from importer.cli.run import OutputOptions, execute
 from importer.emulator import Emulator, EmulatorConfig, Faults, running_emulator
-from importer.pipeline import PipelineOptions, run_pipeline
-from importer.progress import NoProgress
-from importer.report import BUCKETS, RunReport
+from importer.model import BatchResult, DefinitionSpec, RemoteIndicator, ResolvedDefinition
+from importer.pipeline.engine import PipelineOptions, run_pipeline
+from importer.pipeline.progress import NoProgress
+from importer.pipeline.sources import job_for
+from importer.report.counts import BUCKETS, RunReport
 from importer.settings import FeedSettings, RunSettings, Tuning
-from importer.sources import job_for
-from importer.targets.base import BatchResult, DefinitionSpec, RemoteIndicator, ResolvedDefinition
 from tests.importer.conftest import FakeTime, connection_settings
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from importer.ratelimit import RateLimiter
+from importer.transport.ratelimit import RateLimiter
 from tests.importer.conftest import FakeTime
 
 

@@ -10,10 +10,16 @@ import pytest
 
 from feeds.model import Detection, Indicator, Kind, Rejected
 from importer.errors import ConfigError
-from importer.rejects import RejectsWriter, read_retry_groups, retry_indicators, spec_from_json, spec_to_json
-from importer.report import BUCKETS, FeedReport, RunReport
-from importer.stats import TransportStats
-from importer.targets.base import DefinitionSpec
+from importer.model import DefinitionSpec
+from importer.pipeline.rejects import (
+    RejectsWriter,
+    read_retry_groups,
+    retry_indicators,
+    spec_from_json,
+    spec_to_json,
+)
+from importer.report.counts import BUCKETS, FeedReport, RunReport
+from importer.transport.stats import TransportStats
 
 SPEC = DefinitionSpec(
     name="feed A",

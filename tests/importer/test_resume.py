@@ -82,7 +82,7 @@ asyncio.run(main())
 _FAST_IMPORTER = """
 import asyncio, sys, time
 from pathlib import Path
-from importer.cmd_run import OutputOptions, StateOptions, execute
+from importer.cli.run import OutputOptions, StateOptions, execute
 from importer.settings import CliOptions, load_run_settings
 factor, config, state, report = float(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
 start = time.monotonic()

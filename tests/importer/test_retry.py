@@ -7,9 +7,9 @@ import random
 import pytest
 
 from importer.errors import AuthError, PermanentError, RetryableError, ThrottledError
-from importer.http import parse_retry_after
-from importer.retry import Retrier, RetryPolicy
-from importer.stats import TransportStats
+from importer.transport.http import parse_retry_after
+from importer.transport.retry import Retrier, RetryPolicy
+from importer.transport.stats import TransportStats
 from tests.importer.conftest import FakeTime
 
 

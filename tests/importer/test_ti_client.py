@@ -12,11 +12,17 @@ import pytest
 from feeds.model import Detection, Indicator, Kind
 from importer.emulator import Emulator, EmulatorConfig, Faults, running_emulator
 from importer.errors import ConfigError, PermanentError, QuotaError, RetryableError, ThrottledError
-from importer.http import open_http
-from importer.stats import TransportStats
+from importer.model import DefinitionSpec, RemoteIndicator
 from importer.targets import TI_DEFAULT_AUDIENCE
-from importer.targets.base import DefinitionSpec, RemoteIndicator
-from importer.ti_client import TiClient, definition_body, definition_changes, ioc_body, remote_indicator
+from importer.targets.ti.client import (
+    TiClient,
+    definition_body,
+    definition_changes,
+    ioc_body,
+    remote_indicator,
+)
+from importer.transport.http import open_http
+from importer.transport.stats import TransportStats
 from tests.importer.conftest import FakeTime, connection_settings
 
 SPEC = DefinitionSpec(name="feed-a", title="Feed A", description="Indicators from feed A")

@@ -13,19 +13,19 @@ from typing import Any
 import pytest
 
 from feeds.model import Indicator, Kind
-from importer.connection import Secret
 from importer.emulator import DEMO_CLIENT, Emulator, EmulatorConfig, Faults, running_emulator
 from importer.errors import AuthError, ConfigError, QuotaError, RetryableError
-from importer.http import HttpClient, open_http
-from importer.pipeline import run_pipeline
-from importer.report import EXIT_FAILED
+from importer.model import BatchResult, DefinitionSpec, ResolvedDefinition
+from importer.pipeline.engine import run_pipeline
+from importer.pipeline.sources import job_for
+from importer.report.counts import EXIT_FAILED
 from importer.settings import FeedSettings
-from importer.sources import job_for
-from importer.stats import TransportStats
 from importer.targets import TI_DEFAULT_AUDIENCE, open_target
-from importer.targets.base import BatchResult, DefinitionSpec, ResolvedDefinition
-from importer.targets.ti import TiTarget
-from importer.ti_client import TiClient
+from importer.targets.ti.client import TiClient
+from importer.targets.ti.target import TiTarget
+from importer.transport.connection import Secret
+from importer.transport.http import HttpClient, open_http
+from importer.transport.stats import TransportStats
 from tests.importer.conftest import FakeTime, FastTime, connection_settings
 
 SPEC = DefinitionSpec(name="feed-a", title="Feed A", description="Indicators from feed A")

@@ -15,7 +15,7 @@ from importer import __version__
 
 __all__ = ["main"]
 
-_COMMANDS = ("importer.cmd_run", "importer.cmd_parse", "importer.cmd_emulator", "importer.cmd_demo")
+_COMMANDS = ("importer.cli.run", "importer.cli.parse", "importer.cli.emulator", "importer.cli.demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

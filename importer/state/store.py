@@ -32,9 +32,10 @@ import logging
 from collections.abc import Sequence
 
 from feeds.model import Indicator, Kind
-from importer.journal import Journal
-from importer.present import Key
-from importer.targets.base import ResolvedDefinition, Target
+from importer.model import ResolvedDefinition
+from importer.pipeline.present import Key
+from importer.state.journal import Journal
+from importer.targets.base import Target
 
 __all__ = ["JournalPresent", "tenant_key"]
 

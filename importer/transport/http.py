@@ -30,8 +30,6 @@ from typing import Any
 
 import aiohttp
 
-from importer.auth import ClientCredentials
-from importer.connection import ConnectionSettings
 from importer.errors import (
     AmbiguousWriteError,
     AuthError,
@@ -40,9 +38,11 @@ from importer.errors import (
     RetryableError,
     ThrottledError,
 )
-from importer.ratelimit import RateLimiter
-from importer.retry import Retrier, RetryPolicy, Sleep
-from importer.stats import TransportStats
+from importer.transport.auth import ClientCredentials
+from importer.transport.connection import ConnectionSettings
+from importer.transport.ratelimit import RateLimiter
+from importer.transport.retry import Retrier, RetryPolicy, Sleep
+from importer.transport.stats import TransportStats
 
 __all__ = ["HttpClient", "client_timeout", "describe_connection_error", "open_http", "parse_retry_after"]
 

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from feeds.model import Indicator, Kind
-from importer.targets.base import ResolvedDefinition, Target
+from importer.model import ResolvedDefinition
+from importer.targets.base import Target
 
 __all__ = ["InMemoryPresent", "Key", "PresentStore", "SeenSet", "indicator_key"]
 

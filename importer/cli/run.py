@@ -22,22 +22,23 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from importer.cli.logs import configure_logging
 from importer.errors import AuthError, ConfigError
-from importer.journal import Journal, default_state_path
-from importer.journal_store import JournalPresent, tenant_key
-from importer.logging_setup import configure_logging
-from importer.mirror import MirrorPolicy, mirror_feed
-from importer.pipeline import PipelineOptions, run_pipeline
-from importer.present import PresentStore
-from importer.progress import make_progress
-from importer.rejects import RejectsWriter
-from importer.report import EXIT_CONFIG, Headroom, RunReport
+from importer.model import ResolvedDefinition
+from importer.pipeline.engine import PipelineOptions, run_pipeline
+from importer.pipeline.present import PresentStore
+from importer.pipeline.progress import make_progress
+from importer.pipeline.rejects import RejectsWriter
+from importer.pipeline.signals import stop_on_signals
+from importer.pipeline.sources import FeedJob, job_for, retry_jobs
+from importer.report.counts import EXIT_CONFIG, Headroom, RunReport
 from importer.settings import CliOptions, RunSettings, load_run_settings
-from importer.signals import stop_on_signals
-from importer.sources import FeedJob, job_for, retry_jobs
-from importer.stats import TransportStats
+from importer.state.journal import Journal, default_state_path
+from importer.state.mirror import MirrorPolicy, mirror_feed
+from importer.state.store import JournalPresent, tenant_key
 from importer.targets import open_target
-from importer.targets.base import HasHeadroom, ResolvedDefinition, Target
+from importer.targets.base import HasHeadroom, Target
+from importer.transport.stats import TransportStats
 
 __all__ = ["OutputOptions", "StateOptions", "add_parser", "execute", "handle"]
 

@@ -23,9 +23,9 @@ from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
-from importer.connection import ConnectionSettings
 from importer.errors import RetryableError, ThrottledError
-from importer.stats import TransportStats
+from importer.transport.connection import ConnectionSettings
+from importer.transport.stats import TransportStats
 
 __all__ = ["Retrier", "RetryPolicy", "Sleep"]
 

@@ -15,10 +15,10 @@ from pathlib import Path
 from feeds import read_feed
 from feeds.model import Record
 from feeds.options import FeedOptions
-from importer.download import download
-from importer.rejects import read_retry_groups, retry_indicators
+from importer.model import DefinitionSpec
+from importer.pipeline.download import download
+from importer.pipeline.rejects import read_retry_groups, retry_indicators
 from importer.settings import FeedSettings
-from importer.targets.base import DefinitionSpec
 
 __all__ = ["FeedJob", "job_for", "retry_jobs"]
 

@@ -29,7 +29,7 @@ Guarantees:
 
 - ``record_imported`` is one transaction, committed before it returns; call it only once the
   target acknowledged the batch. A ``kill -9`` of the process loses nothing committed, and nothing
-  half-written is ever visible (see ``importer.journal_schema`` on WAL and ``synchronous``).
+  half-written is ever visible (see ``importer.state.schema`` on WAL and ``synchronous``).
 - Run ids only grow; ``stale`` is everything under a definition not seen in the given run.
 - A run that never finished owes a listing of each definition it noted writing to, until a later
   run lists that definition and calls ``settle``; runs of other feeds in between change nothing.
@@ -57,8 +57,8 @@ from types import TracebackType
 
 from feeds.model import Kind
 from importer.errors import ConfigError
-from importer.journal_schema import Opened, connect
-from importer.targets.base import RemoteIndicator
+from importer.model import RemoteIndicator
+from importer.state.schema import Opened, connect
 
 __all__ = ["Journal", "ReconcileResult", "default_state_path"]
 

@@ -31,10 +31,9 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from feeds.model import Detection, Indicator
-from importer.connection import ConnectionSettings
 from importer.errors import AmbiguousWriteError, ApiError, PermanentError
-from importer.http import open_http
-from importer.mde_client import (
+from importer.model import BatchResult, DefinitionSpec, Headroom, RemoteIndicator, ResolvedDefinition
+from importer.targets.mde.client import (
     BATCH_LIMIT,
     CAP_CODE,
     MAX_TOP,
@@ -48,18 +47,12 @@ from importer.mde_client import (
     indicator_body,
     remote_indicator,
 )
-from importer.retry import Retrier
-from importer.stats import TransportStats
-from importer.targets.base import (
-    BatchResult,
-    DefinitionSpec,
-    HasHeadroom,
-    Headroom,
-    RemoteIndicator,
-    ResolvedDefinition,
-)
+from importer.transport.connection import ConnectionSettings
+from importer.transport.http import open_http
+from importer.transport.retry import Retrier
+from importer.transport.stats import TransportStats
 
-__all__ = ["HasHeadroom", "Headroom", "MdeTarget", "open_mde_target"]
+__all__ = ["MdeTarget", "open_mde_target"]
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")

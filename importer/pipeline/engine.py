@@ -33,13 +33,14 @@ from dataclasses import dataclass, field
 
 from feeds.model import Expired, FeedError, Indicator, Record, Rejected, Skipped
 from importer.errors import ApiError, AuthError, ConfigError
-from importer.present import InMemoryPresent, Key, PresentStore, SeenSet
-from importer.progress import NoProgress, Progress
-from importer.rejects import RejectsWriter
-from importer.report import FeedReport, RunReport
-from importer.sources import FeedJob
-from importer.stats import TransportStats
-from importer.targets.base import BatchResult, ResolvedDefinition, Target
+from importer.model import BatchResult, ResolvedDefinition
+from importer.pipeline.present import InMemoryPresent, Key, PresentStore, SeenSet
+from importer.pipeline.progress import NoProgress, Progress
+from importer.pipeline.rejects import RejectsWriter
+from importer.pipeline.sources import FeedJob
+from importer.report.counts import FeedReport, RunReport
+from importer.targets.base import Target
+from importer.transport.stats import TransportStats
 
 __all__ = ["PipelineOptions", "run_pipeline"]
 

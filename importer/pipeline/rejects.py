@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from feeds.model import Detection, Indicator, Kind, Rejected
 from importer.errors import ConfigError
-from importer.targets.base import DefinitionSpec
+from importer.model import DefinitionSpec
 
 __all__ = [
     "RejectsWriter",

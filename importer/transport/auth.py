@@ -32,10 +32,10 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from importer.connection import ConnectionSettings, auth_version_of
 from importer.errors import AuthError, ConfigError, RetryableError
-from importer.retry import Retrier
-from importer.stats import TransportStats
+from importer.transport.connection import ConnectionSettings, auth_version_of
+from importer.transport.retry import Retrier
+from importer.transport.stats import TransportStats
 
 __all__ = ["ClientCredentials", "token_error_message"]
 

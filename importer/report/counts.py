@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from importer.stats import TransportStats
-from importer.targets.base import Headroom
+from importer.model import Headroom
+from importer.transport.stats import TransportStats
 
 __all__ = [
     "BUCKETS",

@@ -16,9 +16,10 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from importer.journal import Journal
-from importer.report import FeedReport
-from importer.targets.base import ResolvedDefinition, Target
+from importer.model import ResolvedDefinition
+from importer.report.counts import FeedReport
+from importer.state.journal import Journal
+from importer.targets.base import Target
 
 __all__ = ["MirrorPolicy", "mirror_feed"]
 

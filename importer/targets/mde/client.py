@@ -26,10 +26,11 @@ from typing import Any
 
 from feeds.model import Detection, Indicator, Kind
 from importer.errors import AmbiguousWriteError, ConfigError
-from importer.http import HttpClient
-from importer.ratelimit import RateLimiter, WindowLimiter
-from importer.targets.base import DefinitionSpec, RemoteIndicator
-from importer.targets.common import iso_utc, odata_pages, odata_string, remote_of
+from importer.model import DefinitionSpec, RemoteIndicator
+from importer.targets.common import iso_utc, remote_of
+from importer.transport.http import HttpClient
+from importer.transport.odata import odata_pages, odata_string
+from importer.transport.ratelimit import RateLimiter, WindowLimiter
 
 __all__ = [
     "ACTIONS",

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import feeds
-from importer.cmd_run import OutputOptions, execute
-from importer.connection import ConnectionSettings, Secret
+from importer.cli.logs import configure_logging
+from importer.cli.run import OutputOptions, execute
 from importer.emulator import DEMO_CLIENT
 from importer.errors import ConfigError
-from importer.logging_setup import configure_logging
-from importer.report import RunReport
+from importer.model import DefinitionSpec
+from importer.report.counts import RunReport
 from importer.settings import FeedSettings, RunSettings, Tuning, default_definition_name
-from importer.targets.base import DefinitionSpec
+from importer.transport.connection import ConnectionSettings, Secret
 
 __all__ = ["add_parser", "demo", "sample_files"]
 

@@ -2,7 +2,7 @@
 
 ``send()`` is where the reliability lives:
 
-* **retry** — each batch runs in a bounded tenacity loop (``importer.retry``);
+* **retry** — each batch runs in a bounded tenacity loop (``importer.transport.retry``);
 * **lost answers** — a write whose answer never came (``AmbiguousWriteError``) may have been
   applied: before sending again we look up which of its indicators the definition now holds
   (per value with ``$filter`` for a few, by paging the definition when that is cheaper), count
@@ -35,11 +35,9 @@ from importer.errors import (
     QuotaError,
     RetryableError,
 )
-from importer.retry import Retrier
-from importer.stats import TransportStats
-from importer.targets.base import BatchResult, DefinitionSpec, RemoteIndicator, ResolvedDefinition
+from importer.model import BatchResult, DefinitionSpec, RemoteIndicator, ResolvedDefinition
 from importer.targets.common import value_key
-from importer.ti_client import (
+from importer.targets.ti.client import (
     BULK_LIMIT,
     PAGE,
     TI_TYPES,
@@ -49,6 +47,8 @@ from importer.ti_client import (
     ioc_body,
     remote_indicator,
 )
+from importer.transport.retry import Retrier
+from importer.transport.stats import TransportStats
 
 __all__ = ["TiTarget"]
 

@@ -1,0 +1,1 @@
+"""The ``mde`` target: the Defender for Endpoint Indicators API (API.md §3)."""

@@ -1,0 +1,1 @@
+"""The ``ti`` target: Defender ATP's retired custom threat intelligence API (API.md §2)."""
