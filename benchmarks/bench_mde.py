@@ -39,8 +39,10 @@ from harness import ROOT, emulator_process, update_readme_section
 
 from feeds.model import Indicator, Kind
 from importer.emulator import DEMO_CLIENT, EmulatorConfig, running_emulator
-from importer.model import DefinitionSpec
-from importer.targets.mde.client import MdePace
+from importer.fields import COMMON, build_definition
+from importer.model import InFlight
+from importer.targets.mde.fields import FIELDS as MDE_FIELDS
+from importer.targets.mde.rules import MdePace
 from importer.targets.mde.target import open_mde_target
 from importer.transport.connection import ConnectionSettings, Secret
 from importer.transport.stats import TransportStats
@@ -48,7 +50,7 @@ from importer.transport.stats import TransportStats
 RESULTS = ROOT / "benchmarks" / "results" / "mde.json"
 ALLOWED_PER_MINUTE = 30  # import calls, documented
 WORKERS = 16
-SPEC = DefinitionSpec(name="bench", title="bench-mde", description="benchmark indicators")
+SPEC = build_definition(COMMON + MDE_FIELDS, "bench", title="bench-mde", description="benchmark indicators")
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,9 @@ async def run_scenario(base: str, scenario: Scenario, scale: float) -> Measure:
     answered: list[float] = []
     imported = failed = 0
     stats = TransportStats()
-    async with open_mde_target(settings, stats, pace=MdePace(scale=scale), workers=WORKERS) as target:
+    async with open_mde_target(
+        settings, stats, pace=MdePace(scale=scale), in_flight=InFlight(WORKERS)
+    ) as target:
         definition = await target.resolve_definition(SPEC, dry_run=False)
         requests_before = stats.requests
 

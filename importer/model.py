@@ -6,40 +6,104 @@ each target); it imports nothing of the importer but its feeds' model.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Generic, Literal, TypeVar, cast
 
-from feeds.model import Detection, Indicator, Kind
+from feeds.model import Indicator, Kind
 
 __all__ = [
     "BatchResult",
     "DefinitionSpec",
+    "Field",
     "Headroom",
+    "InFlight",
+    "Options",
     "RemoteIndicator",
     "ResolvedDefinition",
 ]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Field(Generic[T]):
+    """One per-feed option: its TOML key and flag, how a given value is checked, and its default.
+
+    The rows themselves live in ``importer.fields`` (options of every target) and in each target
+    package's ``fields`` module (its own); settings, the command line and the rejects file read
+    them from there, so an option is declared once. ``check`` judges shape only (a string, a
+    positive number, one of our own enums): what an API accepts is its target's rule.
+    """
+
+    key: str  # the [[feed]] key, the rejects file's key, and the flag (--key-with-dashes)
+    help: str
+    check: Callable[[Any], T]  # a given value -> the checked value; ValueError("must be ...") if not
+    default: T
+    derive: Callable[[str, str], T] | None = None  # (source, name) -> default, when it depends on the feed
+    part: Literal["definition", "reading"] = "definition"  # sent with the definition, or how to read
+    target: str | None = None  # the one target it belongs to; None: every target
+    cli: bool = True  # False: config file only
+    flag_type: Callable[[str], Any] = str  # a flag's text -> the value ``check`` takes (argparse type=)
+    repeat: bool = False  # the flag may be given several times (a list)
+    metavar: str | None = None
+    flag_name: str | None = None  # when not --key-with-dashes (a repeated flag names one item)
+
+    @property
+    def flag(self) -> str:
+        return self.flag_name or "--" + self.key.replace("_", "-")
+
+    def default_for(self, source: str, name: str) -> T:
+        return self.default if self.derive is None else self.derive(source, name)
+
+
+class Options:
+    """Checked per-feed option values by key; ``options[FIELD]`` reads one with its type."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, Any] | None = None) -> None:
+        self._values: dict[str, Any] = dict(values or {})
+
+    def __getitem__(self, field: Field[T]) -> T:
+        """The value; a row that was not set (an option of another target) reads as its default."""
+        return cast(T, self._values.get(field.key, field.default))
+
+    def __contains__(self, field: object) -> bool:
+        return isinstance(field, Field) and field.key in self._values
+
+    def updated(self, values: Mapping[str, Any]) -> Options:
+        """These options with ``values`` set over them."""
+        return Options({**self._values, **values})
+
+    def by_key(self) -> dict[str, Any]:
+        """Every value under its key (a copy), e.g. for JSON."""
+        return dict(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Options) and other._values == self._values
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._values.items()))
+
+    def __repr__(self) -> str:
+        return f"Options({self._values!r})"
 
 
 @dataclass(frozen=True, slots=True)
 class DefinitionSpec:
     """A feed's alert definition as configured (``ti``: an AlertDefinitions entity found by
-    ``name``; ``mde``: the metadata stamped on each of the feed's indicators)."""
+    ``name``; ``mde``: the metadata stamped on each of the feed's indicators).
+
+    ``spec[TITLE]`` reads a per-feed option (``importer.fields`` and the target's own rows)."""
 
     name: str
-    title: str
-    description: str
-    severity: str = "Medium"
-    category: str = "SuspiciousNetworkTraffic"
-    recommended_action: str | None = None
-    enabled: bool = True
-    detection: Detection | None = None  # None: each indicator's own (Equals unless STIX LIKE)
-    expires_at: datetime | None = None  # a default ExpiresAt for indicators that carry none
-    # mde only
-    action: str = "Audit"
-    generate_alert: bool = True
-    rbac_group_names: tuple[str, ...] = ()
-    application: str | None = None
+    options: Options = field(default_factory=Options)
+    expires_at: datetime | None = None  # a default expiry for indicators that carry none
+
+    def __getitem__(self, option: Field[T]) -> T:
+        return self.options[option]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,3 +143,26 @@ class Headroom:
     @property
     def free(self) -> int:
         return max(0, self.cap - self.held)
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """``--workers``: the most requests in flight to a target at once — its one meaning.
+
+    What is sized by it derives here and nowhere else: the worker tasks (one request each), the
+    batches read ahead of them, and the connection pool.
+    """
+
+    requests: int = 16
+
+    @property
+    def read_ahead(self) -> int:
+        """Batches queued beyond those in flight: one per worker, so no worker waits for the reader
+        while memory stays bounded by ``2 x requests x batch size`` indicators."""
+        return self.requests
+
+    @property
+    def connections(self) -> int:
+        """The pool: a few beyond the requests, so lost-answer lookups and the token call never
+        queue behind a full pool."""
+        return self.requests + 4

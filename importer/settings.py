@@ -6,7 +6,10 @@ Credentials come from the environment (``TI_CLIENT_ID``, ``TI_CLIENT_SECRET``, `
 ``TI_TENANT`` is a convenience: without ``TI_AUTH_URL`` it builds the legacy samples' token URL
 ``https://login.windows.net/<tenant>/oauth2/token``.
 
-Every mistake is a ``ConfigError`` naming the file, the key and what is wrong, in one sentence.
+Per-feed options are the rows of ``importer.fields`` and of each target's ``fields``: this module
+loops over them and knows none by name but ``source`` and ``name``; what an API accepts is its
+target's ``check_definition``. Every mistake is a ``ConfigError`` naming the file, the key and
+what is wrong, in one sentence.
 """
 
 from __future__ import annotations
@@ -18,74 +21,91 @@ import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path, PurePosixPath
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
-from feeds.model import Detection
 from importer.errors import ConfigError
-from importer.model import DefinitionSpec
-from importer.targets.mde.client import ACTIONS as MDE_ACTIONS
+from importer.fields import NAME, build_definition, options_of
+from importer.model import DefinitionSpec, Field, InFlight, Options
+from importer.targets.base import TargetPackage
+from importer.targets.registry import DEFAULT_TARGET, all_fields, package
 from importer.transport.connection import ConnectionSettings, Secret
 
 __all__ = [
-    "DEFAULT_API_URLS",
     "DEFAULT_BATCH_SIZE",
-    "DEFAULT_WORKERS",
     "CliOptions",
     "FeedSettings",
+    "OutputOptions",
     "RunSettings",
+    "StateOptions",
     "Tuning",
-    "default_definition_name",
     "load_run_settings",
     "parse_rate",
 ]
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-DEFAULT_API_URLS = {
-    "ti": "https://ti.securitycenter.windows.com/V1.0/",
-    "mde": "https://api.securitycenter.microsoft.com/api/",
-}
 DEFAULT_BATCH_SIZE = 500
-DEFAULT_WORKERS = 16
-SEVERITIES = ("Informational", "Low", "Medium", "High")
-FORMATS = ("auto", "csv", "stix", "list")
-_MAX_NAME, _MAX_TITLE, _MAX_DESCRIPTION, _MAX_ACTION = 100, 120, 350, 2000
+_MAX_WORKERS = 256
 
 
 @dataclass(frozen=True, slots=True)
 class FeedSettings:
-    """One feed to import and the alert definition its indicators are grouped under."""
+    """One feed to import, how to read it, and the alert definition its indicators are grouped under."""
 
     source: str  # a path, "-" for stdin, or an http(s) URL
     definition: DefinitionSpec
-    format: str = "auto"
-    columns: str | None = None  # CSV column mapping override (feeds/csvfeed.py parses it)
-    expire_days: int | None = None
-    mirror: bool = False  # mirror mode: delete what the definition holds that the feed dropped
+    options: Options = field(default_factory=Options)  # the ``reading`` rows (format, columns, mirror)
+
+    def __getitem__(self, option: Field[T]) -> T:
+        return self.options[option]
 
 
 @dataclass(frozen=True, slots=True)
 class Tuning:
-    """How hard to push: request mode, batch size, worker count."""
+    """How hard to push: request mode, batch size, and ``workers`` — the requests in flight."""
 
     mode: Literal["bulk", "single"] = "bulk"
     batch_size: int = DEFAULT_BATCH_SIZE
-    workers: int = DEFAULT_WORKERS
+    workers: int = InFlight().requests
+
+    @property
+    def in_flight(self) -> InFlight:
+        return InFlight(self.workers)
 
 
 @dataclass(frozen=True, slots=True)
 class RunSettings:
     """Everything ``ti-import run`` needs, resolved and checked."""
 
-    target: Literal["ti", "mde"]
+    target: str  # a name in importer.targets.registry
     connection: ConnectionSettings
     feeds: tuple[FeedSettings, ...]
     tuning: Tuning = field(default_factory=Tuning)
     dry_run: bool = False
     retry_from: Path | None = None  # a rejects file whose retryable lines are sent again
+
+
+@dataclass(frozen=True, slots=True)
+class OutputOptions:
+    """Where a run's results go (all from the command line)."""
+
+    report: Path | None = None
+    rejects: Path | None = None
+    progress: bool = True
+    quiet: bool = False  # no summary table on stdout (cron)
+
+
+@dataclass(frozen=True, slots=True)
+class StateOptions:
+    """The state journal and what rides on it: reconciling and the mirror guard."""
+
+    path: Path | None = None  # None: no journal; each run lists every definition instead
+    reconcile: bool = False  # list the target and repair the journal for every feed
+    mirror_max_share: float = 0.5  # most of a definition mirror mode may delete in one run
+    force: bool = False  # delete past the guard
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,19 +115,7 @@ class CliOptions:
     feeds: tuple[str, ...] = ()
     config: Path | None = None
     target: str | None = None
-    format: str | None = None
-    columns: str | None = None
-    name: str | None = None
-    title: str | None = None
-    severity: str | None = None
-    category: str | None = None
-    description: str | None = None
-    recommended_action: str | None = None
-    detection_function: str | None = None
-    expire_days: int | None = None
-    action: str | None = None  # mde: what Defender does on a match
-    rbac_groups: tuple[str, ...] | None = None  # mde: device groups the indicators apply to
-    application: str | None = None  # mde: the application shown with the indicator
+    feed_options: Mapping[str, Any] = field(default_factory=dict)  # per-feed flags given, by row key
     mode: str | None = None
     batch_size: int | None = None
     workers: int | None = None
@@ -116,27 +124,6 @@ class CliOptions:
     retry_from: Path | None = None
 
 
-_FEED_KEYS = frozenset(
-    {
-        "source",
-        "format",
-        "columns",
-        "name",
-        "title",
-        "severity",
-        "category",
-        "description",
-        "recommended_action",
-        "detection_function",
-        "expire_days",
-        "enabled",
-        "mirror",
-        "action",
-        "generate_alert",
-        "rbac_groups",
-        "application",
-    }
-)
 _TABLE_KEYS: dict[str, frozenset[str]] = {
     "target": frozenset({"name", "api_url"}),
     "auth": frozenset({"url", "tenant", "client_id", "client_secret", "audience", "version"}),
@@ -160,7 +147,6 @@ def load_run_settings(
 ) -> RunSettings:
     """Merge flags, environment and config file into checked ``RunSettings`` (or raise ConfigError)."""
     env = os.environ if env is None else env
-    now = now or datetime.now(UTC)
     config: dict[str, Any] = _read_config(cli.config) if cli.config is not None else {}
     where = str(cli.config) if cli.config is not None else "the command line"
     for table, keys in _TABLE_KEYS.items():
@@ -170,14 +156,9 @@ def load_run_settings(
     if unknown:
         raise ConfigError(f"{where}: unknown table or key {sorted(unknown)[0]!r}")
     target_t: dict[str, Any] = config.get("target", {})
-    auth_t: dict[str, Any] = config.get("auth", {})
-    tuning_t: dict[str, Any] = config.get("tuning", {})
+    target = package(cli.target or _get(target_t, "name", str, f"{where}: [target]") or DEFAULT_TARGET)
 
-    target = cli.target or _get(target_t, "name", str, f"{where}: [target]") or "ti"
-    if target not in ("ti", "mde"):
-        raise ConfigError(f"the target must be 'ti' or 'mde', got {target!r}")
-
-    feeds = _feeds(cli, config, where, now)
+    feeds = _feeds(cli, config, where, now or datetime.now(UTC), target)
     if not feeds and cli.retry_from is None:
         raise ConfigError(
             "no feed to import: give FEED arguments, --config with [[feed]] tables, or --retry-from"
@@ -188,38 +169,46 @@ def load_run_settings(
             raise ConfigError(
                 f"{where}: two feeds share the alert definition name {name!r}; give each a --name"
             )
-
-    tuning_where = f"{where}: [tuning]"
-    mode = cli.mode or _get(tuning_t, "mode", str, tuning_where) or "bulk"
-    if mode not in ("bulk", "single"):
-        raise ConfigError(f"the mode must be 'bulk' or 'single', got {mode!r}")
-    batch_size = _first(cli.batch_size, _get(tuning_t, "batch_size", int, tuning_where), DEFAULT_BATCH_SIZE)
-    workers = _first(cli.workers, _get(tuning_t, "workers", int, tuning_where), DEFAULT_WORKERS)
-    if not 1 <= batch_size <= 5000:
-        raise ConfigError(f"the batch size must be between 1 and 5000, got {batch_size}")
-    if not 1 <= workers <= 256:
-        raise ConfigError(f"the number of workers must be between 1 and 256, got {workers}")
-    rate_text = cli.rate or _get(tuning_t, "rate", (str, int, float), tuning_where)
-    rate = parse_rate(str(rate_text)) if rate_text is not None else None
-
+    tuning_t: dict[str, Any] = config.get("tuning", {})
+    tuning, rate = _tuning(cli, tuning_t, f"{where}: [tuning]", target)
     connection = _connection(
         env,
         target_t=target_t,
-        auth_t=auth_t,
+        auth_t=config.get("auth", {}),
         tuning_t=tuning_t,
         where=where,
         rate=rate,
         config_path=cli.config,
-        target=target,
+        default_api_url=target.default_api_url,
     )
     return RunSettings(
-        target=target,  # type: ignore[arg-type]  # checked above
+        target=target.name,
         connection=connection,
         feeds=tuple(feeds),
-        tuning=Tuning(mode=mode, batch_size=batch_size, workers=workers),  # type: ignore[arg-type]
+        tuning=tuning,
         dry_run=cli.dry_run,
         retry_from=cli.retry_from,
     )
+
+
+def _tuning(
+    cli: CliOptions, table: Mapping[str, Any], where: str, target: TargetPackage
+) -> tuple[Tuning, float | None]:
+    mode = cli.mode or _get(table, "mode", str, where) or "bulk"
+    if mode not in ("bulk", "single"):
+        raise ConfigError(f"the mode must be 'bulk' or 'single', got {mode!r}")
+    batch_size = _first(cli.batch_size, _get(table, "batch_size", int, where), DEFAULT_BATCH_SIZE)
+    workers = _first(cli.workers, _get(table, "workers", int, where), Tuning().workers)
+    if not 1 <= batch_size <= target.max_batch:
+        raise ConfigError(
+            f"the batch size must be between 1 and {target.max_batch} (the most one request to the "
+            f"{target.name} target takes), got {batch_size}"
+        )
+    if not 1 <= workers <= _MAX_WORKERS:
+        raise ConfigError(f"the number of workers must be between 1 and {_MAX_WORKERS}, got {workers}")
+    rate_text = cli.rate or _get(table, "rate", (str, int, float), where)
+    rate = parse_rate(str(rate_text)) if rate_text is not None else None
+    return Tuning(mode=mode, batch_size=batch_size, workers=workers), rate  # type: ignore[arg-type]
 
 
 def parse_rate(text: str) -> float:
@@ -229,14 +218,6 @@ def parse_rate(text: str) -> float:
         raise ConfigError(f"the rate must look like '600/min', '10/s' or '36000/h', got {text!r}")
     value, unit = float(match.group(1)), match.group(2) or "min"
     return value * 60 if unit.startswith("s") else value / 60 if unit.startswith("h") else value
-
-
-def default_definition_name(source: str) -> str:
-    """A feed's default alert definition name: its file name (or URL's last segment)."""
-    if source == "-":
-        return "stdin"
-    path = urlsplit(source).path if "://" in source else source
-    return (PurePosixPath(path.replace("\\", "/")).name or source)[:_MAX_NAME]
 
 
 def _first(*values: int | None) -> int:
@@ -275,134 +256,69 @@ def _get(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], wher
     return value
 
 
-def _feeds(cli: CliOptions, config: Mapping[str, Any], where: str, now: datetime) -> list[FeedSettings]:
+def _feeds(
+    cli: CliOptions, config: Mapping[str, Any], where: str, now: datetime, target: TargetPackage
+) -> list[FeedSettings]:
     tables = config.get("feed", [])
     if not isinstance(tables, list):
         raise ConfigError(f"{where}: 'feed' must be an array of tables, written [[feed]]")
-    metadata_flags = (
-        cli.name,
-        cli.title,
-        cli.severity,
-        cli.category,
-        cli.description,
-        cli.recommended_action,
-        cli.detection_function,
-        cli.expire_days,
-        cli.format,
-        cli.columns,
-        cli.action,
-        cli.rbac_groups,
-        cli.application,
-    )
     if tables and cli.feeds:
         raise ConfigError("give feeds either as arguments or as [[feed]] tables in --config, not both")
-    if tables and any(flag is not None for flag in metadata_flags):
+    if tables and cli.feed_options:
         raise ConfigError(
             "feed options such as --name or --severity apply to FEED arguments; "
             "with --config set them in each [[feed]] table"
         )
-    if cli.name is not None and len(cli.feeds) > 1:
+    if NAME.key in cli.feed_options and len(cli.feeds) > 1:
         raise ConfigError("--name names one feed's alert definition; use a config file for several feeds")
+    rows = {row.key: row for row in all_fields()}
     feeds = []
     for index, table in enumerate(tables, start=1):
         feed_where = f"{where}: [[feed]] #{index}"
-        _check_keys(table, _FEED_KEYS, feed_where)
-        feeds.append(_feed({k: v for k, v in table.items()}, feed_where, now))
+        _check_keys(table, frozenset({"source", *rows}), feed_where)
+        feeds.append(_feed(table, feed_where, now, target, rows))
     for source in cli.feeds:
-        given = {
-            "source": source,
-            "format": cli.format,
-            "columns": cli.columns,
-            "name": cli.name,
-            "title": cli.title,
-            "severity": cli.severity,
-            "category": cli.category,
-            "description": cli.description,
-            "recommended_action": cli.recommended_action,
-            "detection_function": cli.detection_function,
-            "expire_days": cli.expire_days,
-            "action": cli.action,
-            "rbac_groups": list(cli.rbac_groups) if cli.rbac_groups is not None else None,
-            "application": cli.application,
-        }
-        feeds.append(_feed({k: v for k, v in given.items() if v is not None}, "the command line", now))
+        feeds.append(_feed({"source": source, **cli.feed_options}, "the command line", now, target, rows))
     return feeds
 
 
-def _feed(table: Mapping[str, Any], where: str, now: datetime) -> FeedSettings:
+def _feed(
+    table: Mapping[str, Any], where: str, now: datetime, target: TargetPackage, rows: Mapping[str, Field[Any]]
+) -> FeedSettings:
     source = _get(table, "source", str, where)
     if not source:
         raise ConfigError(f"{where}: key 'source' is required (a path, '-' or an http(s) URL)")
-    fmt = _get(table, "format", str, where) or "auto"
-    if fmt not in FORMATS:
-        raise ConfigError(f"{where}: key 'format' must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    name = _get(table, "name", str, where) or default_definition_name(source)
-    title = _get(table, "title", str, where) or f"Threat intelligence: {name}"
-    description = (
-        _get(table, "description", str, where)
-        or f"Indicators imported by ti-importer from {default_definition_name(source)}."
+    given: dict[str, Any] = {}
+    for key, value in table.items():
+        row = rows.get(key)
+        if row is None or value is None:
+            continue
+        try:
+            checked = row.check(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: key {key!r} {exc}") from None
+        if row.target not in (None, target.name):
+            raise ConfigError(
+                f"{where}: key {key!r} applies to the {row.target} target only (this run's target is "
+                f"{target.name})"
+            )
+        # An empty text where the default is derived from the feed means "the default".
+        if not (checked == "" and row.derive is not None):
+            given[key] = checked
+    name = given.pop(NAME.key, None) or NAME.default_for(source, "")
+    definition_rows = (row for row in rows.values() if row.target in (None, target.name))
+    spec = build_definition(
+        definition_rows,
+        name,
+        source=source,
+        now=now,
+        **{key: value for key, value in given.items() if rows[key].part == "definition"},
     )
-    for key, text, limit in (
-        ("name", name, _MAX_NAME),
-        ("title", title, _MAX_TITLE),
-        ("description", description, _MAX_DESCRIPTION),
-    ):
-        if len(text) > limit:
-            raise ConfigError(f"{where}: key {key!r} is {len(text)} characters long; the API allows {limit}")
-    severity = _get(table, "severity", str, where) or "Medium"
-    if severity.capitalize() not in SEVERITIES:
-        raise ConfigError(f"{where}: key 'severity' must be one of {', '.join(SEVERITIES)}, got {severity!r}")
-    category = _get(table, "category", str, where) or "SuspiciousNetworkTraffic"
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", category):
-        raise ConfigError(
-            f"{where}: key 'category' must be one word such as Malware or Trojan, got {category!r}"
-        )
-    action = _get(table, "recommended_action", str, where)
-    if action is not None and len(action) > _MAX_ACTION:
-        raise ConfigError(f"{where}: key 'recommended_action' is longer than {_MAX_ACTION} characters")
-    detection = _detection(_get(table, "detection_function", str, where), where)
-    expire_days = _get(table, "expire_days", int, where)
-    if expire_days is not None and expire_days < 1:
-        raise ConfigError(f"{where}: key 'expire_days' must be a positive number of days, got {expire_days}")
-    enabled = _get(table, "enabled", bool, where)
-    mde_action = _get(table, "action", str, where) or "Audit"
-    if mde_action not in MDE_ACTIONS:
-        choices = ", ".join(MDE_ACTIONS)
-        raise ConfigError(f"{where}: key 'action' must be one of {choices}, got {mde_action!r}")
-    generate_alert = _get(table, "generate_alert", bool, where)
-    rbac_groups = _get(table, "rbac_groups", list, where) or []
-    if not all(isinstance(group, str) and group for group in rbac_groups):
-        raise ConfigError(f"{where}: key 'rbac_groups' must be a list of device group names")
-    spec = DefinitionSpec(
-        name=name,
-        title=title,
-        description=description,
-        severity=severity.capitalize(),
-        category=category,
-        recommended_action=action,
-        enabled=True if enabled is None else enabled,
-        detection=detection,
-        expires_at=now + timedelta(days=expire_days) if expire_days is not None else None,
-        action=mde_action,
-        generate_alert=True if generate_alert is None else generate_alert,
-        rbac_group_names=tuple(rbac_groups),
-        application=_get(table, "application", str, where),
-    )
-    columns = _get(table, "columns", str, where)
-    mirror = bool(_get(table, "mirror", bool, where))
-    return FeedSettings(
-        source=source, definition=spec, format=fmt, columns=columns, expire_days=expire_days, mirror=mirror
-    )
-
-
-def _detection(text: str | None, where: str) -> Detection | None:
-    if text is None:
-        return None
-    for detection in Detection:
-        if text.lower() == detection.value.lower():
-            return detection
-    choices = ", ".join(d.value for d in Detection)
-    raise ConfigError(f"{where}: the detection function must be one of {choices}, got {text!r}")
+    try:
+        target.check_definition(spec)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return FeedSettings(source=source, definition=spec, options=options_of(rows.values(), given))
 
 
 def _connection(
@@ -414,7 +330,7 @@ def _connection(
     where: str,
     rate: float | None,
     config_path: Path | None,
-    target: str,
+    default_api_url: str,
 ) -> ConnectionSettings:
     auth_where, tuning_where = f"{where}: [auth]", f"{where}: [tuning]"
     client_id = env.get("TI_CLIENT_ID") or _get(auth_t, "client_id", str, auth_where)
@@ -436,7 +352,7 @@ def _connection(
             raise ConfigError("no token URL: set TI_AUTH_URL (the portal's authorization URL) or TI_TENANT")
         auth_url = f"https://login.windows.net/{tenant}/oauth2/token"
     api_url = env.get("TI_API_URL") or _get(target_t, "api_url", str, f"{where}: [target]")
-    api_url = api_url or DEFAULT_API_URLS[target]
+    api_url = api_url or default_api_url
     version = _get(auth_t, "version", str, auth_where)
     if version not in (None, "v1", "v2"):
         raise ConfigError(f"{auth_where}: key 'version' must be 'v1' or 'v2', got {version!r}")

@@ -1,68 +1,34 @@
-"""``ti-import run``: import feeds into a target, with progress, a summary, a report and an exit code.
+"""``ti-import run``: the command line of an import — flags in, ``run_import``, summary and exit code out.
 
 Exit codes: 0 every valid indicator is in the target; 1 some indicators failed (after retries,
 or a quota) — they are in the rejects file and a rerun retries them — or mirror mode's guard
 refused to delete; 2 usage, configuration or an unreadable feed; 3 authentication failed;
 130 stopped by SIGINT/SIGTERM (a rerun carries on).
 
-With a state journal (``--state``, on by default) "already present" comes from the journal, each
-acknowledged batch is committed there, and mirror mode deletes what the feeds no longer list.
+The per-feed flags are the rows of ``importer.fields`` and of each target's ``fields``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import logging
 import sys
-import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from importer.cli.logs import configure_logging
-from importer.errors import AuthError, ConfigError
-from importer.model import ResolvedDefinition
-from importer.pipeline.engine import PipelineOptions, run_pipeline
-from importer.pipeline.present import PresentStore
-from importer.pipeline.progress import make_progress
-from importer.pipeline.rejects import RejectsWriter
-from importer.pipeline.signals import stop_on_signals
-from importer.pipeline.sources import FeedJob, job_for, retry_jobs
-from importer.report.counts import EXIT_CONFIG, Headroom, RunReport
-from importer.settings import CliOptions, RunSettings, load_run_settings
-from importer.state.journal import Journal, default_state_path
-from importer.state.mirror import MirrorPolicy, mirror_feed
-from importer.state.store import JournalPresent, tenant_key
-from importer.targets import open_target
-from importer.targets.base import HasHeadroom, Target
-from importer.transport.stats import TransportStats
+from importer.errors import ConfigError
+from importer.fields import MIRROR, positive_int_flag
+from importer.report.counts import EXIT_CONFIG, RunReport
+from importer.run import run_import
+from importer.settings import CliOptions, OutputOptions, StateOptions, load_run_settings
+from importer.state.journal import default_state_path
+from importer.targets.registry import DEFAULT_TARGET, TARGETS, all_fields
 
-__all__ = ["OutputOptions", "StateOptions", "add_parser", "execute", "handle"]
+__all__ = ["add_parser", "finish", "handle"]
 
-_log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class OutputOptions:
-    """Where a run's results go (all from the command line)."""
-
-    report: Path | None = None
-    rejects: Path | None = None
-    progress: bool = True
-    quiet: bool = False  # no summary table on stdout (cron)
-
-
-@dataclass(frozen=True, slots=True)
-class StateOptions:
-    """The state journal and what rides on it: reconciling and the mirror guard."""
-
-    path: Path | None = None  # None: no journal; each run lists every definition instead
-    reconcile: bool = False  # list the target and repair the journal for every feed
-    mirror_max_share: float = 0.5  # most of a definition mirror mode may delete in one run
-    force: bool = False  # delete past the guard
+_FEED_DEST = "feed_option_"  # argparse dest prefix of the per-feed flags
 
 
 def add_parser(subparsers: Any) -> None:
@@ -76,29 +42,20 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("feeds", nargs="*", metavar="FEED", help="feed path, '-' for stdin, or URL")
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML file with [[feed]] tables")
-    parser.add_argument("--target", choices=("ti", "mde"), help="the target API (default: ti)")
-    feed = parser.add_argument_group("feed options (for FEED arguments)")
-    feed.add_argument("--format", choices=("auto", "csv", "stix", "list"), help="default: detected")
-    feed.add_argument("--columns", metavar="SPEC", help="CSV columns, e.g. 'sha256_hash=sha256,3=domain'")
-    feed.add_argument("--name", help="alert definition name (default: the feed's file name)")
-    feed.add_argument("--title", help="alert title")
-    feed.add_argument("--severity", help="Informational, Low, Medium (default) or High")
-    feed.add_argument("--category", help="alert category, e.g. Malware (default SuspiciousNetworkTraffic)")
-    feed.add_argument("--description", help="alert definition description")
-    feed.add_argument("--recommended-action", help="recommended action shown with the alert")
-    feed.add_argument("--detection-function", help="Equals, StartWith, EndWith or Contains")
-    feed.add_argument("--expire-days", type=_positive_int, metavar="N", help="indicators expire after N days")
-    feed.add_argument("--action", help="mde: Audit (default), Alert, Warn, Block, AlertAndBlock, ...")
-    feed.add_argument(
-        "--rbac-group", action="append", dest="rbac_groups", metavar="GROUP", help="mde: a device group"
+    parser.add_argument(
+        "--target", choices=tuple(TARGETS), help=f"the target API (default: {DEFAULT_TARGET})"
     )
-    feed.add_argument("--application", help="mde: the application shown with the indicators")
+    _add_feed_flags(parser.add_argument_group("feed options (for FEED arguments)"))
     tuning = parser.add_argument_group("tuning")
     tuning.add_argument(
         "--mode", choices=("bulk", "single"), help="BulkUpload batches (default) or one POST each"
     )
-    tuning.add_argument("--batch-size", type=_positive_int, metavar="N", help="indicators per batch (500)")
-    tuning.add_argument("--workers", type=_positive_int, metavar="N", help="concurrent requests (16)")
+    tuning.add_argument(
+        "--batch-size", type=positive_int_flag, metavar="N", help="indicators per batch (500)"
+    )
+    tuning.add_argument(
+        "--workers", type=positive_int_flag, metavar="N", help="the most requests in flight at once (16)"
+    )
     tuning.add_argument("--rate", metavar="N/min", help="at most N requests per minute (or N/s, N/h)")
     state = parser.add_argument_group("state journal, resume and mirror mode")
     state.add_argument(
@@ -138,14 +95,18 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=handle)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _add_feed_flags(group: argparse._ArgumentGroup) -> None:
+    for row in all_fields():
+        if not row.cli:
+            continue
+        group.add_argument(
+            row.flag,
+            dest=_FEED_DEST + row.key,
+            type=row.flag_type,
+            action="append" if row.repeat else "store",
+            metavar=row.metavar or row.key.upper(),
+            help=row.help,
+        )
 
 
 def _share(text: str) -> float:
@@ -159,23 +120,16 @@ def _share(text: str) -> float:
 
 
 def _cli_options(args: argparse.Namespace) -> CliOptions:
+    given = {
+        name.removeprefix(_FEED_DEST): value
+        for name, value in vars(args).items()
+        if name.startswith(_FEED_DEST) and value is not None
+    }
     return CliOptions(
         feeds=tuple(args.feeds),
         config=args.config,
         target=args.target,
-        format=args.format,
-        columns=args.columns,
-        name=args.name,
-        title=args.title,
-        severity=args.severity,
-        category=args.category,
-        description=args.description,
-        recommended_action=args.recommended_action,
-        detection_function=args.detection_function,
-        expire_days=args.expire_days,
-        action=args.action,
-        rbac_groups=tuple(args.rbac_groups) if args.rbac_groups else None,
-        application=args.application,
+        feed_options=given,
         mode=args.mode,
         batch_size=args.batch_size,
         workers=args.workers,
@@ -199,8 +153,11 @@ def handle(args: argparse.Namespace) -> int:
     try:
         settings = load_run_settings(_cli_options(args))
         if args.mirror:
-            settings = replace(settings, feeds=tuple(replace(feed, mirror=True) for feed in settings.feeds))
-        report = asyncio.run(execute(settings, output, state=state, signals=True))
+            mirrored = tuple(
+                replace(feed, options=feed.options.updated({MIRROR.key: True})) for feed in settings.feeds
+            )
+            settings = replace(settings, feeds=mirrored)
+        report = asyncio.run(run_import(settings, output, state=state, signals=True))
     except ConfigError as exc:
         print(f"ti-import: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -214,158 +171,3 @@ def finish(report: RunReport, output: OutputOptions) -> int:
     for problem in report.problems():
         print(f"ti-import: {problem}", file=sys.stderr)
     return report.exit_code()
-
-
-async def execute(
-    settings: RunSettings,
-    output: OutputOptions,
-    *,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    clock: Callable[[], float] = time.monotonic,
-    stop: asyncio.Event | None = None,
-    state: StateOptions | None = None,
-    signals: bool = False,
-    grace: float = 30.0,
-) -> RunReport:
-    """Run the import described by ``settings``; writes the report and rejects files if asked.
-
-    ``state``: the journal (None: none, as for the demo); ``signals``: SIGINT/SIGTERM stop the run
-    gracefully (``grace`` seconds for requests in flight; the report says ``signalled``)."""
-    state = state or StateOptions()
-    mirrored = frozenset(feed.definition.name for feed in settings.feeds if feed.mirror)
-    if mirrored and state.path is None:
-        raise ConfigError("mirror mode needs the state journal: drop --no-state")
-    stop = stop or asyncio.Event()
-    journal: Journal | None = None
-    if state.path is not None:
-        tenant = tenant_key(settings.connection.api_url, settings.connection.client_id)
-        # Merging the journal's log every 25,000 rows keeps its in-memory index of recent keys ~5 MB.
-        journal = Journal.open(state.path, target=settings.target, tenant=tenant, merge_every=25_000)
-    try:
-        with stop_on_signals(stop) if signals else _no_signals() as handler:
-            report = await _execute(
-                settings, output, sleep=sleep, clock=clock, stop=stop, state=state, journal=journal,
-                mirrored=mirrored, grace=grace,
-            )  # fmt: skip
-            report.signalled = handler is not None and handler.received is not None
-    finally:
-        if journal is not None:
-            journal.close()
-    if output.report is not None:
-        try:
-            report.write_json(output.report)
-        except OSError as exc:
-            raise ConfigError(f"the report {output.report} cannot be written: {exc.strerror}") from None
-    return report
-
-
-async def _execute(
-    settings: RunSettings,
-    output: OutputOptions,
-    *,
-    sleep: Callable[[float], Awaitable[None]],
-    clock: Callable[[], float],
-    stop: asyncio.Event,
-    state: StateOptions,
-    journal: Journal | None,
-    mirrored: frozenset[str],
-    grace: float,
-) -> RunReport:
-    jobs: list[FeedJob] = [job_for(feed) for feed in settings.feeds]
-    if settings.retry_from is not None:
-        names = {job.name for job in jobs}
-        for job in retry_jobs(settings.retry_from):
-            if job.name in names:  # the feed itself is being imported: its failures are retried anyway
-                _log.info("retry of %s skipped: the feed is imported in this run", job.name)
-            else:
-                jobs.append(job)
-    stats = TransportStats()
-    rejects = RejectsWriter(output.rejects)
-    progress = make_progress(output.progress)
-    options = PipelineOptions(
-        batch_size=settings.tuning.batch_size,
-        workers=settings.tuning.workers,
-        dry_run=settings.dry_run,
-        mode=settings.tuning.mode,
-        grace=grace,
-    )
-    store: JournalPresent | None = None
-    if journal is not None:
-        store = JournalPresent(journal, journal.begin_run(), reconcile=state.reconcile, mirror=mirrored)
-    try:
-        async with open_target(
-            settings.target,
-            settings.connection,
-            stats,
-            sleep=sleep,
-            clock=clock,
-            bulk=settings.tuning.mode == "bulk",
-            workers=settings.tuning.workers,
-        ) as target:
-            headroom = await _headroom(target) if settings.dry_run else None
-            present: PresentStore | None = store
-            report = await run_pipeline(
-                target, jobs, options=options, stats=stats, present=present, progress=progress,
-                rejects=rejects, stop=stop,
-            )  # fmt: skip
-            report.headroom = headroom
-            if store is not None and journal is not None:
-                await store.drain()  # a cancelled worker's batch may still be committing
-                await _mirror(
-                    target, journal, run_id=store.run_id, settings=settings, report=report, state=state
-                )
-                if not report.unsettled and report.auth_error is None:
-                    # Finished (even if stopped: every acknowledged batch is committed). A run killed
-                    # before stays unfinished for the definitions this run did not list.
-                    journal.finish_run(store.run_id)
-                report.journal = {
-                    "path": str(journal.path),
-                    "run": store.run_id,
-                    "resumed_after_interrupted_run": store.resumed,
-                    "listed_definitions": store.reconciled,
-                }
-    except AuthError as exc:  # before any feed started (e.g. the first token request)
-        report = RunReport(target=settings.target, mode=settings.tuning.mode, transport=stats)
-        report.auth_error = str(exc)
-    finally:
-        if store is not None:
-            await store.drain()
-        progress.close()
-        rejects.close()
-    return report
-
-
-async def _headroom(target: Target) -> Headroom | None:
-    """A capped target's room (mde's 15,000 indicators), for the dry-run plan."""
-    if not isinstance(target, HasHeadroom):
-        return None
-    return await target.headroom()
-
-
-async def _mirror(
-    target: Target,
-    journal: Journal,
-    *,
-    run_id: int,
-    settings: RunSettings,
-    report: RunReport,
-    state: StateOptions,
-) -> None:
-    policy = MirrorPolicy(max_share=state.mirror_max_share, force=state.force)
-    for feed in settings.feeds:
-        if not feed.mirror:
-            continue
-        feed_report = next(r for r in report.feeds if r.name == feed.definition.name)
-        feed_report.mirror = True
-        if feed_report.definition_id is None or feed_report.definition_outcome == "planned":
-            continue
-        definition = ResolvedDefinition(feed_report.definition_id, feed.definition, "found")
-        await mirror_feed(
-            target, journal, definition, run_id, feed_report, policy,
-            stopped=report.stopped, dry_run=settings.dry_run,
-        )  # fmt: skip
-
-
-@contextlib.contextmanager
-def _no_signals() -> Iterator[None]:
-    yield None

@@ -10,7 +10,7 @@ definition, so ``ti-import run --retry-from FILE`` can send exactly those again 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,15 +18,14 @@ from typing import IO, Any
 
 from feeds.model import Detection, Indicator, Kind, Rejected
 from importer.errors import ConfigError
-from importer.model import DefinitionSpec
+from importer.fields import definition_from_json, definition_to_json
+from importer.model import DefinitionSpec, Field
 
 __all__ = [
     "RejectsWriter",
     "RetryGroup",
     "read_retry_groups",
     "retry_indicators",
-    "spec_from_json",
-    "spec_to_json",
 ]
 
 
@@ -65,7 +64,7 @@ class RejectsWriter:
             **{k: v for k, v in indicator.to_json().items() if k != "origin"},
         }
         if failed:
-            line["definition"] = spec_to_json(definition)
+            line["definition"] = definition_to_json(definition)
         self._write(line)
 
     def _write(self, line: dict[str, Any]) -> None:
@@ -77,42 +76,6 @@ class RejectsWriter:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
-
-
-def spec_to_json(spec: DefinitionSpec) -> dict[str, Any]:
-    return {
-        "name": spec.name,
-        "title": spec.title,
-        "description": spec.description,
-        "severity": spec.severity,
-        "category": spec.category,
-        "recommended_action": spec.recommended_action,
-        "enabled": spec.enabled,
-        "detection": str(spec.detection) if spec.detection is not None else None,
-        "expires_at": spec.expires_at.isoformat() if spec.expires_at is not None else None,
-        "action": spec.action,
-        "generate_alert": spec.generate_alert,
-        "rbac_group_names": list(spec.rbac_group_names),
-        "application": spec.application,
-    }
-
-
-def spec_from_json(data: dict[str, Any]) -> DefinitionSpec:
-    return DefinitionSpec(
-        name=str(data["name"]),
-        title=str(data["title"]),
-        description=str(data["description"]),
-        severity=str(data.get("severity", "Medium")),
-        category=str(data.get("category", "SuspiciousNetworkTraffic")),
-        recommended_action=data.get("recommended_action"),
-        enabled=bool(data.get("enabled", True)),
-        detection=Detection(data["detection"]) if data.get("detection") else None,
-        expires_at=datetime.fromisoformat(data["expires_at"]) if data.get("expires_at") else None,
-        action=str(data.get("action", "Audit")),
-        generate_alert=bool(data.get("generate_alert", True)),
-        rbac_group_names=tuple(data.get("rbac_group_names", ())),
-        application=data.get("application"),
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,14 +105,16 @@ def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise ConfigError(f"the rejects file {path} cannot be read: {exc.strerror}") from None
 
 
-def read_retry_groups(path: Path) -> list[RetryGroup]:
-    """The definitions with retryable lines in ``path``, in first-seen order (one pass, small memory)."""
+def read_retry_groups(path: Path, rows: Iterable[Field[Any]]) -> list[RetryGroup]:
+    """The definitions with retryable lines in ``path``, in first-seen order (one pass, small memory),
+    read with ``rows`` (the run's per-feed options)."""
+    rows = tuple(rows)
     groups: dict[str, RetryGroup] = {}
     for number, line in _lines(path):
         if not line.get("retryable"):
             continue
         try:
-            spec = spec_from_json(line["definition"])
+            spec = definition_from_json(line["definition"], rows)
         except (KeyError, TypeError, ValueError):
             raise ConfigError(f"{path}:{number}: a retryable line lacks a valid 'definition'") from None
         group = groups.get(spec.name)

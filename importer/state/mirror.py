@@ -24,7 +24,9 @@ from importer.targets.base import Target
 __all__ = ["MirrorPolicy", "mirror_feed"]
 
 _log = logging.getLogger(__name__)
-_DELETE_BATCH = 500  # ids per target.delete call (the mde BatchDelete limit)
+# Ids per target.delete call: each deleted page is forgotten in the journal at once, so an
+# interrupted mirror loses nothing; the target splits a page by its own API's limits.
+_DELETE_PAGE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +86,7 @@ async def mirror_feed(  # noqa: PLR0917 -- one call site, all needed
     batch: list[str] = []
     for _, _, remote_id in journal.stale(definition.id, run_id):
         batch.append(remote_id)
-        if len(batch) >= _DELETE_BATCH:
+        if len(batch) >= _DELETE_PAGE:
             await _delete(target, journal, definition, batch, report)
             batch = []
     if batch:

@@ -61,11 +61,13 @@ class JournalPresent:
         self._reconcile = reconcile
         self._mirror = mirror  # definition names (spec.name) in mirror mode
         self.reconciled: dict[str, int] = {}  # definition id -> indicators listed
+        self.definitions: dict[str, ResolvedDefinition] = {}  # by feed name: what mirror mode works on
         # Acknowledged batches waiting for the next group commit, and the task committing them.
         self._waiting: list[tuple[str, list[tuple[Kind, str, str]], asyncio.Future[None]]] = []
         self._committer: asyncio.Future[None] | None = None
 
     async def load(self, target: Target, definition: ResolvedDefinition) -> int:
+        self.definitions[definition.spec.name] = definition
         if not definition.id or definition.outcome == "planned":
             return 0  # a definition a dry run would create holds nothing
         self.journal.set_definition_id(definition.spec.name, definition.id)

@@ -1,4 +1,5 @@
-"""What the pipeline needs from a target: the ``Target`` protocol every target package implements.
+"""What a target package provides: the ``Target`` the pipeline drives, and the ``TargetPackage`` entry
+the registry lists (name, defaults, per-feed rows, API rules, and how to open it).
 
 The pipeline knows nothing of URLs or wire JSON: it resolves a feed's alert definition once,
 lists what the definition already holds, and sends batches. A target classifies every indicator
@@ -7,13 +8,25 @@ of a batch into exactly one of imported / rejected / failed, so the report alway
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from feeds.model import Indicator
-from importer.model import BatchResult, DefinitionSpec, Headroom, RemoteIndicator, ResolvedDefinition
+from importer.model import (
+    BatchResult,
+    DefinitionSpec,
+    Field,
+    Headroom,
+    InFlight,
+    RemoteIndicator,
+    ResolvedDefinition,
+)
+from importer.transport.connection import ConnectionSettings
+from importer.transport.stats import TransportStats
 
-__all__ = ["HasHeadroom", "Target"]
+__all__ = ["HasHeadroom", "Opener", "Target", "TargetPackage"]
 
 
 @runtime_checkable
@@ -49,3 +62,32 @@ class Target(Protocol):
     async def delete(self, definition: ResolvedDefinition, remote_ids: Sequence[str]) -> list[str]:
         """Delete the given indicators; returns the ids actually deleted."""
         ...
+
+
+class Opener(Protocol):
+    """Opens a target on one authenticated session for the block's duration (closed on exit)."""
+
+    def __call__(
+        self,
+        settings: ConnectionSettings,
+        stats: TransportStats,
+        *,
+        in_flight: InFlight,
+        bulk: bool,
+        sleep: Callable[[float], Awaitable[None]],
+        clock: Callable[[], float],
+    ) -> AbstractAsyncContextManager[Target]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TargetPackage:
+    """A target package's entry in the registry (``importer.targets.registry``)."""
+
+    name: str  # --target, [target] name, the journal's key
+    summary: str  # one line for --help
+    default_api_url: str
+    default_audience: str  # the token's resource (v1) or scope base (v2)
+    fields: tuple[Field[Any], ...]  # its own per-feed options, beside importer.fields.COMMON
+    max_batch: int  # the most indicators one bulk request takes
+    check_definition: Callable[[DefinitionSpec], None]  # the API's rules: ConfigError naming the key
+    open: Opener

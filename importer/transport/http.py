@@ -38,6 +38,7 @@ from importer.errors import (
     RetryableError,
     ThrottledError,
 )
+from importer.model import InFlight
 from importer.transport.auth import ClientCredentials
 from importer.transport.connection import ConnectionSettings
 from importer.transport.ratelimit import RateLimiter
@@ -202,7 +203,7 @@ async def open_http(
     stats: TransportStats,
     *,
     default_audience: str,
-    workers: int = 16,
+    in_flight: InFlight | None = None,
     sleep: Sleep = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], float] = time.time,
@@ -218,9 +219,8 @@ async def open_http(
         clock=clock,
         wall_clock=wall_clock,
     )
-    # A few connections beyond the workers: lost-answer lookups and the token call never queue
-    # behind a full pool.
-    connector = aiohttp.TCPConnector(limit=workers + 4, limit_per_host=workers + 4, ssl=settings.verify_tls)
+    pool = (in_flight or InFlight()).connections
+    connector = aiohttp.TCPConnector(limit=pool, limit_per_host=pool, ssl=settings.verify_tls)
     async with aiohttp.ClientSession(
         connector=connector,
         timeout=client_timeout(settings),

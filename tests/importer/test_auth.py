@@ -13,7 +13,7 @@ import pytest
 
 from importer.emulator import ClientApp, Emulator, EmulatorConfig, Faults, running_emulator
 from importer.errors import AuthError, ConfigError
-from importer.targets import TI_DEFAULT_AUDIENCE
+from importer.targets.ti.rules import DEFAULT_AUDIENCE as TI_DEFAULT_AUDIENCE
 from importer.transport.connection import ConnectionSettings, Secret
 from importer.transport.http import HttpClient, open_http
 from importer.transport.stats import TransportStats

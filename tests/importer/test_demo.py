@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from importer.cli import main
-from importer.cli.demo import demo, sample_files
+from importer.demo import demo, sample_files
 
 
 def test_demo_imports_every_sample_once_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:

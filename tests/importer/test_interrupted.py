@@ -11,14 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from feeds.model import Indicator, Kind
-from importer.cli.run import OutputOptions, StateOptions, execute
 from importer.emulator import Emulator
 from importer.model import ResolvedDefinition
 from importer.report.counts import RunReport
-from importer.settings import FeedSettings, RunSettings, Tuning
+from importer.run import run_import
+from importer.settings import FeedSettings, OutputOptions, RunSettings, StateOptions, Tuning
 from importer.state.journal import Journal
 from importer.state.store import tenant_key
-from importer.targets import open_target
+from importer.targets.registry import open_target
 from importer.transport.stats import TransportStats
 from tests.importer.conftest import connection_settings
 from tests.importer.test_pipeline import spec
@@ -40,7 +40,7 @@ async def run(emu: Emulator, state: Path, *feeds: tuple[str, Path]) -> RunReport
         feeds=tuple(FeedSettings(str(path), spec(name)) for name, path in feeds),
         tuning=Tuning(batch_size=40, workers=4),
     )
-    return await execute(settings, OutputOptions(progress=False), state=StateOptions(path=state))
+    return await run_import(settings, OutputOptions(progress=False), state=StateOptions(path=state))
 
 
 async def test_a_killed_runs_other_feed_is_listed_when_it_next_runs(

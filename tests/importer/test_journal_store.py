@@ -10,14 +10,13 @@ import pytest
 
 from feeds.model import Indicator, Kind
 from importer.errors import ConfigError
-from importer.model import DefinitionSpec, ResolvedDefinition
+from importer.model import ResolvedDefinition
 from importer.state.journal import Journal
 from importer.state.store import JournalPresent
+from tests.helpers import spec_for
 
 DEFINITIONS = [
-    ResolvedDefinition(
-        id=str(n), spec=DefinitionSpec(name=f"feed {n}", title="t", description="d"), outcome="found"
-    )
+    ResolvedDefinition(id=str(n), spec=spec_for(f"feed {n}", title="t", description="d"), outcome="found")
     for n in (1, 2)
 ]
 

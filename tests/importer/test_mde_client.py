@@ -13,21 +13,17 @@ import pytest
 from feeds.model import Detection, Indicator, Kind
 from importer.emulator import Emulator, EmulatorConfig, running_emulator
 from importer.errors import ConfigError, PermanentError
-from importer.model import DefinitionSpec, RemoteIndicator
-from importer.targets.mde.client import (
-    MDE_DEFAULT_AUDIENCE,
-    MdeClient,
-    MdePace,
-    check_spec,
-    indicator_body,
-    remote_indicator,
-)
+from importer.model import RemoteIndicator
+from importer.targets.mde.client import MdeClient, indicator_body, remote_indicator
+from importer.targets.mde.rules import DEFAULT_AUDIENCE as MDE_DEFAULT_AUDIENCE
+from importer.targets.mde.rules import MdePace, check_definition
 from importer.transport.http import open_http
 from importer.transport.ratelimit import WindowLimiter
 from importer.transport.stats import TransportStats
+from tests.helpers import spec_for
 from tests.importer.conftest import FakeTime, connection_settings
 
-SPEC = DefinitionSpec(name="feed-a", title="Feed A", description="Indicators from feed A")
+SPEC = spec_for("feed-a", "mde", title="Feed A", description="Indicators from feed A")
 
 
 @asynccontextmanager
@@ -56,14 +52,15 @@ def sha1(n: int) -> str:
 
 # --- wire JSON ---------------------------------------------------------------------------------------
 def test_indicator_body_stamps_the_definition_and_maps_every_kind() -> None:
-    spec = DefinitionSpec(
-        name="f",
+    spec = spec_for(
+        "f",
+        "mde",
         title="T",
         description="D",
         severity="High",
         recommended_action="Isolate the host",
         expires_at=datetime(2030, 1, 2, 3, 4, 5),
-        rbac_group_names=("SOC", "Tier2"),
+        rbac_groups=("SOC", "Tier2"),
         application="feedapp",
     )
     kinds = {
@@ -97,20 +94,22 @@ def test_indicator_body_stamps_the_definition_and_maps_every_kind() -> None:
     assert not {"recommendedActions", "rbacGroupNames", "application"} & body.keys()
 
 
-def test_check_spec_refuses_what_the_api_would_refuse_for_every_indicator() -> None:
-    check_spec(SPEC)
+def test_check_definition_refuses_what_the_api_would_refuse_for_every_indicator() -> None:
+    check_definition(SPEC)
     bad = {
-        "title": DefinitionSpec(name="f", title=" ", description="d"),
-        "description": DefinitionSpec(name="f", title="t", description=""),
-        "action must be": DefinitionSpec(name="f", title="t", description="d", action="Nuke"),
-        "Audit requires": DefinitionSpec(name="f", title="t", description="d", generate_alert=False),
-        "severity": DefinitionSpec(name="f", title="t", description="d", severity="Catastrophic"),
-        "exact values": DefinitionSpec(name="f", title="t", description="d", detection=Detection.CONTAINS),
+        "title": spec_for("f", "mde", title=" ", description="d"),
+        "description": spec_for("f", "mde", title="t", description=""),
+        "'action' must be": spec_for("f", "mde", title="t", description="d", action="Nuke"),
+        "Audit requires": spec_for("f", "mde", title="t", description="d", generate_alert=False),
+        "severity": spec_for("f", "mde", title="t", description="d", severity="Catastrophic"),
+        "exact values": spec_for(
+            "f", "mde", title="t", description="d", detection_function=Detection.CONTAINS
+        ),
     }
     for words, spec in bad.items():
         with pytest.raises(ConfigError, match=words):
-            check_spec(spec)
-    check_spec(DefinitionSpec(name="f", title="t", description="d", action="Block", generate_alert=False))
+            check_definition(spec)
+    check_definition(spec_for("f", "mde", title="t", description="d", action="Block", generate_alert=False))
 
 
 def test_remote_indicator_maps_types_back_to_kinds() -> None:
@@ -198,7 +197,7 @@ async def test_import_answers_per_item_in_order(fake_time: FakeTime) -> None:
 
 async def test_listing_pages_with_top_and_skip(fake_time: FakeTime) -> None:
     async with mde_client(fake_time, page_size=4) as (_, client):
-        other = DefinitionSpec(name="b", title="Feed B", description="d")
+        other = spec_for("b", "mde", title="Feed B", description="d")
         await client.import_indicators(
             [indicator_body(Indicator(Kind.SHA1, sha1(i), "f"), SPEC) for i in range(10)]
         )

@@ -14,22 +14,24 @@ import pytest
 from feeds.model import Detection, Indicator, Kind
 from importer.emulator import DEMO_CLIENT, Emulator, EmulatorConfig, Faults, running_emulator
 from importer.errors import AuthError, ConfigError
-from importer.model import BatchResult, DefinitionSpec, Headroom, ResolvedDefinition
-from importer.targets import open_target
+from importer.model import BatchResult, Headroom, InFlight, ResolvedDefinition
 from importer.targets.base import HasHeadroom
-from importer.targets.mde.client import MdePace
+from importer.targets.mde.rules import MdePace
 from importer.targets.mde.target import MdeTarget, open_mde_target
+from importer.targets.registry import open_target
 from importer.transport.connection import Secret
 from importer.transport.stats import TransportStats
+from tests.helpers import spec_for
 from tests.importer.conftest import FakeTime, connection_settings
 
-SPEC = DefinitionSpec(
-    name="feed-a",
+SPEC = spec_for(
+    "feed-a",
+    "mde",
     title="Feed A",
     description="Indicators from feed A",
     severity="High",
     recommended_action="Isolate the device",
-    rbac_group_names=("SOC",),
+    rbac_groups=("SOC",),
     application="ti-import",
 )
 MIXED = [
@@ -133,7 +135,7 @@ async def test_a_definition_the_api_would_refuse_is_a_config_error(fake_time: Fa
     async with emulated(fake_time) as emu, mde_target(emu, fake_time, TransportStats()) as target:
         with pytest.raises(ConfigError, match="Audit requires generate_alert"):
             await target.resolve_definition(
-                DefinitionSpec(name="f", title="t", description="d", generate_alert=False), dry_run=False
+                spec_for("f", "mde", title="t", description="d", generate_alert=False), dry_run=False
             )
 
 
@@ -185,8 +187,12 @@ async def test_batch_delete_in_chunks_of_500(fake_time: FakeTime) -> None:
     stats = TransportStats()
     async with emulated(fake_time) as emu, mde_target(emu, fake_time, stats) as target:
         definition = await target.resolve_definition(SPEC, dry_run=False)
-        result = await target.send(definition, sha1s(1200))
-        ids = [remote_id for _, remote_id in result.imported]
+        items, step = sha1s(1200), target.max_batch
+        ids = [
+            remote_id
+            for start in range(0, len(items), step)
+            for _, remote_id in (await target.send(definition, items[start : start + step])).imported
+        ]
         requests = stats.requests
         deleted = await target.delete(definition, [*ids[:1100], "no-such-id"])
         delete_calls = stats.requests - requests
@@ -198,7 +204,7 @@ async def test_batch_delete_in_chunks_of_500(fake_time: FakeTime) -> None:
 
 
 async def test_existing_pages_through_the_title_only(fake_time: FakeTime) -> None:
-    other = DefinitionSpec(name="feed-b", title="Feed B", description="from B")
+    other = spec_for("feed-b", "mde", title="Feed B", description="from B")
     stats = TransportStats()
     async with emulated(fake_time) as emu, mde_target(emu, fake_time, stats, page_size=7) as target:
         a = await target.resolve_definition(SPEC, dry_run=False)
@@ -289,7 +295,9 @@ async def test_the_documented_pace_meets_no_429s_scaled(scale: float) -> None:
     stats = TransportStats()
     async with running_emulator(EmulatorConfig(mde_window_scale=scale)) as emu:
         settings = connection_settings(emu, api="mde")
-        async with open_mde_target(settings, stats, pace=MdePace(scale=scale), workers=8) as target:
+        async with open_mde_target(
+            settings, stats, pace=MdePace(scale=scale), in_flight=InFlight(8)
+        ) as target:
             definition = await target.resolve_definition(SPEC, dry_run=False)
             started = time.monotonic()
             result = await send_all(target, definition, sha1s(calls * per_call), batch=per_call, workers=8)

@@ -11,15 +11,16 @@ from typing import Any
 
 import pytest
 
-from importer.cli.run import OutputOptions, StateOptions, execute
 from importer.emulator import Emulator, EmulatorConfig, running_emulator
 from importer.errors import ConfigError
-from importer.model import ResolvedDefinition
+from importer.fields import MIRROR
+from importer.model import Options, ResolvedDefinition
 from importer.report.counts import RunReport
-from importer.settings import FeedSettings, RunSettings, Tuning
+from importer.run import run_import
+from importer.settings import FeedSettings, OutputOptions, RunSettings, StateOptions, Tuning
 from importer.state.journal import Journal
 from importer.state.store import tenant_key
-from importer.targets import open_target
+from importer.targets.registry import open_target
 from importer.transport.stats import TransportStats
 from tests.importer.conftest import FakeTime, connection_settings
 from tests.importer.test_pipeline import spec
@@ -40,7 +41,7 @@ def settings(emu: Emulator, feed: Path, *, mirror: bool = False, api: str = "ti"
     return RunSettings(
         target="mde" if api == "mde" else "ti",
         connection=connection_settings(emu, api=api),
-        feeds=(FeedSettings(str(feed), spec("Mirrored"), mirror=mirror),),
+        feeds=(FeedSettings(str(feed), spec("Mirrored"), Options({MIRROR.key: mirror})),),
         tuning=Tuning(batch_size=40, workers=4),
         **kw,
     )
@@ -51,7 +52,7 @@ async def run(
 ) -> RunReport:
     options = {k: kw.pop(k) for k in ("reconcile", "force", "mirror_max_share") if k in kw}
     timing: dict[str, Any] = {} if fake is None else {"sleep": fake.sleep, "clock": fake.clock}
-    return await execute(
+    return await run_import(
         settings(emu, feed, mirror=mirror, **kw),
         OutputOptions(progress=False),
         state=StateOptions(path=state, **options),
@@ -161,7 +162,7 @@ async def test_mde_past_the_cap_imports_up_to_it_and_exits_1(tmp_path: Path, fak
 
 async def test_mirror_needs_the_journal(emulator: Emulator, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="needs the state journal"):
-        await execute(
+        await run_import(
             settings(emulator, write_feed(tmp_path / "a.txt", range(3)), mirror=True),
             OutputOptions(progress=False),
             state=dataclasses.replace(StateOptions(), path=None),

@@ -11,19 +11,21 @@ from pathlib import Path
 from typing import Any
 
 from feeds.model import Indicator
-from importer.cli.run import OutputOptions, execute
 from importer.emulator import Emulator, EmulatorConfig, Faults, running_emulator
-from importer.model import BatchResult, DefinitionSpec, RemoteIndicator, ResolvedDefinition
+from importer.fields import FORMAT
+from importer.model import BatchResult, DefinitionSpec, InFlight, Options, RemoteIndicator, ResolvedDefinition
 from importer.pipeline.engine import PipelineOptions, run_pipeline
 from importer.pipeline.progress import NoProgress
 from importer.pipeline.sources import job_for
 from importer.report.counts import BUCKETS, RunReport
-from importer.settings import FeedSettings, RunSettings, Tuning
+from importer.run import run_import
+from importer.settings import FeedSettings, OutputOptions, RunSettings, Tuning
+from tests.helpers import spec_for
 from tests.importer.conftest import FakeTime, connection_settings
 
 
 def spec(name: str) -> DefinitionSpec:
-    return DefinitionSpec(name=name, title=f"Test {name}", description=f"test feed {name}")
+    return spec_for(name, title=f"Test {name}", description=f"test feed {name}")
 
 
 def write_csv(path: Path, rows: int) -> Path:
@@ -107,7 +109,7 @@ async def test_three_formats_concurrently_under_three_definitions_then_rerun(
         FeedSettings(str(write_list(tmp_path / "hashes.txt", 700, bad_every=100)), spec("list feed")),
     ]
     settings = settings_for(emulator, feeds)
-    first = await execute(settings, OutputOptions(progress=False))
+    first = await run_import(settings, OutputOptions(progress=False))
     assert_adds_up(first)
     by_name = {f.name: f for f in first.feeds}
     assert by_name["csv feed"].imported == 301  # 300 IPs + one domain
@@ -126,7 +128,7 @@ async def test_three_formats_concurrently_under_three_definitions_then_rerun(
     }
     assert state["totals"]["duplicate_iocs"] == 0
 
-    second = await execute(settings, OutputOptions(progress=False))
+    second = await run_import(settings, OutputOptions(progress=False))
     assert_adds_up(second)
     assert second.totals()["imported"] == 0
     assert second.totals()["already_present"] == 1041
@@ -160,7 +162,7 @@ async def test_under_combined_faults_every_indicator_is_stored_exactly_once(
             max_retry_seconds=3600.0,
             auth_url=emu.auth_url(2),
         )
-        report = await execute(
+        report = await run_import(
             settings, OutputOptions(progress=False), sleep=fake_time.sleep, clock=fake_time.clock
         )
         state = emu.state()
@@ -181,9 +183,9 @@ async def test_bad_and_unreadable_feeds_never_stop_the_others(emulator: Emulator
     feeds = [
         FeedSettings(str(write_list(tmp_path / "mixed.txt", 300, bad_every=3)), spec("mixed")),
         FeedSettings(str(tmp_path / "missing.txt"), spec("missing")),
-        FeedSettings(str(garbage), spec("garbage"), format="list"),
+        FeedSettings(str(garbage), spec("garbage"), Options({FORMAT.key: "list"})),
     ]
-    report = await execute(settings_for(emulator, feeds), OutputOptions(progress=False))
+    report = await run_import(settings_for(emulator, feeds), OutputOptions(progress=False))
     assert_adds_up(report)
     mixed, missing, _ = report.feeds
     assert mixed.imported == 300 and mixed.rejected == 200
@@ -196,7 +198,7 @@ async def test_bad_and_unreadable_feeds_never_stop_the_others(emulator: Emulator
 
 async def test_dry_run_plans_and_writes_nothing(emulator: Emulator, tmp_path: Path) -> None:
     feeds = [FeedSettings(str(write_list(tmp_path / "h.txt", 50)), spec("dry"))]
-    report = await execute(settings_for(emulator, feeds, dry_run=True), OutputOptions(progress=False))
+    report = await run_import(settings_for(emulator, feeds, dry_run=True), OutputOptions(progress=False))
     assert_adds_up(report)
     assert report.feeds[0].would_import == 50 and report.feeds[0].imported == 0
     assert report.feeds[0].definition_outcome == "planned"
@@ -210,7 +212,7 @@ async def test_dry_run_plans_and_writes_nothing(emulator: Emulator, tmp_path: Pa
 
 async def test_single_mode_posts_one_indicator_per_request(emulator: Emulator, tmp_path: Path) -> None:
     feeds = [FeedSettings(str(write_list(tmp_path / "h.txt", 60)), spec("single"))]
-    report = await execute(settings_for(emulator, feeds, mode="single"), OutputOptions(progress=False))
+    report = await run_import(settings_for(emulator, feeds, mode="single"), OutputOptions(progress=False))
     assert report.feeds[0].imported == 60
     assert report.transport.requests >= 60
     assert emulator.state()["totals"]["iocs"] == 60
@@ -248,9 +250,9 @@ async def test_memory_is_bounded_by_the_queue_not_the_feed(tmp_path: Path) -> No
     """Read-but-unsent indicators never exceed (workers + queue + 1) batches plus one read chunk."""
     source = write_list(tmp_path / "h.txt", 30_000)
     target = _SlowTarget()
-    options = PipelineOptions(batch_size=100, workers=4, chunk=1000)
+    options = PipelineOptions(batch_size=100, in_flight=InFlight(4), chunk=1000)
     peak = 0
-    job = job_for(FeedSettings(str(source), spec("bounded")))
+    job = job_for(str(source), spec("bounded"))
 
     class Spy(NoProgress):
         reads = 0
@@ -290,7 +292,7 @@ async def test_an_http_source_is_downloaded_by_streaming(emulator: Emulator, tmp
             FeedSettings(f"http://127.0.0.1:{port}/feed.txt", spec("served")),
             FeedSettings(f"http://127.0.0.1:{port}/gone.txt", spec("gone")),
         ]
-        report = await execute(settings_for(emulator, feeds), OutputOptions(progress=False))
+        report = await run_import(settings_for(emulator, feeds), OutputOptions(progress=False))
     finally:
         await runner.cleanup()
     served, gone = report.feeds

@@ -10,24 +10,22 @@ import pytest
 
 from feeds.model import Detection, Indicator, Kind, Rejected
 from importer.errors import ConfigError
-from importer.model import DefinitionSpec
-from importer.pipeline.rejects import (
-    RejectsWriter,
-    read_retry_groups,
-    retry_indicators,
-    spec_from_json,
-    spec_to_json,
-)
+from importer.fields import COMMON, definition_from_json, definition_to_json
+from importer.pipeline.rejects import RejectsWriter, read_retry_groups, retry_indicators
 from importer.report.counts import BUCKETS, FeedReport, RunReport
+from importer.targets.registry import package
 from importer.transport.stats import TransportStats
+from tests.helpers import spec_for
 
-SPEC = DefinitionSpec(
-    name="feed A",
+ROWS = COMMON + package("ti").fields
+
+SPEC = spec_for(
+    "feed A",
     title="T",
     description="D",
     severity="High",
     category="Malware",
-    detection=Detection.EQUALS,
+    detection_function=Detection.EQUALS,
     expires_at=datetime(2030, 1, 1, tzinfo=UTC),
 )
 
@@ -112,19 +110,23 @@ def test_rejects_file_round_trip_keeps_only_retryable_lines(tmp_path: Path) -> N
     assert all({"feed", "origin", "raw", "reason", "retryable"} <= set(line) for line in lines)
     assert [line["retryable"] for line in lines] == [False, False, True]
 
-    (group,) = read_retry_groups(path)
+    (group,) = read_retry_groups(path, ROWS)
     assert group.definition == SPEC and group.count == 1
     assert list(retry_indicators(path, "feed A")) == [failed]
-    assert spec_from_json(spec_to_json(SPEC)) == SPEC
+    assert definition_from_json(definition_to_json(SPEC), ROWS) == SPEC
+    # A rejects file written before the options were named by the fields table reads the same.
+    legacy = {**definition_to_json(SPEC), "detection": "Equals"}
+    del legacy["detection_function"]
+    assert definition_from_json(legacy, ROWS) == SPEC
 
 
 def test_a_broken_rejects_file_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
     path.write_text('{"retryable": true}\nnot json\n')
     with pytest.raises(ConfigError, match="lacks a valid 'definition'"):
-        read_retry_groups(path)
+        read_retry_groups(path, ROWS)
     with pytest.raises(ConfigError, match="does not exist"):
-        read_retry_groups(tmp_path / "none.jsonl")
+        read_retry_groups(tmp_path / "none.jsonl", ROWS)
 
 
 def test_summary_names_the_commonest_reasons_across_feeds() -> None:
@@ -137,6 +139,9 @@ def test_summary_names_the_commonest_reasons_across_feeds() -> None:
     start = lines.index("not imported, by reason (--rejects lists every record):")
     assert lines[start + 1].split(None, 1) == ["6", "the ti target has no URL indicator type"]
     assert [line.split(None, 1)[1] for line in lines[start + 2 : start + 6]] == [
-        "reason 1", "reason 2", "reason 3", "reason 4"
+        "reason 1",
+        "reason 2",
+        "reason 3",
+        "reason 4",
     ]
     assert lines[start + 6].split(None, 1) == ["2", "2 other reasons"]

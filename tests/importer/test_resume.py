@@ -82,7 +82,8 @@ asyncio.run(main())
 _FAST_IMPORTER = """
 import asyncio, sys, time
 from pathlib import Path
-from importer.cli.run import OutputOptions, StateOptions, execute
+from importer.run import run_import
+from importer.settings import OutputOptions, StateOptions
 from importer.settings import CliOptions, load_run_settings
 factor, config, state, report = float(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
 start = time.monotonic()
@@ -91,7 +92,7 @@ def clock():
 async def sleep(seconds):
     await asyncio.sleep(max(0.0, seconds) / factor)
 settings = load_run_settings(CliOptions(config=config))
-result = asyncio.run(execute(settings, OutputOptions(progress=False, report=report), sleep=sleep,
+result = asyncio.run(run_import(settings, OutputOptions(progress=False, report=report), sleep=sleep,
                              clock=clock, state=StateOptions(path=state)))
 sys.exit(result.exit_code())
 """

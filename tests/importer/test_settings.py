@@ -10,7 +10,10 @@ import pytest
 
 from feeds.model import Detection
 from importer.errors import ConfigError
-from importer.settings import CliOptions, default_definition_name, load_run_settings, parse_rate
+from importer.fields import DETECTION_FUNCTION, FORMAT, SEVERITY, TITLE, default_definition_name
+from importer.settings import CliOptions, load_run_settings, parse_rate
+from importer.targets.mde.fields import ACTION, APPLICATION, GENERATE_ALERT, RBAC_GROUPS
+from importer.targets.ti.fields import CATEGORY, ENABLED
 
 ENV = {
     "TI_CLIENT_ID": "app-id",
@@ -28,11 +31,13 @@ def write(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
 
 
 def test_flags_build_one_feed_with_defaults_and_environment_credentials() -> None:
-    settings = load_run_settings(CliOptions(feeds=("data/bad-hashes.csv",), severity="high"), ENV, now=NOW)
+    settings = load_run_settings(
+        CliOptions(feeds=("data/bad-hashes.csv",), feed_options={"severity": "high"}), ENV, now=NOW
+    )
     (feed,) = settings.feeds
     assert feed.definition.name == "bad-hashes.csv"
-    assert feed.definition.severity == "High"
-    assert feed.definition.title == "Threat intelligence: bad-hashes.csv"
+    assert feed.definition[SEVERITY] == "High"
+    assert feed.definition[TITLE] == "Threat intelligence: bad-hashes.csv"
     assert settings.connection.client_id == "app-id"
     assert settings.connection.client_secret.reveal() == "s3cret-value"
     assert settings.connection.api_url == "https://ti.securitycenter.windows.com/V1.0/"
@@ -70,11 +75,11 @@ format = "list"
     env = {"TI_CLIENT_SECRET": "x"}
     settings = load_run_settings(CliOptions(config=path, workers=8), env, now=NOW)
     first, second = settings.feeds
-    assert first.definition.name == "Abuse feed" and first.definition.category == "Malware"
-    assert first.definition.detection is Detection.STARTS_WITH
+    assert first.definition.name == "Abuse feed" and first.definition[CATEGORY] == "Malware"
+    assert first.definition[DETECTION_FUNCTION] is Detection.STARTS_WITH
     assert first.definition.expires_at == NOW + timedelta(days=30)
-    assert first.definition.enabled is False
-    assert second.definition.name == "hashes.txt.gz" and second.format == "list"
+    assert first.definition[ENABLED] is False
+    assert second.definition.name == "hashes.txt.gz" and second[FORMAT] == "list"
     assert settings.connection.auth_url == "https://login.windows.net/contoso/oauth2/token"
     assert settings.connection.api_url == "http://127.0.0.1:9/V1.0/"
     assert settings.connection.client_id == "from-file"
@@ -118,7 +123,10 @@ def test_a_secret_in_a_world_readable_config_file_warns(
         ("[[feed]]\nsource = 'a'\nsevrity = 'High'\n", "[[feed]] #1: unknown key 'sevrity'"),
         ("[[feed]]\nname = 'x'\n", "key 'source' is required"),
         ("[[feed]]\nsource = 'a'\nexpire_days = 'ten'\n", "key 'expire_days' must be a int"),
-        ("[[feed]]\nsource = 'a'\ndetection_function = 'Like'\n", "detection function must be one of"),
+        (
+            "[[feed]]\nsource = 'a'\ndetection_function = 'Like'\n",
+            "#1: key 'detection_function' must be one of Equals",
+        ),
         ("[tuning]\nworkers = 0\n[[feed]]\nsource = 'a'\n", "number of workers must be between 1 and 256"),
         (
             "[[feed]]\nsource = 'a'\n[[feed]]\nsource = 'b/a'\n",
@@ -156,9 +164,9 @@ def test_usage_conflicts(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not both"):
         load_run_settings(CliOptions(feeds=("b",), config=path), ENV)
     with pytest.raises(ConfigError, match="apply to FEED arguments"):
-        load_run_settings(CliOptions(config=path, severity="High"), ENV)
+        load_run_settings(CliOptions(config=path, feed_options={"severity": "High"}), ENV)
     with pytest.raises(ConfigError, match="names one feed"):
-        load_run_settings(CliOptions(feeds=("a", "b"), name="x"), ENV)
+        load_run_settings(CliOptions(feeds=("a", "b"), feed_options={"name": "x"}), ENV)
     with pytest.raises(ConfigError, match="no feed to import"):
         load_run_settings(CliOptions(), ENV)
     with pytest.raises(ConfigError, match="does not exist"):
@@ -195,8 +203,26 @@ def test_mde_fields_of_a_feed_come_from_the_config_file(tmp_path: Path) -> None:
     )
     (feed,) = load_run_settings(CliOptions(config=path), ENV, now=NOW).feeds
     spec = feed.definition
-    assert (spec.action, spec.generate_alert, spec.application) == ("Block", False, "ti-importer")
-    assert spec.rbac_group_names == ("Servers", "Laptops")
-    bad = write(tmp_path, '[[feed]]\nsource = "a.csv"\naction = "Nuke"\n')
-    with pytest.raises(ConfigError, match=r"key 'action' must be one of Alert, Warn, Block"):
+    assert (spec[ACTION], spec[GENERATE_ALERT], spec[APPLICATION]) == ("Block", False, "ti-importer")
+    assert spec[RBAC_GROUPS] == ("Servers", "Laptops")
+    bad = write(tmp_path, '[target]\nname = "mde"\n[[feed]]\nsource = "a.csv"\naction = "Nuke"\n')
+    with pytest.raises(ConfigError, match=r"\[\[feed\]\] #1: key 'action' must be one of Alert, Warn, Block"):
         load_run_settings(CliOptions(config=bad), ENV, now=NOW)
+
+
+def test_an_option_of_another_target_is_refused_naming_the_key(tmp_path: Path) -> None:
+    # Silently ignoring it would leave the user believing Block (or a category) was applied.
+    mde_key = write(tmp_path, '[[feed]]\nsource = "a.csv"\naction = "Block"\n')
+    with pytest.raises(ConfigError, match=r"#1: key 'action' applies to the mde target only .*is ti\)"):
+        load_run_settings(CliOptions(config=mde_key), ENV, now=NOW)
+    with pytest.raises(ConfigError, match=r"key 'category' applies to the ti target only"):
+        load_run_settings(
+            CliOptions(feeds=("a.csv",), target="mde", feed_options={"category": "Malware"}), ENV, now=NOW
+        )
+
+
+def test_the_batch_size_is_bounded_by_the_targets_largest_request() -> None:
+    feeds = ("a.csv",)
+    assert load_run_settings(CliOptions(feeds=feeds, batch_size=5000), ENV, now=NOW).tuning.batch_size == 5000
+    with pytest.raises(ConfigError, match=r"between 1 and 500 \(the most one request to the mde target"):
+        load_run_settings(CliOptions(feeds=feeds, target="mde", batch_size=501), ENV, now=NOW)

@@ -12,8 +12,7 @@ import pytest
 from feeds.model import Detection, Indicator, Kind
 from importer.emulator import Emulator, EmulatorConfig, Faults, running_emulator
 from importer.errors import ConfigError, PermanentError, QuotaError, RetryableError, ThrottledError
-from importer.model import DefinitionSpec, RemoteIndicator
-from importer.targets import TI_DEFAULT_AUDIENCE
+from importer.model import RemoteIndicator
 from importer.targets.ti.client import (
     TiClient,
     definition_body,
@@ -21,11 +20,13 @@ from importer.targets.ti.client import (
     ioc_body,
     remote_indicator,
 )
+from importer.targets.ti.rules import DEFAULT_AUDIENCE as TI_DEFAULT_AUDIENCE
 from importer.transport.http import open_http
 from importer.transport.stats import TransportStats
+from tests.helpers import spec_for
 from tests.importer.conftest import FakeTime, connection_settings
 
-SPEC = DefinitionSpec(name="feed-a", title="Feed A", description="Indicators from feed A")
+SPEC = spec_for("feed-a", title="Feed A", description="Indicators from feed A")
 
 
 @asynccontextmanager
@@ -81,10 +82,10 @@ def test_definition_body_refuses_overlong_fields() -> None:
     body = definition_body(SPEC)
     assert body["Name"] == "feed-a"
     assert body["InternalDescription"] == body["UxDescription"] == "Indicators from feed A"
-    with pytest.raises(ConfigError, match=r"title is 121 characters long.*at most 120 for Title"):
-        definition_body(DefinitionSpec(name="n", title="t" * 121, description="d"))
-    with pytest.raises(ConfigError, match=r"description is 351 characters.*InternalDescription"):
-        definition_body(DefinitionSpec(name="n", title="t", description="d" * 351))
+    with pytest.raises(ConfigError, match=r"'title' is 121 characters long.*at most 120 for Title"):
+        definition_body(spec_for("n", title="t" * 121, description="d"))
+    with pytest.raises(ConfigError, match=r"'description' is 351 characters.*InternalDescription"):
+        definition_body(spec_for("n", title="t", description="d" * 351))
     assert definition_changes({**body, "Id": 1}, body) == {}
     assert definition_changes({**body, "Severity": "Low"}, {**body, "Severity": "High"}) == {
         "Severity": "High"
@@ -105,7 +106,7 @@ async def test_definition_create_find_patch(emulator: Emulator, fake_time: FakeT
     async with ti_client(emulator, fake_time, TransportStats()) as client:
         assert await client.find_definitions("feed-a") == []
         created = await client.create_definition(definition_body(SPEC))
-        await client.create_definition(definition_body(DefinitionSpec("feed-b", "B", "b")))
+        await client.create_definition(definition_body(spec_for("feed-b", title="B", description="b")))
         found = await client.find_definitions("feed-a")
         assert [d["Id"] for d in found] == [created["Id"]]
         patched = await client.patch_definition(str(created["Id"]), {"Severity": "High"})
@@ -120,7 +121,7 @@ async def test_paging_follows_next_links_and_returns_everything_once(
     stats = TransportStats()
     async with ti_client(emulator, fake_time, stats) as client:
         definition = await client.create_definition(definition_body(SPEC))
-        other = await client.create_definition(definition_body(DefinitionSpec("other", "O", "o")))
+        other = await client.create_definition(definition_body(spec_for("other", title="O", description="o")))
         bodies = [
             ioc_body(
                 Indicator(Kind.SHA1, sha1(i), "f"), str(definition["Id"]), detection=None, expires_at=None

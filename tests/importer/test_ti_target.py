@@ -15,20 +15,22 @@ import pytest
 from feeds.model import Indicator, Kind
 from importer.emulator import DEMO_CLIENT, Emulator, EmulatorConfig, Faults, running_emulator
 from importer.errors import AuthError, ConfigError, QuotaError, RetryableError
-from importer.model import BatchResult, DefinitionSpec, ResolvedDefinition
+from importer.model import BatchResult, InFlight, ResolvedDefinition
 from importer.pipeline.engine import run_pipeline
 from importer.pipeline.sources import job_for
 from importer.report.counts import EXIT_FAILED
 from importer.settings import FeedSettings
-from importer.targets import TI_DEFAULT_AUDIENCE, open_target
+from importer.targets.registry import open_target
 from importer.targets.ti.client import TiClient
+from importer.targets.ti.rules import DEFAULT_AUDIENCE as TI_DEFAULT_AUDIENCE
 from importer.targets.ti.target import TiTarget
 from importer.transport.connection import Secret
 from importer.transport.http import HttpClient, open_http
 from importer.transport.stats import TransportStats
+from tests.helpers import spec_for
 from tests.importer.conftest import FakeTime, FastTime, connection_settings
 
-SPEC = DefinitionSpec(name="feed-a", title="Feed A", description="Indicators from feed A")
+SPEC = spec_for("feed-a", title="Feed A", description="Indicators from feed A")
 
 
 @asynccontextmanager
@@ -43,7 +45,7 @@ async def ti_target(
 ) -> AsyncIterator[TiTarget]:
     settings = connection_settings(emu, **overrides)
     async with open_target(
-        "ti", settings, stats, sleep=fake.sleep, clock=fake.clock, bulk=bulk, workers=workers
+        "ti", settings, stats, sleep=fake.sleep, clock=fake.clock, bulk=bulk, in_flight=InFlight(workers)
     ) as t:
         assert isinstance(t, TiTarget)
         yield t
@@ -96,9 +98,7 @@ async def test_resolve_definition_creates_finds_updates_and_plans(
         assert [r async for r in target.existing(planned)] == []
         created = await target.resolve_definition(SPEC, dry_run=False)
         found = await target.resolve_definition(SPEC, dry_run=False)
-        changed = DefinitionSpec(
-            name="feed-a", title="Feed A", description="Indicators from feed A", severity="High"
-        )
+        changed = spec_for("feed-a", title="Feed A", description="Indicators from feed A", severity="High")
         assert (await target.resolve_definition(changed, dry_run=True)).outcome == "planned"
         updated = await target.resolve_definition(changed, dry_run=False)
     assert created.outcome == "created" and found.outcome == "found" and updated.outcome == "updated"
@@ -111,7 +111,7 @@ async def test_a_refused_definition_is_a_config_error(emulator: Emulator, fake_t
     async with ti_target(emulator, fake_time, TransportStats()) as target:
         with pytest.raises(ConfigError, match=r"refused the alert definition 'feed-a'.*Severity"):
             await target.resolve_definition(
-                DefinitionSpec(name="feed-a", title="t", description="d", severity="Catastrophic"),
+                spec_for("feed-a", title="t", description="d", severity="Catastrophic"),
                 dry_run=False,
             )
 
@@ -179,13 +179,13 @@ async def test_a_full_definitions_quota_fails_that_feed_not_the_configuration(
     first, second = tmp_path / "a.txt", tmp_path / "b.txt"
     first.write_text("".join(f"{i:040x}\n" for i in range(5)))
     second.write_text("".join(f"{i:040x}\n" for i in range(100, 103)))
-    specs = [SPEC, DefinitionSpec("feed-b", "B", "b")]
+    specs = [SPEC, spec_for("feed-b", title="B", description="b")]
     feeds = [FeedSettings(str(first), specs[0]), FeedSettings(str(second), specs[1])]
     async with (
         running_emulator(EmulatorConfig(max_alert_definitions=1)) as emu,
         ti_target(emu, fake_time, TransportStats()) as target,
     ):
-        report = await run_pipeline(target, [job_for(f) for f in feeds])
+        report = await run_pipeline(target, [job_for(f.source, f.definition) for f in feeds])
         # The two feeds resolve their definitions concurrently: whichever came first got the one slot.
         won = 0 if report.feeds[0].imported else 1
         winner, loser = report.feeds[won], report.feeds[1 - won]
@@ -261,7 +261,7 @@ async def test_lost_answers_in_single_mode_leave_no_duplicates(fake_time: FakeTi
 async def test_existing_pages_through_the_definition(emulator: Emulator, fake_time: FakeTime) -> None:
     async with ti_target(emulator, fake_time, TransportStats()) as target:
         definition = await target.resolve_definition(SPEC, dry_run=False)
-        other = await target.resolve_definition(DefinitionSpec("other", "O", "o"), dry_run=False)
+        other = await target.resolve_definition(spec_for("other", title="O", description="o"), dry_run=False)
         sent = await target.send(definition, sha1s(30))
         await target.send(other, sha1s(5, start=100))
         held = [r async for r in target.existing(definition)]
@@ -367,7 +367,7 @@ async def test_token_expiring_mid_run_under_throttling_with_64_concurrent_upload
     async with running_emulator(config) as emu:
         settings = connection_settings(emu, max_attempts=6, max_retry_seconds=600.0)
         async with open_target(
-            "ti", settings, stats, sleep=fast.sleep, clock=fast.clock, workers=64
+            "ti", settings, stats, sleep=fast.sleep, clock=fast.clock, in_flight=InFlight(64)
         ) as target:
             definition = await target.resolve_definition(SPEC, dry_run=False)
             started = fast.clock()

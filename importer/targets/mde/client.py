@@ -21,48 +21,27 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-from feeds.model import Detection, Indicator, Kind
-from importer.errors import AmbiguousWriteError, ConfigError
+from feeds.model import Indicator, Kind
+from importer.errors import AmbiguousWriteError
+from importer.fields import DESCRIPTION, RECOMMENDED_ACTION, SEVERITY, TITLE
 from importer.model import DefinitionSpec, RemoteIndicator
 from importer.targets.common import iso_utc, remote_of
+from importer.targets.mde.fields import ACTION, APPLICATION, GENERATE_ALERT, RBAC_GROUPS
+from importer.targets.mde.rules import BATCH_LIMIT, CAP_CODE, MAX_TOP, MDE_TYPES, MdePace
 from importer.transport.http import HttpClient
 from importer.transport.odata import odata_pages, odata_string
 from importer.transport.ratelimit import RateLimiter, WindowLimiter
 
 __all__ = [
-    "ACTIONS",
-    "BATCH_LIMIT",
-    "CAP_CODE",
-    "MAX_TOP",
-    "MDE_DEFAULT_AUDIENCE",
-    "MDE_TYPES",
-    "SEVERITIES",
-    "TENANT_CAP",
     "ImportItem",
     "MdeClient",
-    "MdePace",
-    "check_spec",
     "indicator_body",
     "remote_indicator",
 ]
 
-MDE_DEFAULT_AUDIENCE = "https://api.securitycenter.microsoft.com"  # v2 scope: this + "/.default"
-BATCH_LIMIT = 500  # indicators per import call, ids per BatchDelete call
-MAX_TOP = 10000  # the largest $top the list call takes
-TENANT_CAP = 15000  # active indicators per tenant
-CAP_CODE = "IndicatorLimitExceeded"  # the error code of an indicator refused because the cap is full
-MDE_TYPES: Mapping[Kind, str] = {
-    Kind.MD5: "FileMd5",
-    Kind.SHA1: "FileSha1",
-    Kind.SHA256: "FileSha256",
-    Kind.IPV4: "IpAddress",
-    Kind.IPV6: "IpAddress",
-    Kind.DOMAIN: "DomainName",
-    Kind.URL: "Url",
-}
 _KINDS = {
     "FileMd5": Kind.MD5,
     "FileSha1": Kind.SHA1,
@@ -70,33 +49,7 @@ _KINDS = {
     "DomainName": Kind.DOMAIN,
     "Url": Kind.URL,
 }
-ACTIONS = ("Alert", "Warn", "Block", "Audit", "BlockAndRemediate", "AlertAndBlock", "Allowed")
-SEVERITIES = ("Informational", "Low", "Medium", "High")
 Sleep = Callable[[float], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class MdePace:
-    """How fast to call: the documented limits by default, and a time scale for tests and benchmarks."""
-
-    import_per_minute: float = 30.0  # import and BatchDelete together
-    calls_per_minute: float = 100.0  # every other call...
-    calls_per_hour: int = 1500  # ...and at most this many in any hour
-    scale: float = 1.0  # a "minute" lasts 60 * scale seconds
-
-    def __post_init__(self) -> None:
-        if min(self.import_per_minute, self.calls_per_minute, self.calls_per_hour, self.scale) <= 0:
-            raise ConfigError("the MDE pace needs positive rates and a positive time scale")
-
-    def capped(self, rate_per_minute: float | None) -> MdePace:
-        """This pace, no faster than a configured ``rate_per_minute`` (None: unchanged)."""
-        if rate_per_minute is None:
-            return self
-        return replace(
-            self,
-            import_per_minute=min(self.import_per_minute, rate_per_minute),
-            calls_per_minute=min(self.calls_per_minute, rate_per_minute),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,41 +67,27 @@ class ImportItem:
         return self.failed and (self.reason or "").startswith(CAP_CODE)
 
 
-def check_spec(spec: DefinitionSpec) -> None:
-    """Refuse, as a ConfigError sentence, a definition the API would refuse for every indicator."""
-    for field, value in (("title", spec.title), ("description", spec.description)):
-        if not value or not value.strip():
-            raise ConfigError(f"the alert definition's {field} is empty (the MDE API requires it)")
-    if spec.action not in ACTIONS:
-        raise ConfigError(f"the MDE action must be one of {', '.join(ACTIONS)}, got {spec.action!r}")
-    if spec.action == "Audit" and not spec.generate_alert:
-        raise ConfigError("the MDE action Audit requires generate_alert = true")
-    if spec.severity not in SEVERITIES:
-        raise ConfigError(f"the MDE severity must be one of {', '.join(SEVERITIES)}, got {spec.severity!r}")
-    if spec.detection is not None and spec.detection is not Detection.EQUALS:
-        raise ConfigError(f"the mde target matches exact values only, not detection {spec.detection}")
-
-
 def indicator_body(indicator: Indicator, spec: DefinitionSpec) -> dict[str, Any]:
     """The Indicator JSON: the value and its type, with the feed's definition stamped on it."""
     body: dict[str, Any] = {
         "indicatorValue": indicator.value,
         "indicatorType": MDE_TYPES[indicator.kind],
-        "action": spec.action,
-        "title": spec.title,
-        "description": spec.description,
-        "severity": spec.severity,
-        "generateAlert": spec.generate_alert,
+        "action": spec[ACTION],
+        "title": spec[TITLE],
+        "description": spec[DESCRIPTION],
+        "severity": spec[SEVERITY],
+        "generateAlert": spec[GENERATE_ALERT],
     }
-    if spec.recommended_action:
-        body["recommendedActions"] = spec.recommended_action
+    if spec[RECOMMENDED_ACTION]:
+        body["recommendedActions"] = spec[RECOMMENDED_ACTION]
     expires = indicator.expires or spec.expires_at
     if expires is not None:
         body["expirationTime"] = iso_utc(expires)
-    if spec.rbac_group_names:
-        body["rbacGroupNames"] = list(spec.rbac_group_names)
-    if spec.application:
-        body["application"] = spec.application
+    groups: tuple[str, ...] = spec[RBAC_GROUPS]
+    if groups:
+        body["rbacGroupNames"] = list(groups)
+    if spec[APPLICATION]:
+        body["application"] = spec[APPLICATION]
     return body
 
 

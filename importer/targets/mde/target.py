@@ -32,20 +32,25 @@ from typing import TypeVar
 
 from feeds.model import Detection, Indicator
 from importer.errors import AmbiguousWriteError, ApiError, PermanentError
-from importer.model import BatchResult, DefinitionSpec, Headroom, RemoteIndicator, ResolvedDefinition
-from importer.targets.mde.client import (
+from importer.fields import TITLE
+from importer.model import (
+    BatchResult,
+    DefinitionSpec,
+    Headroom,
+    InFlight,
+    RemoteIndicator,
+    ResolvedDefinition,
+)
+from importer.targets.mde.client import ImportItem, MdeClient, indicator_body, remote_indicator
+from importer.targets.mde.rules import (
     BATCH_LIMIT,
     CAP_CODE,
+    DEFAULT_AUDIENCE,
     MAX_TOP,
-    MDE_DEFAULT_AUDIENCE,
     MDE_TYPES,
     TENANT_CAP,
-    ImportItem,
-    MdeClient,
     MdePace,
-    check_spec,
-    indicator_body,
-    remote_indicator,
+    check_definition,
 )
 from importer.transport.connection import ConnectionSettings
 from importer.transport.http import open_http
@@ -88,14 +93,14 @@ class MdeTarget:
 
     # --- the definition ------------------------------------------------------------------------------
     async def resolve_definition(self, spec: DefinitionSpec, *, dry_run: bool) -> ResolvedDefinition:
-        check_spec(spec)
+        check_definition(spec)
         # Nothing to create or update remotely: the metadata travels with every indicator (an
         # import updates an existing indicator's metadata too). "found" tells the pipeline there
         # is something to list; "created" that a new title holds nothing yet.
-        held = await self._client.any_titled(spec.title)
-        if held:
-            return ResolvedDefinition(spec.title, spec, "found")
-        return ResolvedDefinition(spec.title, spec, "planned" if dry_run else "created")
+        title = spec[TITLE]
+        if await self._client.any_titled(title):
+            return ResolvedDefinition(title, spec, "found")
+        return ResolvedDefinition(title, spec, "planned" if dry_run else "created")
 
     async def existing(self, definition: ResolvedDefinition) -> AsyncIterator[RemoteIndicator]:
         if not definition.id:
@@ -116,9 +121,8 @@ class MdeTarget:
     # --- sending -------------------------------------------------------------------------------------
     async def send(self, definition: ResolvedDefinition, batch: Sequence[Indicator]) -> BatchResult:
         result = BatchResult()
-        if self._bulk:
-            for start in range(0, len(batch), BATCH_LIMIT):
-                await self._import(definition.spec, batch[start : start + BATCH_LIMIT], result)
+        if self._bulk:  # the pipeline's batches fit one import call (max_batch)
+            await self._import(definition.spec, batch, result)
         else:
             for indicator in batch:
                 await self._submit(definition.spec, indicator, result)
@@ -223,10 +227,10 @@ async def open_mde_target(
     settings: ConnectionSettings,
     stats: TransportStats,
     *,
+    in_flight: InFlight | None = None,
+    bulk: bool = True,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
-    bulk: bool = True,
-    workers: int = 16,
     pace: MdePace | None = None,
     cap: int = TENANT_CAP,
     page_size: int = MAX_TOP,
@@ -235,7 +239,7 @@ async def open_mde_target(
     ``settings.rate_per_minute`` when set), ``scale`` included for scaled emulators."""
     pace = (pace or MdePace()).capped(settings.rate_per_minute)
     async with open_http(
-        settings, stats, default_audience=MDE_DEFAULT_AUDIENCE, workers=workers, sleep=sleep, clock=clock
+        settings, stats, default_audience=DEFAULT_AUDIENCE, in_flight=in_flight, sleep=sleep, clock=clock
     ) as http:
         client = MdeClient(http, settings.api_url, pace=pace, page_size=page_size, sleep=sleep, clock=clock)
         yield MdeTarget(client, http.retrier, stats, bulk=bulk, cap=cap)

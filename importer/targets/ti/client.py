@@ -2,7 +2,7 @@
 
 Reads (listings, lookups) retry by themselves and follow paging: ``$top``/``$skip``, and an
 ``@odata.nextLink`` whenever one comes. Writes are single attempts: whether and how to retry a
-write whose answer was lost is the caller's decision (``targets/ti.py``), because only the caller
+write whose answer was lost is the caller's decision (``target.py``), because only the caller
 can check what the server already holds before sending again.
 """
 
@@ -13,15 +13,17 @@ from datetime import datetime
 from typing import Any
 
 from feeds.model import Detection, Indicator, Kind
-from importer.errors import AmbiguousWriteError, ConfigError
+from importer.errors import AmbiguousWriteError
+from importer.fields import DESCRIPTION, RECOMMENDED_ACTION, SEVERITY, TITLE
 from importer.model import DefinitionSpec, RemoteIndicator
 from importer.targets.common import iso_utc, remote_of
+from importer.targets.ti.fields import CATEGORY, ENABLED
+from importer.targets.ti.rules import BULK_LIMIT, TI_TYPES, check_texts
 from importer.transport.http import HttpClient
 from importer.transport.odata import odata_pages, odata_string
 
 __all__ = [
-    "BULK_LIMIT",
-    "TI_TYPES",
+    "PAGE",
     "TiClient",
     "definition_body",
     "definition_changes",
@@ -29,25 +31,8 @@ __all__ = [
     "remote_indicator",
 ]
 
-BULK_LIMIT = 5000  # Actions.BulkUpload takes at most this many entities (atomic)
 PAGE = 1000  # $top of our listings
-TI_TYPES: Mapping[Kind, str] = {
-    Kind.MD5: "Md5",
-    Kind.SHA1: "Sha1",
-    Kind.SHA256: "Sha256",
-    Kind.IPV4: "IpAddress",
-    Kind.IPV6: "IpAddress",
-    Kind.DOMAIN: "DomainName",
-}
 _HASH_KINDS = {"Md5": Kind.MD5, "Sha1": Kind.SHA1, "Sha256": Kind.SHA256, "DomainName": Kind.DOMAIN}
-# Documented limits of AlertDefinition's text properties: (wire name, limit, where it comes from).
-_TEXT_LIMITS = (
-    ("Name", 100, "name"),
-    ("Title", 120, "title"),
-    ("InternalDescription", 350, "description"),
-    ("UxDescription", 500, "description"),
-    ("RecommendedAction", 2000, "recommended_action"),
-)
 _DEFINITION_FIELDS = (
     "Title",
     "Severity",
@@ -60,28 +45,18 @@ _DEFINITION_FIELDS = (
 
 
 def definition_body(spec: DefinitionSpec) -> dict[str, Any]:
-    """The AlertDefinition JSON of ``spec``; a text over its documented length is a ConfigError."""
+    """The AlertDefinition JSON of ``spec``; a text the API would refuse is a ConfigError."""
     body: dict[str, Any] = {
         "Name": spec.name,
-        "Title": spec.title,
-        "Severity": spec.severity,
-        "Category": spec.category,
-        "InternalDescription": spec.description,
-        "UxDescription": spec.description,
-        "RecommendedAction": spec.recommended_action,
-        "Enabled": spec.enabled,
+        "Title": spec[TITLE],
+        "Severity": spec[SEVERITY],
+        "Category": spec[CATEGORY],
+        "InternalDescription": spec[DESCRIPTION],
+        "UxDescription": spec[DESCRIPTION],
+        "RecommendedAction": spec[RECOMMENDED_ACTION],
+        "Enabled": spec[ENABLED],
     }
-    for wire, limit, field in _TEXT_LIMITS:
-        value = body[wire]
-        if value is None:
-            continue
-        if not value.strip() and wire != "RecommendedAction":
-            raise ConfigError(f"the alert definition's {field} is empty (the TI API requires {wire})")
-        if len(value) > limit:
-            raise ConfigError(
-                f"the alert definition's {field} is {len(value)} characters long; the TI API allows "
-                f"at most {limit} for {wire}"
-            )
+    check_texts(body)
     return body
 
 

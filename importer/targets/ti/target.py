@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from feeds.model import Indicator, Kind
@@ -35,22 +37,24 @@ from importer.errors import (
     QuotaError,
     RetryableError,
 )
-from importer.model import BatchResult, DefinitionSpec, RemoteIndicator, ResolvedDefinition
+from importer.fields import DETECTION_FUNCTION
+from importer.model import BatchResult, DefinitionSpec, InFlight, RemoteIndicator, ResolvedDefinition
 from importer.targets.common import value_key
 from importer.targets.ti.client import (
-    BULK_LIMIT,
     PAGE,
-    TI_TYPES,
     TiClient,
     definition_body,
     definition_changes,
     ioc_body,
     remote_indicator,
 )
+from importer.targets.ti.rules import BULK_LIMIT, DEFAULT_AUDIENCE, TI_TYPES
+from importer.transport.connection import ConnectionSettings
+from importer.transport.http import open_http
 from importer.transport.retry import Retrier
 from importer.transport.stats import TransportStats
 
-__all__ = ["TiTarget"]
+__all__ = ["TiTarget", "open_ti_target"]
 
 _log = logging.getLogger(__name__)
 _LOOKUP_CONCURRENCY = 8  # parallel per-value lookups after a lost answer
@@ -75,14 +79,14 @@ class TiTarget:
         stats: TransportStats,
         *,
         bulk: bool = True,
-        workers: int = 16,
+        in_flight: InFlight | None = None,
     ) -> None:
         self._client = client
         self._retrier = retrier
         self._stats = stats
         self._bulk = bulk
         self.max_batch = BULK_LIMIT if bulk else _SINGLE_BATCH
-        self._slots = asyncio.Semaphore(max(1, workers))  # single mode: requests in flight
+        self._slots = asyncio.Semaphore((in_flight or InFlight()).requests)  # single mode: requests in flight
 
     def unsupported(self, indicator: Indicator) -> str | None:
         if indicator.kind not in TI_TYPES:
@@ -169,9 +173,8 @@ class TiTarget:
     # --- sending -----------------------------------------------------------------------------------
     async def send(self, definition: ResolvedDefinition, batch: Sequence[Indicator]) -> BatchResult:
         result = BatchResult()
-        if self._bulk:
-            for start in range(0, len(batch), BULK_LIMIT):
-                await self._send_part(definition, list(batch[start : start + BULK_LIMIT]), result)
+        if self._bulk:  # the pipeline's batches fit one upload (max_batch)
+            await self._send_part(definition, list(batch), result)
         else:
             try:
                 await self._send_singles(definition, list(batch), result)
@@ -266,8 +269,9 @@ class TiTarget:
 
     async def _write(self, definition: ResolvedDefinition, pending: list[Indicator]) -> list[str]:
         spec = definition.spec
+        detection = spec[DETECTION_FUNCTION]
         bodies = [
-            ioc_body(i, definition.id, detection=spec.detection, expires_at=spec.expires_at) for i in pending
+            ioc_body(i, definition.id, detection=detection, expires_at=spec.expires_at) for i in pending
         ]
         if self._bulk:
             return await self._client.bulk_create_iocs(bodies)
@@ -334,3 +338,20 @@ class TiTarget:
 
         await asyncio.gather(*(delete_one(i) for i in remote_ids))
         return deleted
+
+
+@asynccontextmanager
+async def open_ti_target(
+    settings: ConnectionSettings,
+    stats: TransportStats,
+    *,
+    in_flight: InFlight | None = None,
+    bulk: bool = True,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> AsyncIterator[TiTarget]:
+    """The ti target on one session, ready until the block ends (the session is closed on exit)."""
+    async with open_http(
+        settings, stats, default_audience=DEFAULT_AUDIENCE, in_flight=in_flight, sleep=sleep, clock=clock
+    ) as http:
+        yield TiTarget(TiClient(http, settings.api_url), http.retrier, stats, bulk=bulk, in_flight=in_flight)

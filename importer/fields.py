@@ -1,0 +1,232 @@
+"""The per-feed options every target shares, as one declarative table, and the checks rows are built from.
+
+Each row (a ``model.Field``) is a ``[[feed]]`` key of the config file, a flag of ``ti-import run``
+(``--key-with-dashes``), a key of the rejects file's ``definition`` and of the JSON report, with
+its check and its default. Settings and the command line loop over the rows; nothing else spells
+an option out. A target package adds its own rows (``importer.targets.<name>.fields``), and its
+``rules`` judge what its API accepts (lengths, enumerations): the rows here judge shape only.
+
+Adding an option: a row here (or in a target's ``fields``), then the code that uses it reads
+``spec[ROW]`` or ``feed[ROW]``. See ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from pathlib import PurePosixPath
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from feeds import FORMATS
+from feeds.model import Detection
+from importer.model import DefinitionSpec, Field, Options
+
+__all__ = [
+    "COLUMNS",
+    "COMMON",
+    "DESCRIPTION",
+    "DETECTION_FUNCTION",
+    "EXPIRE_DAYS",
+    "FORMAT",
+    "MIRROR",
+    "NAME",
+    "RECOMMENDED_ACTION",
+    "SEVERITY",
+    "TITLE",
+    "build_definition",
+    "default_definition_name",
+    "definition_from_json",
+    "definition_to_json",
+    "flag_bool",
+    "one_of",
+    "options_of",
+    "positive_int",
+    "positive_int_flag",
+    "text",
+    "text_list",
+    "typed",
+]
+
+T = TypeVar("T")
+_NAME_MAX = 100  # a readable default name; no target holds a longer one (ti's Name: 100)
+
+
+# -- checks: a given value -> the checked value, or ValueError("must ...") ------------------------
+
+
+def typed(kind: type[T]) -> Callable[[Any], T]:
+    """The value as given, if it is a ``kind`` (a TOML ``true`` is not a number)."""
+
+    def check(value: Any) -> T:
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise ValueError(f"must be a {kind.__name__}, got {value!r}")
+        return value
+
+    return check
+
+
+def text(value: Any) -> str:
+    return typed(str)(value)
+
+
+def one_of(choices: Iterable[str], *, fold: bool = False) -> Callable[[Any], str]:
+    """One of ``choices`` (``fold``: any letter case, answered in the choice's own spelling)."""
+    options = tuple(choices)
+
+    def check(value: Any) -> str:
+        given = text(value)
+        for choice in options:
+            if given == choice or (fold and given.lower() == choice.lower()):
+                return choice
+        raise ValueError(f"must be one of {', '.join(options)}, got {given!r}")
+
+    return check
+
+
+def positive_int(value: Any) -> int:
+    number = typed(int)(value)
+    if number < 1:
+        raise ValueError(f"must be a positive whole number, got {number}")
+    return number
+
+
+def text_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError("must be a list of non-empty names")
+    return tuple(value)
+
+
+def flag_bool(value: Any) -> bool:
+    return typed(bool)(value)
+
+
+def _detection(value: Any) -> Detection:
+    return Detection(one_of((d.value for d in Detection), fold=True)(value))
+
+
+def _optional_detection(value: Any) -> Detection | None:
+    return None if value is None else _detection(value)
+
+
+def positive_int_flag(value: str) -> int:
+    """A flag's text as a whole number of at least 1 (argparse ``type=``)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def default_definition_name(source: str) -> str:
+    """A feed's default alert definition name: its file name (or URL's last segment)."""
+    if source == "-":
+        return "stdin"
+    path = urlsplit(source).path if "://" in source else source
+    return (PurePosixPath(path.replace("\\", "/")).name or source)[:_NAME_MAX]
+
+
+# -- the rows every target shares ----------------------------------------------------------------
+
+FORMAT: Field[str] = Field(
+    "format", f"{', '.join(FORMATS)} or auto (the default: detected from the content)",
+    one_of(("auto", *FORMATS)), "auto", part="reading",
+)  # fmt: skip
+COLUMNS: Field[str | None] = Field(
+    "columns", "CSV columns, e.g. 'sha256_hash=sha256,3=domain'", text, None, part="reading", metavar="SPEC"
+)
+MIRROR: Field[bool] = Field(
+    "mirror", "delete what the feed no longer lists (--mirror: every feed)", flag_bool, False,
+    part="reading", cli=False,
+)  # fmt: skip
+NAME: Field[str] = Field(
+    "name", "alert definition name (default: the feed's file name)", text, "",
+    derive=lambda source, _: default_definition_name(source),
+)  # fmt: skip
+TITLE: Field[str] = Field(
+    "title", "alert title", text, "", derive=lambda _, name: f"Threat intelligence: {name}"
+)
+DESCRIPTION: Field[str] = Field(
+    "description", "alert definition description", text, "",
+    derive=lambda source, _: f"Indicators imported by ti-importer from {default_definition_name(source)}.",
+)  # fmt: skip
+SEVERITY: Field[str] = Field(
+    "severity", "Informational, Low, Medium (default) or High",
+    lambda value: text(value).capitalize(), "Medium",
+)  # fmt: skip
+RECOMMENDED_ACTION: Field[str | None] = Field(
+    "recommended_action", "recommended action shown with the alert", text, None
+)
+DETECTION_FUNCTION: Field[Detection | None] = Field(
+    "detection_function", "Equals, StartWith, EndWith or Contains (default: each indicator's own)",
+    _optional_detection, None,
+)  # fmt: skip
+EXPIRE_DAYS: Field[int | None] = Field(
+    "expire_days", "indicators expire after N days", positive_int, None,
+    flag_type=positive_int_flag, metavar="N",
+)  # fmt: skip
+
+COMMON: tuple[Field[Any], ...] = (
+    FORMAT, COLUMNS, MIRROR, NAME, TITLE, DESCRIPTION, SEVERITY, RECOMMENDED_ACTION, DETECTION_FUNCTION,
+    EXPIRE_DAYS,
+)  # fmt: skip
+
+
+def build_definition(
+    rows: Iterable[Field[Any]],
+    name: str,
+    *,
+    source: str = "",
+    now: datetime | None = None,
+    **given: Any,
+) -> DefinitionSpec:
+    """A definition of the ``definition`` rows: ``given`` values as they are (already checked),
+    defaults for the rest; ``expire_days`` counted from ``now`` into ``expires_at``."""
+    values: dict[str, Any] = {}
+    for row in rows:
+        if row.part != "definition" or row.key == NAME.key:
+            continue
+        values[row.key] = given.pop(row.key) if row.key in given else row.default_for(source, name)
+    if given:
+        raise TypeError(f"not an option of these rows: {', '.join(sorted(given))}")
+    days = values.get(EXPIRE_DAYS.key)
+    expires_at = (now or datetime.now().astimezone()) + timedelta(days=days) if days is not None else None
+    return DefinitionSpec(name, Options(values), expires_at)
+
+
+def options_of(rows: Iterable[Field[Any]], values: Mapping[str, Any]) -> Options:
+    """The ``reading`` rows' values (defaults for those not given)."""
+    return Options({row.key: values.get(row.key, row.default) for row in rows if row.part == "reading"})
+
+
+# Keys of the rejects file's ``definition`` written before the fields table named them.
+_LEGACY_KEYS = {"detection": DETECTION_FUNCTION.key, "rbac_group_names": "rbac_groups"}
+
+
+def definition_to_json(spec: DefinitionSpec) -> dict[str, Any]:
+    """The definition as the rejects file and the report keep it: name, every option, expiry."""
+    out: dict[str, Any] = {"name": spec.name}
+    for key, value in spec.options.by_key().items():
+        out[key] = list(value) if isinstance(value, tuple) else value
+    out["expires_at"] = spec.expires_at.isoformat() if spec.expires_at is not None else None
+    return out
+
+
+def definition_from_json(data: Mapping[str, Any], rows: Iterable[Field[Any]]) -> DefinitionSpec:
+    """A definition written by ``definition_to_json``, read with ``rows`` (a run's table);
+    ValueError, KeyError or TypeError when it is not one."""
+    name = data["name"]
+    if not isinstance(name, str) or not name:
+        raise ValueError("a definition needs a name")
+    given = {_LEGACY_KEYS.get(key, key): value for key, value in data.items()}
+    values: dict[str, Any] = {}
+    for row in rows:
+        if row.part != "definition" or row.key == NAME.key:
+            continue
+        raw = given.get(row.key)
+        values[row.key] = row.default_for("", name) if raw is None else row.check(raw)
+    expires = given.get("expires_at")
+    return DefinitionSpec(name, Options(values), datetime.fromisoformat(expires) if expires else None)

@@ -1,0 +1,209 @@
+"""One import run from settings to report: the journal, the target, the pipeline and mirror mode.
+
+``run_import`` is what ``ti-import run``, the demo, the tests and the benchmarks call: it opens
+the state journal (unless told not to), opens the target named by the settings through the
+registry, runs the pipeline over the feeds (and the retryable lines of a rejects file), lets
+mirror mode delete what the feeds dropped, settles the journal, and writes the JSON report.
+It prints nothing; the command line renders the report it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from importer.errors import AuthError, ConfigError
+from importer.fields import COMMON, MIRROR
+from importer.model import Field
+from importer.pipeline.engine import PipelineOptions, run_pipeline
+from importer.pipeline.progress import make_progress
+from importer.pipeline.rejects import RejectsWriter
+from importer.pipeline.signals import stop_on_signals
+from importer.pipeline.sources import FeedJob, job_for, retry_jobs
+from importer.report.counts import RunReport
+from importer.settings import OutputOptions, RunSettings, StateOptions
+from importer.state.journal import Journal
+from importer.state.mirror import MirrorPolicy, mirror_feed
+from importer.state.store import JournalPresent, tenant_key
+from importer.targets.base import HasHeadroom, Target
+from importer.targets.registry import open_target, package
+from importer.transport.stats import TransportStats
+
+__all__ = ["run_import"]
+
+_log = logging.getLogger(__name__)
+# Merging the journal's log every 25,000 rows keeps its in-memory index of recent keys ~5 MB.
+_JOURNAL_MERGE_EVERY = 25_000
+
+
+async def run_import(
+    settings: RunSettings,
+    output: OutputOptions | None = None,
+    *,
+    state: StateOptions | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    stop: asyncio.Event | None = None,
+    signals: bool = False,
+    grace: float = 30.0,
+) -> RunReport:
+    """Run the import described by ``settings``; writes the report and rejects files if asked.
+
+    ``state``: the journal (None or no path: none, as for the demo); ``signals``: SIGINT/SIGTERM
+    stop the run gracefully (``grace`` seconds for requests in flight; the report says so)."""
+    output = output or OutputOptions()
+    state = state or StateOptions()
+    if state.path is None and any(feed[MIRROR] for feed in settings.feeds):
+        raise ConfigError("mirror mode needs the state journal: drop --no-state")
+    stop = stop or asyncio.Event()
+    journal: Journal | None = None
+    if state.path is not None:
+        tenant = tenant_key(settings.connection.api_url, settings.connection.client_id)
+        journal = Journal.open(
+            state.path, target=settings.target, tenant=tenant, merge_every=_JOURNAL_MERGE_EVERY
+        )
+    try:
+        with stop_on_signals(stop) if signals else _no_signals() as handler:
+            run = _Run(settings, output, state, journal, sleep=sleep, clock=clock, stop=stop, grace=grace)
+            report = await run.execute()
+            report.signalled = handler is not None and handler.received is not None
+    finally:
+        if journal is not None:
+            journal.close()
+    if output.report is not None:
+        try:
+            report.write_json(output.report)
+        except OSError as exc:
+            raise ConfigError(f"the report {output.report} cannot be written: {exc.strerror}") from None
+    return report
+
+
+class _Run:
+    """The parts of one run, opened in order and closed in reverse."""
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        output: OutputOptions,
+        state: StateOptions,
+        journal: Journal | None,
+        *,
+        sleep: Callable[[float], Awaitable[None]],
+        clock: Callable[[], float],
+        stop: asyncio.Event,
+        grace: float,
+    ) -> None:
+        self.settings = settings
+        self.output = output
+        self.state = state
+        self.journal = journal
+        self.sleep = sleep
+        self.clock = clock
+        self.stop = stop
+        self.grace = grace
+        self.stats = TransportStats()
+        mirrored = frozenset(feed.definition.name for feed in settings.feeds if feed[MIRROR])
+        self.store = (
+            None
+            if journal is None
+            else JournalPresent(journal, journal.begin_run(), reconcile=state.reconcile, mirror=mirrored)
+        )
+
+    def jobs(self) -> list[FeedJob]:
+        """The feeds of the settings, then the retryable lines of ``--retry-from`` (other feeds only)."""
+        jobs = [job_for(feed.source, feed.definition, feed.options) for feed in self.settings.feeds]
+        if self.settings.retry_from is not None:
+            names = {job.name for job in jobs}
+            rows: tuple[Field[Any], ...] = COMMON + package(self.settings.target).fields
+            for job in retry_jobs(self.settings.retry_from, rows):
+                if job.name in names:  # the feed itself is imported: its failures are retried anyway
+                    _log.info("retry of %s skipped: the feed is imported in this run", job.name)
+                else:
+                    jobs.append(job)
+        return jobs
+
+    async def execute(self) -> RunReport:
+        settings, tuning = self.settings, self.settings.tuning
+        jobs = self.jobs()
+        rejects = RejectsWriter(self.output.rejects)
+        progress = make_progress(self.output.progress)
+        options = PipelineOptions(
+            batch_size=tuning.batch_size,
+            in_flight=tuning.in_flight,
+            dry_run=settings.dry_run,
+            mode=tuning.mode,
+            grace=self.grace,
+        )
+        try:
+            async with open_target(
+                settings.target,
+                settings.connection,
+                self.stats,
+                in_flight=tuning.in_flight,
+                bulk=tuning.mode == "bulk",
+                sleep=self.sleep,
+                clock=self.clock,
+            ) as target:
+                headroom = (
+                    await target.headroom() if settings.dry_run and isinstance(target, HasHeadroom) else None
+                )
+                report = await run_pipeline(
+                    target, jobs, options=options, stats=self.stats, present=self.store, progress=progress,
+                    rejects=rejects, stop=self.stop,
+                )  # fmt: skip
+                report.headroom = headroom
+                await self.settle(target, report)
+        except AuthError as exc:  # before any feed started (e.g. the first token request)
+            report = RunReport(target=settings.target, mode=tuning.mode, transport=self.stats)
+            report.auth_error = str(exc)
+        finally:
+            if self.store is not None:
+                await self.store.drain()
+            progress.close()
+            rejects.close()
+        return report
+
+    async def settle(self, target: Target, report: RunReport) -> None:
+        """Mirror mode, then the journal's account of the run (when there is a journal)."""
+        store, journal = self.store, self.journal
+        if store is None or journal is None:
+            return
+        await store.drain()  # a cancelled worker's batch may still be committing
+        await self.mirror(target, journal, store, report)
+        if not report.unsettled and report.auth_error is None:
+            # Finished (even if stopped: every acknowledged batch is committed). A run killed
+            # before stays unfinished for the definitions this run did not list.
+            journal.finish_run(store.run_id)
+        report.journal = {
+            "path": str(journal.path),
+            "run": store.run_id,
+            "resumed_after_interrupted_run": store.resumed,
+            "listed_definitions": store.reconciled,
+        }
+
+    async def mirror(
+        self, target: Target, journal: Journal, store: JournalPresent, report: RunReport
+    ) -> None:
+        policy = MirrorPolicy(max_share=self.state.mirror_max_share, force=self.state.force)
+        feed_reports = {feed.name: feed for feed in report.feeds}
+        for feed in self.settings.feeds:
+            if not feed[MIRROR]:
+                continue
+            feed_report = feed_reports[feed.definition.name]
+            feed_report.mirror = True
+            definition = store.definitions.get(feed.definition.name)
+            if definition is None or definition.outcome == "planned":
+                continue  # never resolved (the feed failed first), or a dry run would create it
+            await mirror_feed(
+                target, journal, definition, store.run_id, feed_report, policy,
+                stopped=report.stopped, dry_run=self.settings.dry_run,
+            )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _no_signals() -> Iterator[None]:
+    yield None

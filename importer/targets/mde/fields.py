@@ -1,0 +1,33 @@
+"""The per-feed options only the ``mde`` target has (rows beside ``importer.fields.COMMON``).
+
+Each is stamped on every indicator of the feed; which values the API takes is ``rules``' call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from importer.fields import flag_bool, text, text_list
+from importer.model import Field
+
+__all__ = ["ACTION", "APPLICATION", "FIELDS", "GENERATE_ALERT", "RBAC_GROUPS"]
+
+ACTION: Field[str] = Field(
+    "action",
+    "mde: Audit (default), Warn, Block, BlockAndRemediate, Allowed, ...",
+    text,
+    "Audit",
+    target="mde",
+)
+GENERATE_ALERT: Field[bool] = Field(
+    "generate_alert", "mde: raise an alert on a match", flag_bool, True, target="mde", cli=False
+)
+RBAC_GROUPS: Field[tuple[str, ...]] = Field(
+    "rbac_groups", "mde: a device group the indicators apply to (repeatable)", text_list, (),
+    target="mde", repeat=True, metavar="GROUP", flag_name="--rbac-group",
+)  # fmt: skip
+APPLICATION: Field[str | None] = Field(
+    "application", "mde: the application shown with the indicators", text, None, target="mde"
+)
+
+FIELDS: tuple[Field[Any], ...] = (ACTION, GENERATE_ALERT, RBAC_GROUPS, APPLICATION)
