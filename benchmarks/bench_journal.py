@@ -16,6 +16,7 @@ Keys are generated batch by batch, so the RSS is the journal's, not the benchmar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import random
@@ -23,7 +24,7 @@ import resource
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ from importer.state.journal import Journal
 
 RESULTS = Path(__file__).resolve().parent / "results" / "journal.json"
 DEFINITION = "bench-definition"
+
+Phases = dict[str, dict[str, float]]  # phase name -> rows, seconds, rows_per_s
 
 
 def keys(count: int, batch: int, seed: int) -> Iterator[list[tuple[Kind, str]]]:
@@ -54,77 +57,106 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+@contextlib.contextmanager
+def timed(phases: Phases, name: str, rows: int) -> Iterator[None]:
+    """Time the block as phase ``name`` over ``rows`` rows: noted in ``phases`` and printed."""
+    started = time.perf_counter()
+    yield
+    seconds = time.perf_counter() - started
+    phases[name] = {"rows": rows, "seconds": round(seconds, 3), "rows_per_s": round(rows / seconds)}
+    print(
+        f"{name:>8}: {rows:>9,} rows in {seconds:6.2f} s = {rows / seconds:>10,.0f} rows/s "
+        f"(peak RSS {peak_rss_mib():.0f} MiB)",
+        flush=True,
+    )
+
+
+def import_phase(journal: Journal, chunks: Iterable[list[tuple[Kind, str]]], run_id: int) -> None:
+    """A first run: each batch asked ``present``, and what is new recorded as imported."""
+    remote = 0
+    for chunk in chunks:
+        held = journal.present(DEFINITION, chunk)
+        new = [
+            (kind, value, str(remote + n))
+            for n, (kind, value) in enumerate(chunk)
+            if (kind, value) not in held
+        ]
+        remote += len(new)
+        journal.record_imported(DEFINITION, new, run_id)
+
+
+def rerun_phase(journal: Journal, chunks: Iterable[list[tuple[Kind, str]]], run_id: int) -> int:
+    """The next night: each batch asked ``present`` and marked seen; returns how many were found."""
+    found = 0
+    for chunk in chunks:
+        held = journal.present(DEFINITION, chunk)
+        found += len(held)
+        journal.mark_seen(DEFINITION, list(held), run_id)
+    return found
+
+
+def mirror_phase(journal: Journal, chunks: Iterable[list[tuple[Kind, str]]], run_id: int, batch: int) -> int:
+    """A night whose feed lost a tenth of its batches, in mirror mode; returns how many were forgotten."""
+    for n, chunk in enumerate(chunks):
+        if n % 10 == 9:
+            continue  # this night's feed lost a tenth of its lines
+        journal.mark_seen(DEFINITION, list(journal.present(DEFINITION, chunk)), run_id)
+    doomed: list[str] = []
+    forgotten = 0
+    for _kind, _value, remote_id in journal.stale(DEFINITION, run_id):
+        doomed.append(remote_id)
+        if len(doomed) == batch:
+            journal.forget(DEFINITION, doomed)
+            forgotten += len(doomed)
+            doomed = []
+    journal.forget(DEFINITION, doomed)
+    return forgotten + len(doomed)
+
+
 def run(count: int, batch: int, state: Path, seed: int) -> dict[str, Any]:
-    phases: dict[str, dict[str, float]] = {}
-
-    def note(name: str, rows: int, started: float) -> None:
-        seconds = time.perf_counter() - started
-        phases[name] = {"rows": rows, "seconds": round(seconds, 3), "rows_per_s": round(rows / seconds)}
-        print(
-            f"{name:>8}: {rows:>9,} rows in {seconds:6.2f} s = {rows / seconds:>10,.0f} rows/s "
-            f"(peak RSS {peak_rss_mib():.0f} MiB)",
-            flush=True,
-        )
-
+    """The four phases on one journal at ``state``; returns what ``main`` writes as the result."""
+    phases: Phases = {}
+    # ``begin_run`` and ``count`` (each merges the log) stay outside the timed blocks, as in the
+    # published results: the phases stay comparable with them.
     with Journal.open(state, target="ti", tenant="bench https://api.example client") as journal:
         run_id = journal.begin_run()
-        started = time.perf_counter()
-        remote = 0
-        for chunk in keys(count, batch, seed):
-            held = journal.present(DEFINITION, chunk)
-            new = [
-                (kind, value, str(remote + n))
-                for n, (kind, value) in enumerate(chunk)
-                if (kind, value) not in held
-            ]
-            remote += len(new)
-            journal.record_imported(DEFINITION, new, run_id)
-        note("import", count, started)
+        with timed(phases, "import", count):
+            import_phase(journal, keys(count, batch, seed), run_id)
         stored = journal.count(DEFINITION)
 
         run_id = journal.begin_run()
-        started = time.perf_counter()
-        found = 0
-        for chunk in keys(count, batch, seed):
-            held = journal.present(DEFINITION, chunk)
-            found += len(held)
-            journal.mark_seen(DEFINITION, list(held), run_id)
-        note("rerun", count, started)
+        with timed(phases, "rerun", count):
+            found = rerun_phase(journal, keys(count, batch, seed), run_id)
 
-        started = time.perf_counter()
-        stale = sum(1 for _ in journal.stale(DEFINITION, run_id))
-        note("stale", stored, started)
+        with timed(phases, "stale", stored):
+            stale = sum(1 for _ in journal.stale(DEFINITION, run_id))
 
         run_id = journal.begin_run()
-        started = time.perf_counter()
-        for n, chunk in enumerate(keys(count, batch, seed)):
-            if n % 10 == 9:
-                continue  # this night's feed lost a tenth of its lines
-            journal.mark_seen(DEFINITION, list(journal.present(DEFINITION, chunk)), run_id)
-        doomed: list[str] = []
-        forgotten = 0
-        for _kind, _value, remote_id in journal.stale(DEFINITION, run_id):
-            doomed.append(remote_id)
-            if len(doomed) == batch:
-                journal.forget(DEFINITION, doomed)
-                forgotten += len(doomed)
-                doomed = []
-        journal.forget(DEFINITION, doomed)
-        forgotten += len(doomed)
-        note("mirror", count, started)
+        with timed(phases, "mirror", count):
+            forgotten = mirror_phase(journal, keys(count, batch, seed), run_id, batch)
         remaining = journal.count(DEFINITION)
 
+    counts = {
+        "stored": stored,
+        "found_on_rerun": found,
+        "stale_after_rerun": stale,
+        "forgotten_in_mirror": forgotten,
+        "remaining_after_mirror": remaining,
+    }
+    return summary(count, batch, seed, state, counts, phases)
+
+
+def summary(
+    count: int, batch: int, seed: int, state: Path, counts: dict[str, int], phases: Phases
+) -> dict[str, Any]:
+    """The result: parameters, counts, phases, totals, peak RSS, file size and the platform."""
     total = sum(phases[name]["seconds"] for name in ("import", "rerun"))
     size = sum(p.stat().st_size for p in state.parent.glob(state.name + "*"))
     return {
         "count": count,
         "batch": batch,
         "seed": seed,
-        "stored": stored,
-        "found_on_rerun": found,
-        "stale_after_rerun": stale,
-        "forgotten_in_mirror": forgotten,
-        "remaining_after_mirror": remaining,
+        **counts,
         "phases": phases,
         "present_mark_seen_record_imported_seconds": round(total, 3),
         "peak_rss_mib": round(peak_rss_mib(), 1),

@@ -52,6 +52,23 @@ def _missing(name: str) -> web.Response:
 def issue_token(form: Mapping[str, str], *, tenant: str, version: int, clients: tuple[ClientApp, ...],
                 tokens: TokenStore, lifetime: int, own_urls: tuple[str, ...]) -> web.Response:
     """Answer one token request: checks in the order Azure AD applies them, then a fresh token."""
+    refused = _check_grant(form, tenant, clients)
+    if refused is not None:
+        return refused
+    client = _authenticate(form, tenant, clients)
+    if isinstance(client, web.Response):
+        return client
+    resource = _requested_resource(form, version)
+    if isinstance(resource, web.Response):
+        return resource
+    audiences = audiences_for(resource, own_urls)
+    if not audiences:
+        return _unknown_resource(form, version, resource, tenant)
+    return _issue(tokens, tenant, client, audiences, version=version, lifetime=lifetime, resource=resource)
+
+
+def _check_grant(form: Mapping[str, str], tenant: str, clients: tuple[ClientApp, ...]) -> web.Response | None:
+    """The refusal of a request that is not a client-credentials grant, or names no known tenant."""
     grant_type = form.get("grant_type")
     if not grant_type:
         return _missing("grant_type")
@@ -61,6 +78,12 @@ def issue_token(form: Mapping[str, str], *, tenant: str, version: int, clients: 
     if not any(client.tenant == tenant for client in clients):
         return aad_error(400, "invalid_request", 90002,
                          f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID.")
+    return None
+
+
+def _authenticate(form: Mapping[str, str], tenant: str,
+                  clients: tuple[ClientApp, ...]) -> ClientApp | web.Response:
+    """The tenant's app the form names, if its secret is right and current; else the refusal."""
     client_id = form.get("client_id")
     if not client_id:
         return _missing("client_id")
@@ -80,34 +103,44 @@ def issue_token(form: Mapping[str, str], *, tenant: str, version: int, clients: 
     if client.secret_expired:
         return aad_error(400, "invalid_client", 7000222,
                          f"The provided client secret keys for app '{client_id}' are expired.")
-    if version == 2:
-        if "resource" in form:
-            return aad_error(400, "invalid_request", 901002,
-                             "The 'resource' request parameter is not supported.")
-        scope = form.get("scope")
-        if not scope:
-            return _missing("scope")
-        if " " in scope.strip() or not scope.endswith(_DEFAULT_SUFFIX):
-            return aad_error(400, "invalid_scope", 1002012,
-                             f"The provided value for scope {scope} is not valid. Client credential flows "
-                             "must have a scope value with /.default suffixed to the resource identifier "
-                             "(application ID URI).")
-        resource = scope[: -len(_DEFAULT_SUFFIX)]
-    else:
+    return client
+
+
+def _requested_resource(form: Mapping[str, str], version: int) -> str | web.Response:
+    """The resource asked for: v2 names it by a ``scope`` ending in ``/.default``, v1 by ``resource``."""
+    if version != 2:
         resource = form.get("resource", "")
-        if not resource:
-            return _missing("resource")
-    audiences = audiences_for(resource, own_urls)
-    if not audiences:
-        if version == 2:
-            return aad_error(400, "invalid_scope", 70011,
-                             f"The provided value for the input parameter 'scope' is not valid. The scope "
-                             f"{form.get('scope')} is not valid.")
-        return aad_error(400, "invalid_resource", 500011,
-                         f"The resource principal named {resource} was not found in the tenant named "
-                         f"{tenant}.")
+        return resource if resource else _missing("resource")
+    if "resource" in form:
+        return aad_error(400, "invalid_request", 901002,
+                         "The 'resource' request parameter is not supported.")
+    scope = form.get("scope")
+    if not scope:
+        return _missing("scope")
+    if " " in scope.strip() or not scope.endswith(_DEFAULT_SUFFIX):
+        return aad_error(400, "invalid_scope", 1002012,
+                         f"The provided value for scope {scope} is not valid. Client credential flows "
+                         "must have a scope value with /.default suffixed to the resource identifier "
+                         "(application ID URI).")
+    return scope[: -len(_DEFAULT_SUFFIX)]
+
+
+def _unknown_resource(form: Mapping[str, str], version: int, resource: str, tenant: str) -> web.Response:
+    """The refusal of a resource (v2: a scope) that is none of the APIs the emulator serves."""
+    if version == 2:
+        return aad_error(400, "invalid_scope", 70011,
+                         f"The provided value for the input parameter 'scope' is not valid. The scope "
+                         f"{form.get('scope')} is not valid.")
+    return aad_error(400, "invalid_resource", 500011,
+                     f"The resource principal named {resource} was not found in the tenant named "
+                     f"{tenant}.")
+
+
+def _issue(tokens: TokenStore, tenant: str, client: ClientApp, audiences: frozenset[str], *,
+           version: int, lifetime: int, resource: str) -> web.Response:
+    """A fresh token for the app; v1 writes numbers as strings and adds ``expires_on`` and ``resource``."""
     now = tokens.clock()
-    token = tokens.issue(Grant(tenant, client_id, audiences, now + lifetime))
+    token = tokens.issue(Grant(tenant, client.client_id, audiences, now + lifetime))
     if version == 2:
         return json_response({"token_type": "Bearer", "expires_in": lifetime,
                               "ext_expires_in": lifetime, "access_token": token})

@@ -1,7 +1,7 @@
 """Opening the state journal's SQLite file safely: lock, pragmas, schema, and one-sentence errors.
 
 ``connect`` is the only place that turns a file system or SQLite failure at open time into a
-``ConfigError``; ``importer.state.journal`` builds the journal's operations on the connection it returns.
+``ConfigError``; ``importer.state.tenant_db`` wraps the connection it returns for the journal's modules.
 
 Durability: the file runs in WAL mode with ``synchronous=NORMAL``. A commit then writes its pages
 to the WAL through ``write()`` before returning, so the data sits in the operating system's page
