@@ -1,21 +1,22 @@
-"""The ``ti-import`` command line: one sub-command per module, dispatched from here.
+"""The ``ti-import`` command line: one sub-command per module of this package, dispatched from here.
 
-Each ``importer.cmd_*`` module offers ``add_parser(subparsers)``, which registers its options
-and sets ``handler`` to a function ``(argparse.Namespace) -> int`` returning the exit code.
+Each command module offers ``add_parser(subparsers)``, which registers its options and sets
+``handler`` to a function ``(argparse.Namespace) -> int`` returning the exit code. The command
+line only parses, calls, and renders: the work is in ``importer.run`` and the rooms below it.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Callable, Sequence
 
 from importer import __version__
+from importer.cli import demo, emulator, parse, run
 
 __all__ = ["main"]
 
-_COMMANDS = ("importer.cli.run", "importer.cli.parse", "importer.cli.emulator", "importer.cli.demo")
+_COMMANDS = (run, parse, emulator, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,8 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module_name in _COMMANDS:
-        importlib.import_module(module_name).add_parser(subparsers)
+    for command in _COMMANDS:
+        command.add_parser(subparsers)
     return parser
 
 
