@@ -46,7 +46,13 @@ def add_parser(subparsers: Any) -> None:
         "--target", choices=tuple(TARGETS), help=f"the target API (default: {DEFAULT_TARGET})"
     )
     _add_feed_flags(parser.add_argument_group("feed options (for FEED arguments)"))
-    tuning = parser.add_argument_group("tuning")
+    _add_tuning_flags(parser.add_argument_group("tuning"))
+    _add_state_flags(parser.add_argument_group("state journal, resume and mirror mode"))
+    _add_output_flags(parser.add_argument_group("output"))
+    parser.set_defaults(handler=handle)
+
+
+def _add_tuning_flags(tuning: argparse._ArgumentGroup) -> None:
     tuning.add_argument(
         "--mode", choices=("bulk", "single"), help="BulkUpload batches (default) or one POST each"
     )
@@ -57,7 +63,9 @@ def add_parser(subparsers: Any) -> None:
         "--workers", type=positive_int_flag, metavar="N", help="the most requests in flight at once (16)"
     )
     tuning.add_argument("--rate", metavar="N/min", help="at most N requests per minute (or N/s, N/h)")
-    state = parser.add_argument_group("state journal, resume and mirror mode")
+
+
+def _add_state_flags(state: argparse._ArgumentGroup) -> None:
     state.add_argument(
         "--state", type=Path, metavar="FILE", help=f"the state journal (default {default_state_path()})"
     )
@@ -75,7 +83,9 @@ def add_parser(subparsers: Any) -> None:
         help="refuse to delete more than this share of a definition in one run (default 0.5)",
     )  # fmt: skip
     state.add_argument("--force", action="store_true", help="let mirror mode delete past --mirror-max-share")
-    output = parser.add_argument_group("output")
+
+
+def _add_output_flags(output: argparse._ArgumentGroup) -> None:
     output.add_argument("--report", type=Path, metavar="FILE", help="write the JSON run report here")
     output.add_argument(
         "--rejects", type=Path, metavar="FILE", help="write records not imported (JSON lines)"
@@ -92,7 +102,6 @@ def add_parser(subparsers: Any) -> None:
     output.add_argument("-q", "--quiet", action="store_true", help="no summary table on stdout")
     output.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
     output.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
-    parser.set_defaults(handler=handle)
 
 
 def _add_feed_flags(group: argparse._ArgumentGroup) -> None:

@@ -41,13 +41,13 @@ from importer.fields import DETECTION_FUNCTION
 from importer.model import BatchResult, DefinitionSpec, InFlight, RemoteIndicator, ResolvedDefinition
 from importer.targets.common import value_key
 from importer.targets.ti.client import (
-    PAGE,
     TiClient,
     definition_body,
     definition_changes,
     ioc_body,
     remote_indicator,
 )
+from importer.targets.ti.lookup import stored_of
 from importer.targets.ti.rules import BULK_LIMIT, DEFAULT_AUDIENCE, TI_TYPES
 from importer.transport.connection import ConnectionSettings
 from importer.transport.http import open_http
@@ -57,7 +57,6 @@ from importer.transport.stats import TransportStats
 __all__ = ["TiTarget", "open_ti_target"]
 
 _log = logging.getLogger(__name__)
-_LOOKUP_CONCURRENCY = 8  # parallel per-value lookups after a lost answer
 _DELETE_CONCURRENCY = 8
 # Single mode takes indicators a few per batch rather than one, so the pipeline's bookkeeping (a
 # journal entry, a progress step) is per 16, not per request. A batch is posted in order, one
@@ -281,7 +280,7 @@ class TiTarget:
         self, definition: ResolvedDefinition, pending: list[Indicator], result: BatchResult
     ) -> None:
         """Move the indicators of ``pending`` that the definition already holds into ``imported``."""
-        stored = await self._stored(definition.id, pending)
+        stored = await stored_of(self._client, definition.id, pending)
         self._stats.lost_writes_recovered += 1
         remaining: list[Indicator] = []
         for indicator in pending:
@@ -292,31 +291,6 @@ class TiTarget:
                 result.imported.append((indicator, remote_id))
         _log.debug("lost answer: %d of %d already stored", len(pending) - len(remaining), len(pending))
         pending[:] = remaining
-
-    async def _stored(self, definition_id: str, pending: list[Indicator]) -> dict[tuple[str, str], str]:
-        """Which of ``pending`` the definition holds: per-value lookups, or one paging if cheaper."""
-        stored: dict[tuple[str, str], str] = {}
-        if len(pending) > _LOOKUP_CONCURRENCY:
-            held = await self._client.count_iocs(definition_id)
-            if (held + PAGE - 1) // PAGE < len(pending):
-                async for page in self._client.iocs_of(definition_id):
-                    for entity in page:
-                        if isinstance(entity.get("Type"), str) and isinstance(entity.get("Value"), str):
-                            stored.setdefault(
-                                value_key(entity["Type"], entity["Value"]), str(entity.get("Id", ""))
-                            )
-                return stored
-        gate = asyncio.Semaphore(_LOOKUP_CONCURRENCY)
-
-        async def look_up(indicator: Indicator) -> None:
-            ioc_type = TI_TYPES[indicator.kind]
-            async with gate:
-                found = await self._client.find_iocs(definition_id, ioc_type, indicator.value)
-            if found:
-                stored[value_key(ioc_type, indicator.value)] = str(found[0].get("Id", ""))
-
-        await asyncio.gather(*(look_up(i) for i in pending))
-        return stored
 
     # --- deleting ----------------------------------------------------------------------------------
     async def delete(self, definition: ResolvedDefinition, remote_ids: Sequence[str]) -> list[str]:

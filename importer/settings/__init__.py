@@ -1,0 +1,146 @@
+"""The run's settings, from flags, the environment and a TOML config file: the only reader of either.
+
+Precedence, highest first: command-line flags, environment variables, the config file, defaults.
+Credentials come from the environment (``TI_CLIENT_ID``, ``TI_CLIENT_SECRET``, ``TI_AUTH_URL``,
+``TI_API_URL``, ``TI_TENANT``) or from the config file's ``[auth]`` table — never from argv.
+``TI_TENANT`` is a convenience: without ``TI_AUTH_URL`` it builds the legacy samples' token URL
+``https://login.windows.net/<tenant>/oauth2/token``.
+
+Per-feed options are the rows of ``importer.fields`` and of each target's ``fields``: this module
+loops over them and knows none by name but ``source`` and ``name``; what an API accepts is its
+target's ``check_definition``. Every mistake is a ``ConfigError`` naming the file, the key and
+what is wrong, in one sentence. ``values`` holds the frozen results, ``feeds`` the per-feed
+tables, ``credentials`` the connection, ``tables`` the TOML reading they share.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from importer.errors import ConfigError
+from importer.settings.credentials import connection_of
+from importer.settings.feeds import feeds_of
+from importer.settings.tables import check_keys, first_given, get, read_config
+from importer.settings.values import (
+    DEFAULT_BATCH_SIZE,
+    CliOptions,
+    FeedSettings,
+    OutputOptions,
+    RunSettings,
+    StateOptions,
+    Tuning,
+)
+from importer.targets.base import TargetPackage
+from importer.targets.registry import DEFAULT_TARGET, package
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "CliOptions",
+    "FeedSettings",
+    "OutputOptions",
+    "RunSettings",
+    "StateOptions",
+    "Tuning",
+    "load_run_settings",
+    "parse_rate",
+]
+
+_MAX_WORKERS = 256
+_TABLE_KEYS: dict[str, frozenset[str]] = {
+    "target": frozenset({"name", "api_url"}),
+    "auth": frozenset({"url", "tenant", "client_id", "client_secret", "audience", "version"}),
+    "tuning": frozenset(
+        {
+            "mode",
+            "batch_size",
+            "workers",
+            "rate",
+            "connect_timeout",
+            "total_timeout",
+            "max_attempts",
+            "max_retry_seconds",
+        }
+    ),
+}
+
+
+def load_run_settings(
+    cli: CliOptions, env: Mapping[str, str] | None = None, *, now: datetime | None = None
+) -> RunSettings:
+    """Merge flags, environment and config file into checked ``RunSettings`` (or raise ConfigError)."""
+    env = os.environ if env is None else env
+    config: dict[str, Any] = read_config(cli.config) if cli.config is not None else {}
+    where = str(cli.config) if cli.config is not None else "the command line"
+    for table, keys in _TABLE_KEYS.items():
+        if table in config:
+            check_keys(config[table], keys, f"{where}: [{table}]")
+    unknown = set(config) - set(_TABLE_KEYS) - {"feed"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown table or key {sorted(unknown)[0]!r}")
+    target_t: dict[str, Any] = config.get("target", {})
+    target = package(cli.target or get(target_t, "name", str, f"{where}: [target]") or DEFAULT_TARGET)
+
+    feeds = feeds_of(cli, config, where, now or datetime.now(UTC), target)
+    if not feeds and cli.retry_from is None:
+        raise ConfigError(
+            "no feed to import: give FEED arguments, --config with [[feed]] tables, or --retry-from"
+        )
+    names = [f.definition.name for f in feeds]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(
+                f"{where}: two feeds share the alert definition name {name!r}; give each a --name"
+            )
+    tuning_t: dict[str, Any] = config.get("tuning", {})
+    tuning, rate = _tuning(cli, tuning_t, f"{where}: [tuning]", target)
+    connection = connection_of(
+        env,
+        target_t=target_t,
+        auth_t=config.get("auth", {}),
+        tuning_t=tuning_t,
+        where=where,
+        rate=rate,
+        config_path=cli.config,
+        default_api_url=target.default_api_url,
+    )
+    return RunSettings(
+        target=target.name,
+        connection=connection,
+        feeds=tuple(feeds),
+        tuning=tuning,
+        dry_run=cli.dry_run,
+        retry_from=cli.retry_from,
+    )
+
+
+def _tuning(
+    cli: CliOptions, table: Mapping[str, Any], where: str, target: TargetPackage
+) -> tuple[Tuning, float | None]:
+    mode = cli.mode or get(table, "mode", str, where) or "bulk"
+    if mode not in ("bulk", "single"):
+        raise ConfigError(f"the mode must be 'bulk' or 'single', got {mode!r}")
+    batch_size = first_given(cli.batch_size, get(table, "batch_size", int, where), DEFAULT_BATCH_SIZE)
+    workers = first_given(cli.workers, get(table, "workers", int, where), Tuning().workers)
+    if not 1 <= batch_size <= target.max_batch:
+        raise ConfigError(
+            f"the batch size must be between 1 and {target.max_batch} (the most one request to the "
+            f"{target.name} target takes), got {batch_size}"
+        )
+    if not 1 <= workers <= _MAX_WORKERS:
+        raise ConfigError(f"the number of workers must be between 1 and {_MAX_WORKERS}, got {workers}")
+    rate_text = cli.rate or get(table, "rate", (str, int, float), where)
+    rate = parse_rate(str(rate_text)) if rate_text is not None else None
+    return Tuning(mode=mode, batch_size=batch_size, workers=workers), rate  # type: ignore[arg-type]
+
+
+def parse_rate(text: str) -> float:
+    """``"600/min"``, ``"10/s"``, ``"36000/h"`` or a bare number (per minute) → requests per minute."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|min|minute|h|hour))?\s*", text)
+    if match is None or float(match.group(1)) <= 0:
+        raise ConfigError(f"the rate must look like '600/min', '10/s' or '36000/h', got {text!r}")
+    value, unit = float(match.group(1)), match.group(2) or "min"
+    return value * 60 if unit.startswith("s") else value / 60 if unit.startswith("h") else value

@@ -1,0 +1,97 @@
+"""The run's settings as frozen values: what flags, environment and config file resolve to."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from importer.model import DefinitionSpec, Field, InFlight, Options
+from importer.transport.connection import ConnectionSettings
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "CliOptions",
+    "FeedSettings",
+    "OutputOptions",
+    "RunSettings",
+    "StateOptions",
+    "Tuning",
+]
+
+T = TypeVar("T")
+DEFAULT_BATCH_SIZE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSettings:
+    """One feed to import, how to read it, and the alert definition its indicators are grouped under."""
+
+    source: str  # a path, "-" for stdin, or an http(s) URL
+    definition: DefinitionSpec
+    options: Options = field(default_factory=Options)  # the ``reading`` rows (format, columns, mirror)
+
+    def __getitem__(self, option: Field[T]) -> T:
+        return self.options[option]
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """How hard to push: request mode, batch size, and ``workers`` — the requests in flight."""
+
+    mode: Literal["bulk", "single"] = "bulk"
+    batch_size: int = DEFAULT_BATCH_SIZE
+    workers: int = InFlight().requests
+
+    @property
+    def in_flight(self) -> InFlight:
+        return InFlight(self.workers)
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """Everything ``ti-import run`` needs, resolved and checked."""
+
+    target: str  # a name in importer.targets.registry
+    connection: ConnectionSettings
+    feeds: tuple[FeedSettings, ...]
+    tuning: Tuning = field(default_factory=Tuning)
+    dry_run: bool = False
+    retry_from: Path | None = None  # a rejects file whose retryable lines are sent again
+
+
+@dataclass(frozen=True, slots=True)
+class OutputOptions:
+    """Where a run's results go (all from the command line)."""
+
+    report: Path | None = None
+    rejects: Path | None = None
+    progress: bool = True
+    quiet: bool = False  # no summary table on stdout (cron)
+
+
+@dataclass(frozen=True, slots=True)
+class StateOptions:
+    """The state journal and what rides on it: reconciling and the mirror guard."""
+
+    path: Path | None = None  # None: no journal; each run lists every definition instead
+    reconcile: bool = False  # list the target and repair the journal for every feed
+    mirror_max_share: float = 0.5  # most of a definition mirror mode may delete in one run
+    force: bool = False  # delete past the guard
+
+
+@dataclass(frozen=True, slots=True)
+class CliOptions:
+    """What the command line said; ``None`` means "not given" so lower layers may decide."""
+
+    feeds: tuple[str, ...] = ()
+    config: Path | None = None
+    target: str | None = None
+    feed_options: Mapping[str, Any] = field(default_factory=dict)  # per-feed flags given, by row key
+    mode: str | None = None
+    batch_size: int | None = None
+    workers: int | None = None
+    rate: str | None = None
+    dry_run: bool = False
+    retry_from: Path | None = None
