@@ -49,10 +49,10 @@ from __future__ import annotations
 import csv
 import itertools
 from collections.abc import Iterable, Iterator
-from typing import Any, TextIO
+from typing import TextIO
 
 from feeds.csvlayout import choose
-from feeds.csvrows import column_rows, typed_rows
+from feeds.csvrows import RowPosition, column_rows, typed_rows
 from feeds.model import FeedError, Record
 from feeds.options import FeedOptions
 
@@ -63,24 +63,23 @@ _SAMPLE_ROWS = 64  # content lines read ahead to decide delimiter, header and la
 _SAMPLE_LINES = 2000  # ...unless a banner is this long
 
 
-def _feed(lines: Iterable[str], state: list[Any], offset: int = 0) -> Iterator[str]:
+def _feed(lines: Iterable[str], position: RowPosition, offset: int = 0) -> Iterator[str]:
     """Pass physical lines to ``csv.reader``, dropping ``#`` and blank lines found between rows.
 
-    ``state`` is shared with the row loop: ``[lines the reader had at its last row end (the loop
-    sets it), physical line where the current row starts, last comment line seen]``. A ``#``
-    line inside a quoted field is passed on: it is only dropped at a row boundary. ``offset``
-    counts the lines already dropped before ``lines``.
+    ``position`` is shared with the row loop, which sets ``lines_read_at_row_end``; this sets
+    ``row_line`` and ``last_comment``. A ``#`` line inside a quoted field is passed on: it is
+    only dropped at a row boundary. ``offset`` counts the lines already dropped before ``lines``.
     """
     physical, passed = offset, 0
     for line in lines:
         physical += 1
-        if passed == state[0]:
+        if passed == position.lines_read_at_row_end:
             first = line[:1]
             if first in {"#", "\n", "\r"}:
                 if first == "#":
-                    state[2] = line
+                    position.last_comment = line
                 continue
-            state[1] = physical
+            position.row_line = physical
         passed += 1
         yield line
 
@@ -107,15 +106,15 @@ def _head(stream: TextIO) -> tuple[list[str], Iterator[str], bool, int]:
 
 def _sample(head: list[str], delimiter: str) -> tuple[list[list[str]], str | None]:
     """The rows of ``head`` read with ``delimiter``, and the comment line just before the first row."""
-    state: list[Any] = [0, 0, None]
-    reader = csv.reader(_feed(head, state), delimiter=delimiter, skipinitialspace=True, strict=False)
+    position = RowPosition()
+    reader = csv.reader(_feed(head, position), delimiter=delimiter, skipinitialspace=True, strict=False)
     rows: list[list[str]] = []
     comment = None
     try:
         for row in reader:
             if not rows:
-                comment = state[2]
-            state[0] = reader.line_num
+                comment = position.last_comment
+            position.lines_read_at_row_end = reader.line_num
             if any(cell.strip() for cell in row):
                 rows.append(row)
     except csv.Error:
@@ -157,9 +156,9 @@ def parse(stream: TextIO, name: str, options: FeedOptions) -> Iterator[Record]:
         layout, header_row = choose(rows, comment_cells, options.columns)
     except FeedError as exc:
         raise FeedError(f"{name}: {exc}") from None
-    state: list[Any] = [0, 0, None]
+    position = RowPosition()
     reader = csv.reader(
-        _feed(itertools.chain(head, rest), state, offset),
+        _feed(itertools.chain(head, rest), position, offset),
         delimiter=delimiter,
         skipinitialspace=True,
         strict=False,
@@ -168,9 +167,11 @@ def parse(stream: TextIO, name: str, options: FeedOptions) -> Iterator[Record]:
     try:
         if header_row:  # the first row with content, as the sample counted rows
             for row in reader:
-                state[0] = reader.line_num
+                position.lines_read_at_row_end = reader.line_num
                 if any(cell.strip() for cell in row):
                     break
-        yield from rows_of(reader, state, layout, name, delimiter)
+        yield from rows_of(reader, position, layout, name, delimiter)
     except csv.Error as exc:
-        raise FeedError(f"{name}:{state[1]}: unreadable CSV row ({exc}); is a quote unbalanced?") from None
+        raise FeedError(
+            f"{name}:{position.row_line}: unreadable CSV row ({exc}); is a quote unbalanced?"
+        ) from None

@@ -1,19 +1,19 @@
 """Turn CSV rows into records, once ``feeds.csvlayout`` has said where the indicators are.
 
 ``column_rows`` reads the *columns* layout, ``typed_rows`` the *type + value* layout; both take
-the running ``csv.reader`` and the ``state`` list ``feeds.csvfeed`` shares with its line feeder
-(``state[1]`` is the physical line where the current row starts; they set ``state[0]`` to the
-reader's line count after each row). This is the hot loop: cell reads are inlined on purpose,
-the column plan and the indicator-building helpers are bound once per file, a cell that is
-already a canonical digest skips its converter (``csvvocab.HEX_KINDS``), indicators are built
-with ``listfeed.fast_indicator``, and a row whose metadata cells repeat the row before's reuses
-its fields.
+the running ``csv.reader`` and the ``RowPosition`` ``feeds.csvfeed``'s line feeder shares with
+them (it says where the current row starts; they tell it where the reader's last row ended).
+This is the hot loop: cell reads are inlined on purpose, the column plan and the constructor
+are bound once per file, a cell that is already a canonical digest skips its converter
+(``csvvocab.HEX_KINDS``), indicators are built with ``Indicator.fast``, and a row whose metadata
+cells repeat the row before's reuses its fields.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
@@ -21,15 +21,27 @@ from typing import Any
 from feeds.canonical import InvalidValue
 from feeds.csvlayout import Layout
 from feeds.csvvocab import HEX_KINDS, NULLS, PACKED, SKIP_TYPES, TYPE_KINDS, Convert, is_null, type_key
-from feeds.listfeed import fast_indicator
-from feeds.model import Indicator, Kind, Record, Rejected, Skipped
+from feeds.model import Indicator, Record, Rejected, Skipped
 
-__all__ = ["column_rows", "typed_rows"]
+__all__ = ["RowPosition", "column_rows", "typed_rows"]
 
 _RAW_LIMIT = 300  # characters of a rejected row kept in its ``raw``
 _PACK_SPLIT = re.compile(r"[\s,;|]+").split
 Meta = tuple[str | None, tuple[str, ...], int | None, datetime | None]
 _NO_META: Meta = (None, (), None, None)
+
+
+@dataclass(slots=True)
+class RowPosition:
+    """Where the ``csv.reader`` is, shared by ``feeds.csvfeed``'s line feeder and the row loops.
+
+    The feeder only drops ``#`` and blank lines at a row boundary, which it recognises by the
+    reader having taken exactly ``lines_read_at_row_end`` lines; records name ``row_line``.
+    """
+
+    lines_read_at_row_end: int = 0  # the reader's ``line_num`` after its last row (the loops set it)
+    row_line: int = 0  # the physical line where the current row starts (the feeder sets it)
+    last_comment: str | None = None  # the last ``#`` line the feeder dropped between rows
 
 
 def _raw(row: Sequence[str], delimiter: str) -> str:
@@ -114,30 +126,14 @@ def _timestamp(cell: str) -> datetime | None:
     return value
 
 
-# Indicator fields ``fast_indicator`` leaves at their defaults, set through the slots' own
-# descriptors (as that constructor does) and only when a row has them: far cheaper than the
-# frozen dataclass's ``__init__``, which the hot loop cannot afford three times a row. Relies on
-# Indicator keeping ``slots=True`` (fast_indicator's own check covers the rest of its shape).
-_SET_LABELS = getattr(Indicator, "labels").__set__  # noqa: B009 - the slot descriptor, not the value
-_SET_FIRST_SEEN = getattr(Indicator, "first_seen").__set__  # noqa: B009
 # An ASCII cell that deleting these bytes empties is lower-case hex: its own canonical digest.
 # bytes.translate builds its table per call from 16 bytes; str.translate and a regex fullmatch
 # cost ~3x as much on a 64-character cell.
 _LOWER_HEX = b"0123456789abcdef"
 
 
-def _indicator(kind: Kind, value: str, origin: str, meta: Meta) -> Indicator:
-    """``Indicator(kind, value, origin, *meta)``, built cheaply."""
-    description, labels, confidence, first_seen = meta
-    obj = fast_indicator(kind, value, origin, description=description, confidence=confidence)
-    if labels:
-        _SET_LABELS(obj, labels)
-    if first_seen is not None:
-        _SET_FIRST_SEEN(obj, first_seen)
-    return obj
-
-
 def _convert(convert: Convert, packed: bool, cell: str, origin: str, meta: Meta) -> Iterator[Record]:
+    description, labels, confidence, first_seen = meta
     for value in _PACK_SPLIT(cell) if packed else (cell,):
         if not value:
             continue
@@ -146,10 +142,12 @@ def _convert(convert: Convert, packed: bool, cell: str, origin: str, meta: Meta)
         except InvalidValue as exc:
             yield Rejected(origin, value, str(exc))
             continue
-        yield _indicator(kind, canonical, origin, meta)
+        yield Indicator.fast(kind, canonical, origin, description, labels, confidence, first_seen)
 
 
-def column_rows(reader: Any, state: list[Any], layout: Layout, name: str, delimiter: str) -> Iterator[Record]:
+def column_rows(
+    reader: Any, position: RowPosition, layout: Layout, name: str, delimiter: str
+) -> Iterator[Record]:
     """Records of the *columns* layout: each picked column's cell is a value of its kind."""
     # The per-file plan: for each picked column, its converter, whether it packs several values,
     # and the lengths at which a lower-case hex cell is already its canonical digest.
@@ -157,17 +155,11 @@ def column_rows(reader: Any, state: list[Any], layout: Layout, name: str, delimi
         (index, convert, convert in PACKED, HEX_KINDS.get(convert, {})) for index, convert in layout.picks
     )
     metas = _Meta(layout)
-    make, set_labels, set_first_seen, lower_hex, nulls = (
-        fast_indicator,
-        _SET_LABELS,
-        _SET_FIRST_SEEN,
-        _LOWER_HEX,
-        NULLS,
-    )
+    make, lower_hex, nulls = Indicator.fast, _LOWER_HEX, NULLS
     prefix = name + ":"
     for row in reader:
-        state[0] = reader.line_num
-        origin = prefix + str(state[1])
+        position.lines_read_at_row_end = reader.line_num
+        origin = prefix + str(position.row_line)
         meta = None
         width = len(row)
         for index, convert, packed, hex_kinds in picks:
@@ -194,12 +186,7 @@ def column_rows(reader: Any, state: list[Any], layout: Layout, name: str, delimi
             elif meta is None:
                 meta = metas.of(row)
                 description, labels, confidence, first_seen = meta
-            obj = make(kind, cell, origin, description=description, confidence=confidence)
-            if labels:
-                set_labels(obj, labels)
-            if first_seen is not None:
-                set_first_seen(obj, first_seen)
-            yield obj
+            yield make(kind, cell, origin, description, labels, confidence, first_seen)
         if meta is None and any(cell.strip() for cell in row):
             yield Rejected(origin, _raw(row, delimiter), "no indicator value in this row")
 
@@ -220,13 +207,15 @@ def _type_of(cell: str) -> tuple[str, tuple[Convert | None, ...]]:
     return "unsupported", ()
 
 
-def typed_rows(reader: Any, state: list[Any], layout: Layout, name: str, delimiter: str) -> Iterator[Record]:
+def typed_rows(
+    reader: Any, position: RowPosition, layout: Layout, name: str, delimiter: str
+) -> Iterator[Record]:
     """Records of the *type + value* layout: the type cell says what the value cell is."""
     type_at, value_at = layout.type_index, layout.value_index
     metas = _Meta(layout)
     types: dict[str, tuple[str, tuple[Convert | None, ...]]] = {}
     for row in reader:
-        state[0] = reader.line_num
+        position.lines_read_at_row_end = reader.line_num
         width = len(row)
         type_cell = row[type_at].strip() if type_at < width else ""
         value = row[value_at].strip() if value_at < width else ""
@@ -236,7 +225,7 @@ def typed_rows(reader: Any, state: list[Any], layout: Layout, name: str, delimit
             if len(types) < 1024:
                 types[type_cell] = resolved
         what, converts = resolved
-        origin = f"{name}:{state[1]}"
+        origin = f"{name}:{position.row_line}"
         if what == "skip":
             yield Skipped(origin, f"a '{type_cell}' row, not an indicator")
         elif what == "missing" and is_null(value):

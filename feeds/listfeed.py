@@ -10,23 +10,22 @@ before a second ``;``) becomes the confidence. Lines end at ``\\n``, ``\\r\\n`` 
 (as ``open(newline="")`` splits them), and line numbers count them so.
 
 Speed: the stream is read in blocks and split by one regex whose first alternative is a bare
-lower-case digest (the common line) — no per-line regex call, no per-line string for it; the
-indicator is built without the frozen dataclass's slow ``__init__``. Everything else goes
-through ``canonical.classify``.
+lower-case digest (the common line) — no per-line regex call, no per-line string for it; every
+indicator is built by ``Indicator.fast``, not the frozen dataclass's slow ``__init__``.
+Everything else goes through ``canonical.classify``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import fields
-from typing import Protocol, TextIO
+from collections.abc import Iterator
+from typing import TextIO
 
 from feeds.canonical import HASH_KINDS, InvalidValue, classify
-from feeds.model import Detection, Indicator, Kind, Record, Rejected
+from feeds.model import Indicator, Kind, Record, Rejected
 from feeds.options import FeedOptions
 
-__all__ = ["fast_indicator", "parse"]
+__all__ = ["parse"]
 
 # One match per line: groups 1-3 a bare lower-case digest (sha256, sha1, md5); 4-6 a digest (any
 # case) with trailing text: the digest, a LOKI score, the description; 7 any other non-empty
@@ -45,79 +44,6 @@ _DESCRIPTION_LEAD = " \t;,|-"
 _COMMENT_STARTS = ("#", "//", ";")
 _MAX_TEXT = 500  # a description or a rejected line beyond this is cut: reports stay readable
 _BLOCK = 1 << 18  # characters read at a time
-_EXPECTED_FIELDS = (
-    "kind",
-    "value",
-    "origin",
-    "description",
-    "labels",
-    "confidence",
-    "first_seen",
-    "expires",
-    "detection",
-)
-
-
-class _MakeIndicator(Protocol):
-    def __call__(
-        self,
-        kind: Kind,
-        value: str,
-        origin: str,
-        *,
-        description: str | None = ...,
-        confidence: int | None = ...,
-    ) -> Indicator: ...
-
-
-_Setter = Callable[[Indicator, object], None]
-
-
-def _slot_setters() -> tuple[_Setter, ...] | None:
-    """The descriptors' setters of Indicator's nine slots, or None if the model changed shape.
-
-    The generated ``__init__`` of a frozen dataclass sets each slot through
-    ``object.__setattr__`` (~1 us, more than everything else a bare-digest line costs); writing
-    the slots through their descriptors is about twice as fast. Used only while the model has
-    exactly the fields below and no ``__post_init__``; tests check the objects are equal.
-    """
-    names = tuple(field.name for field in fields(Indicator))
-    if names != _EXPECTED_FIELDS or hasattr(Indicator, "__post_init__"):
-        return None
-    return tuple(getattr(Indicator, name).__set__ for name in names)
-
-
-_SLOTS = _slot_setters()
-
-
-def _checked_fast_indicator() -> _MakeIndicator:
-    """``Indicator(kind, value, origin, description=, confidence=)``, built through the slots."""
-    if _SLOTS is None:
-        return Indicator
-    new = object.__new__
-    set_kind, set_value, set_origin, set_description, set_labels, *more = _SLOTS
-    set_confidence, set_first_seen, set_expires, set_detection = more
-    equals = Detection.EQUALS
-
-    def make(
-        kind: Kind, value: str, origin: str, *, description: str | None = None, confidence: int | None = None
-    ) -> Indicator:
-        obj = new(Indicator)
-        set_kind(obj, kind)
-        set_value(obj, value)
-        set_origin(obj, origin)
-        set_description(obj, description)
-        set_labels(obj, ())
-        set_confidence(obj, confidence)
-        set_first_seen(obj, None)
-        set_expires(obj, None)
-        set_detection(obj, equals)
-        return obj
-
-    return make
-
-
-fast_indicator = _checked_fast_indicator()
 
 
 def _clip(text: str) -> str:
@@ -153,7 +79,7 @@ def _described(match: re.Match[str], origin: str) -> Indicator:
     """A digest with trailing text (``_LINE`` groups 4-6): the description and LOKI score."""
     token, score, description = match.group(4, 5, 6)
     description = description.rstrip()
-    return fast_indicator(
+    return Indicator.fast(
         HASH_KINDS[len(token)],
         token.lower(),
         origin,
@@ -176,7 +102,7 @@ def _other_line(line: str, origin: str) -> Record | None:
             reason = f"a line of prose or a title, not an indicator ({token!r} is {reason})"
         return Rejected(origin, _clip(stripped), reason)
     description, confidence = _describe(rest)
-    return fast_indicator(kind, value, origin, description=description, confidence=confidence)
+    return Indicator.fast(kind, value, origin, description=description, confidence=confidence)
 
 
 def _blocks(stream: TextIO) -> Iterator[str]:
@@ -204,14 +130,7 @@ def _blocks(stream: TextIO) -> Iterator[str]:
 def parse(stream: TextIO, name: str, options: FeedOptions) -> Iterator[Record]:
     """Yield one record per non-blank, non-comment line of ``stream``; never raises for a line."""
     del options  # a list has no columns and no expiry: nothing to configure
-    if _SLOTS is None:
-        yield from _parse_plain(stream, name)
-        return
-    # The bare-digest line builds its Indicator inline: a call less is ~5 % of its cost.
-    new = object.__new__
-    set_kind, set_value, set_origin, set_description, set_labels, *more = _SLOTS
-    set_confidence, set_first_seen, set_expires, set_detection = more
-    equals = Detection.EQUALS
+    make = Indicator.fast
     kinds = _GROUP_KINDS
     prefix = name + ":"
     lineno = 0
@@ -222,42 +141,11 @@ def parse(stream: TextIO, name: str, options: FeedOptions) -> Iterator[Record]:
             if group is None:
                 continue  # an empty line
             if group < 4:
-                obj = new(Indicator)
-                set_kind(obj, kinds[group])
-                set_value(obj, match.group(group))
-                set_origin(obj, prefix + str(lineno))
-                set_description(obj, None)
-                set_labels(obj, ())
-                set_confidence(obj, None)
-                set_first_seen(obj, None)
-                set_expires(obj, None)
-                set_detection(obj, equals)
-                yield obj
+                yield make(kinds[group], match.group(group), prefix + str(lineno))
                 continue
             if group < 7:
                 yield _described(match, prefix + str(lineno))
                 continue
             record = _other_line(match.group(7), prefix + str(lineno))
-            if record is not None:
-                yield record
-
-
-def _parse_plain(stream: TextIO, name: str) -> Iterator[Record]:
-    """``parse`` with the model's own constructor (if the model ever changes shape)."""
-    lineno = 0
-    for block in _blocks(stream):
-        for match in _LINE.finditer(block):
-            lineno += 1
-            group = match.lastindex
-            if group is None:
-                continue
-            origin = f"{name}:{lineno}"
-            if group < 4:
-                yield Indicator(_GROUP_KINDS[group], match.group(group), origin)
-                continue
-            if group < 7:
-                yield _described(match, origin)
-                continue
-            record = _other_line(match.group(7), origin)
             if record is not None:
                 yield record

@@ -3,12 +3,13 @@
 ``Indicator`` is something a target can store; ``Rejected`` is a record that cannot become one
 (with the reason); ``Expired`` is a well-formed indicator the feed itself has retired (STIX
 ``revoked`` or ``valid_until`` in the past); ``Skipped`` is an input object that is not an
-indicator at all (a STIX ``malware`` object, say) — counted, never imported.
+indicator at all (a STIX ``malware`` object, say) — counted, never imported. ``Indicator.fast``
+is the parsers' constructor: ``Indicator(...)``'s arguments and result, at a quarter of the cost.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -60,6 +61,40 @@ class Indicator:
     expires: datetime | None = None
     detection: Detection = Detection.EQUALS
 
+    @staticmethod
+    def fast(  # noqa: PLR0917 - Indicator(...)'s own signature; positional calls are the cheapest
+        kind: Kind,
+        value: str,
+        origin: str,
+        description: str | None = None,
+        labels: tuple[str, ...] = (),
+        confidence: int | None = None,
+        first_seen: datetime | None = None,
+        expires: datetime | None = None,
+        detection: Detection = Detection.EQUALS,
+    ) -> Indicator:
+        """``Indicator(...)`` with the same arguments and the same result, ~4x cheaper: for parsers.
+
+        The frozen dataclass's ``__init__`` sets each slot through ``object.__setattr__``: ~0.7 us
+        an indicator, where all the rest of a bare-digest list line costs ~1.2 us. Here the
+        fields go into an unfrozen object with the same slots by plain attribute stores, and the
+        object then becomes an Indicator by ``__class__`` assignment, which CPython allows
+        between classes of identical layout: ~0.17 us. ``_check_fast`` proves the result equal
+        at import.
+        """
+        draft: Any = _new(_IndicatorDraft)
+        draft.kind = kind
+        draft.value = value
+        draft.origin = origin
+        draft.description = description
+        draft.labels = labels
+        draft.confidence = confidence
+        draft.first_seen = first_seen
+        draft.expires = expires
+        draft.detection = detection
+        draft.__class__ = Indicator
+        return draft  # type: ignore[no-any-return]  # an Indicator since the line above
+
     def to_json(self) -> dict[str, Any]:
         """The JSON-lines shape of ``ti-import parse``: required keys, then the optional ones set."""
         out: dict[str, Any] = {"kind": str(self.kind), "value": self.value, "origin": self.origin}
@@ -78,28 +113,59 @@ class Indicator:
         return out
 
 
+class _IndicatorDraft:
+    """An unfrozen object with exactly Indicator's slots, which ``Indicator.fast`` fills and retypes."""
+
+    __slots__ = tuple(field.name for field in fields(Indicator))
+
+
+_new = object.__new__
+
+
+def _check_fast() -> None:
+    """Fail at import, not in the middle of a feed, if ``Indicator.fast`` no longer matches the model.
+
+    A field added, renamed or reordered leaves a slot unset, an attribute unknown or a value in
+    the wrong field: all of them make the comparison below fail or raise.
+    """
+    when = datetime(2024, 5, 7)
+    every = (Kind.MD5, "0" * 32, "probe:1", "d", ("l",), 1, when, when, Detection.CONTAINS)
+    try:
+        same = Indicator.fast(*every) == Indicator(*every)
+        same = same and Indicator.fast(*every[:3]) == Indicator(*every[:3])
+    except (AttributeError, TypeError):  # a slot unset or unknown; a layout the swap refuses
+        same = False
+    if not same:
+        raise TypeError("Indicator.fast does not build what Indicator(...) builds: update it with the model")
+
+
+_check_fast()
+
+
 @dataclass(frozen=True, slots=True)
-class Rejected:
+class _NotImported:
+    """A record that did not become an indicator: where it was, what it said, and why.
+
+    Shared by ``Rejected`` and ``Expired``, which stay distinct types (neither is an instance of
+    the other): the pipeline counts them apart.
+    """
+
+    origin: str
+    raw: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"origin": self.origin, "raw": self.raw, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected(_NotImported):
     """A record that cannot become an indicator: where it was, what it said, and why."""
 
-    origin: str
-    raw: str
-    reason: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"origin": self.origin, "raw": self.raw, "reason": self.reason}
-
 
 @dataclass(frozen=True, slots=True)
-class Expired:
+class Expired(_NotImported):
     """An indicator the feed itself has retired (revoked, or ``valid_until`` has passed)."""
-
-    origin: str
-    raw: str
-    reason: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"origin": self.origin, "raw": self.raw, "reason": self.reason}
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,10 +130,15 @@ def fast_comparisons(pattern: str) -> list[Comparison] | None:
         return [Comparison(object_type, path, op, _unquote(literal), True)]
     if _SIMPLE.fullmatch(pattern):
         return _simple(pattern)
+    return _parenthesised(pattern)
+
+
+def _parenthesised(pattern: str) -> list[Comparison] | None:
+    """``fast_comparisons`` for the shapes with parentheses: a token at a time, checking the order."""
     found: list[Comparison] = []
     in_observation = False
     expect_operand = True
-    depth_outer = depth_inner = 0
+    depth = [0, 0]  # open parentheses outside an observation [0] and inside the current one [1]
     pos = 0
     match_token = _TOKEN.match
     while True:
@@ -162,28 +167,18 @@ def fast_comparisons(pattern: str) -> list[Comparison] | None:
                     return None
                 in_observation = True
             elif punct == "]":
-                if not in_observation or expect_operand or depth_inner:
+                if not in_observation or expect_operand or depth[1]:
                     return None
                 in_observation = False
             elif punct == "(":
                 if not expect_operand:
                     return None
-                if in_observation:
-                    depth_inner += 1
-                else:
-                    depth_outer += 1
+                depth[in_observation] += 1
             else:  # ")"
-                if expect_operand:
+                if expect_operand or not depth[in_observation]:
                     return None
-                if in_observation:
-                    if not depth_inner:
-                        return None
-                    depth_inner -= 1
-                else:
-                    if not depth_outer:
-                        return None
-                    depth_outer -= 1
-    if in_observation or expect_operand or depth_outer or not _TRAILING_SPACE.match(pattern, pos):
+                depth[in_observation] -= 1
+    if in_observation or expect_operand or depth[0] or not _TRAILING_SPACE.match(pattern, pos):
         return None
     return _grouped(found)
 

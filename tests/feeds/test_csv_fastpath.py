@@ -1,8 +1,8 @@
 """The CSV row loop's shortcuts give exactly what the converters and the model's constructor give.
 
 The loop skips the converter for cells that are already canonical hex (``HEX_KINDS``), builds
-indicators through ``fast_indicator`` plus two slot writes, and reuses the metadata fields while
-a row's metadata cells repeat the row before's. Each test compares with the slow, obvious way.
+indicators through ``Indicator.fast``, and reuses the metadata fields while a row's metadata
+cells repeat the row before's. Each test compares with the slow, obvious way.
 """
 
 from __future__ import annotations

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import io
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from feeds import FeedError, listfeed, read_feed
-from feeds.listfeed import fast_indicator, parse
+from feeds.listfeed import parse
 from feeds.model import Detection, Indicator, Kind, Record, Rejected
 from feeds.options import FeedOptions
 
@@ -116,7 +115,7 @@ def test_very_long_lines_are_clipped_in_reports() -> None:
 
 
 def test_fast_constructor_builds_the_same_indicator() -> None:
-    assert fast_indicator(Kind.MD5, MD5, "o:1") == Indicator(Kind.MD5, MD5, "o:1")
+    assert Indicator.fast(Kind.MD5, MD5, "o:1") == Indicator(Kind.MD5, MD5, "o:1")
     (bare,) = _parse(MD5)
     assert bare == Indicator(Kind.MD5, MD5, "f.txt:1")
     assert type(bare) is Indicator
@@ -130,12 +129,19 @@ def test_fast_constructor_builds_the_same_indicator() -> None:
     )
 
 
-def test_the_plain_constructor_path_reads_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
-    text = f"{MD5}\n{SHA1};x\nbad line\n"
-    fast = _parse(text)
-    monkeypatch.setattr(listfeed, "_SLOTS", None)
-    assert _parse(text) == fast
-    built = fast_indicator(Kind.SHA1, SHA1, "o:2", description="d", confidence=7)
+def test_every_line_shape_reads_as_the_dataclass_constructor_builds() -> None:
+    """Bare digests, described digests and other kinds all go through ``Indicator.fast``."""
+    text = f"{MD5}\n{SHA1};x\n{SHA1.upper()};80;Loader\nevil.com - c2\nbad line\n"
+    assert _parse(text) == [
+        Indicator(Kind.MD5, MD5, "f.txt:1"),
+        Indicator(Kind.SHA1, SHA1, "f.txt:2", description="x"),
+        Indicator(Kind.SHA1, SHA1, "f.txt:3", description="Loader", confidence=80),
+        Indicator(Kind.DOMAIN, "evil.com", "f.txt:4", description="c2"),
+        Rejected(
+            "f.txt:5", "bad line", "a line of prose or a title, not an indicator ('bad' is " + NOT_IOC + ")"
+        ),
+    ]
+    built = Indicator.fast(Kind.SHA1, SHA1, "o:2", description="d", confidence=7)
     assert built == Indicator(Kind.SHA1, SHA1, "o:2", description="d", confidence=7)
     assert built.detection is Detection.EQUALS
     assert built.labels == ()
