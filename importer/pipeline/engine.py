@@ -27,6 +27,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
+from importer.fields import definition_to_json
 from importer.pipeline.present import InMemoryPresent, PresentStore
 from importer.pipeline.produce import produce
 from importer.pipeline.progress import NoProgress, Progress
@@ -65,7 +66,10 @@ async def run_pipeline(
         rejects=rejects or RejectsWriter(None),
         stop=stop or asyncio.Event(),
     )
-    feeds = [Feed(job, FeedReport(name=job.name, source=job.source)) for job in jobs]
+    feeds = [
+        Feed(job, FeedReport(name=job.name, source=job.source, definition=definition_to_json(job.definition)))
+        for job in jobs
+    ]
     report = RunReport(target=target.name, mode=options.mode, dry_run=options.dry_run,
                        feeds=[f.report for f in feeds], transport=stats or TransportStats())  # fmt: skip
     started = clock()

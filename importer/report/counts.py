@@ -49,6 +49,7 @@ class FeedReport:
     source: str
     definition_id: str | None = None
     definition_outcome: str | None = None  # found / created / updated / planned
+    definition: dict[str, Any] | None = None  # the feed's options as sent (fields.definition_to_json)
     error: str | None = None  # the feed could not be read, or its definition not resolved
     config_error: bool = False  # the error is the feed's or its configuration's (exit 2), not the target's
     records_read: int = 0
@@ -89,6 +90,7 @@ class FeedReport:
             "source": self.source,
             "definition_id": self.definition_id,
             "definition_outcome": self.definition_outcome,
+            **({"definition": self.definition} if self.definition is not None else {}),
             "records_read": self.records_read,
             **self.buckets(),
         }
