@@ -10,23 +10,15 @@ from collections import Counter
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from importer.emulator import DEMO_CLIENT, Emulator, EmulatorConfig, Faults, running_emulator
+from importer.emulator import server as emulator_server
 from importer.emulator.faults import FaultInjector
-
-from .conftest import DEFINITION, FakeClock, auth, get_token, sha1
+from importer.emulator.state import EmulatorState
+from tests.helpers import DEFINITION, FakeTime, auth, get_token, sha1, ti_ioc, wait_until
 
 _DROPPED = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
-
-
-def _ioc(definition_id: int, n: int) -> dict[str, object]:
-    return {
-        "Type": "Sha1",
-        "Value": sha1(n),
-        "DetectionFunction": "Equals",
-        "Enabled": True,
-        "AlertDefinition@odata.bind": f"AlertDefinitions({definition_id})",
-    }
 
 
 async def _setup(session: aiohttp.ClientSession, emu: Emulator) -> tuple[str, int]:
@@ -45,7 +37,9 @@ async def test_lost_after_write_applies_then_drops(
     emulator.set_api_faults(Faults(lost_after_write_rate=1.0))
     with pytest.raises(_DROPPED):
         async with session.post(
-            emulator.ti_url + "IndicatorsOfCompromise", json=_ioc(definition_id, 1), headers=auth(token)
+            emulator.ti_url + "IndicatorsOfCompromise",
+            json=ti_ioc(definition_id, sha1(1)),
+            headers=auth(token),
         ) as response:
             await response.read()
     state = emulator.state()
@@ -61,7 +55,9 @@ async def test_reset_drops_before_applying(session: aiohttp.ClientSession, emula
     emulator.set_api_faults(Faults(reset_rate=1.0))
     with pytest.raises(_DROPPED):
         async with session.post(
-            emulator.ti_url + "IndicatorsOfCompromise", json=_ioc(definition_id, 1), headers=auth(token)
+            emulator.ti_url + "IndicatorsOfCompromise",
+            json=ti_ioc(definition_id, sha1(1)),
+            headers=auth(token),
         ) as response:
             await response.read()
     state = emulator.state()
@@ -105,7 +101,7 @@ async def test_faults_are_reproducible_from_the_seed(session: aiohttp.ClientSess
 
 
 async def test_throttle_answers_429_with_retry_after(
-    session: aiohttp.ClientSession, emulator: Emulator, clock: FakeClock
+    session: aiohttp.ClientSession, emulator: Emulator, fake_time: FakeTime
 ) -> None:
     token, _ = await _setup(session, emulator)
     emulator.set_api_faults(Faults(throttle_per_minute=2))
@@ -113,13 +109,13 @@ async def test_throttle_answers_429_with_retry_after(
     for _ in range(2):
         async with session.get(url, headers=auth(token)) as response:
             assert response.status == 200
-    clock.advance(20)
+    fake_time.advance(20)
     async with session.get(url, headers=auth(token)) as response:
         assert response.status == 429 and response.headers["Retry-After"] == "40"
-    clock.advance(39)
+    fake_time.advance(39)
     async with session.get(url, headers=auth(token)) as response:
         assert response.status == 429  # retrying sooner than told gets another 429
-    clock.advance(1)
+    fake_time.advance(1)
     async with session.get(url, headers=auth(token)) as response:
         assert response.status == 200
     assert emulator.state()["faults_injected"]["throttle"] == 2
@@ -175,15 +171,18 @@ async def test_answer_waits_latency_but_the_write_is_applied_on_arrival(
     token, definition_id = await _setup(session, emulator)
     # A latency far longer than the request takes to arrive, so the window is there on a busy machine.
     emulator.set_api_faults(Faults(latency_ms=2000))
-    body = {"Type": "Sha1", "Value": sha1(1), "DetectionFunction": "Equals", "Enabled": True,
-            "AlertDefinition@odata.bind": f"AlertDefinitions({definition_id})"}
+    body = {
+        "Type": "Sha1",
+        "Value": sha1(1),
+        "DetectionFunction": "Equals",
+        "Enabled": True,
+        "AlertDefinition@odata.bind": f"AlertDefinitions({definition_id})",
+    }
     posting = asyncio.ensure_future(
         session.post(emulator.ti_url + "IndicatorsOfCompromise", json=body, headers=auth(token))
     )
-    for _ in range(400):  # the write lands within milliseconds of arriving
-        if emulator.state()["totals"]["iocs"]:
-            break
-        await asyncio.sleep(0.005)
+    # The write lands within milliseconds of arriving, long before the answer is due.
+    await wait_until(lambda: emulator.state()["totals"]["iocs"], timeout=2.0, what="the write")
     assert emulator.state()["totals"]["iocs"] == 1  # stored, though the answer is still on its way
     assert not posting.done()
     posting.cancel()
@@ -192,10 +191,23 @@ async def test_answer_waits_latency_but_the_write_is_applied_on_arrival(
 
 
 async def test_a_client_gone_mid_body_is_not_an_error(
-    session: aiohttp.ClientSession, emulator: Emulator, caplog: pytest.LogCaptureFixture
+    session: aiohttp.ClientSession,
+    emulator: Emulator,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A killed client (kill -9 mid-upload) is routine under fault tests: no traceback in the log."""
     token = await get_token(session, emulator)
+    # Watch the emulator's request dispatch: the request reaching it, and the task serving the
+    # connection (aiohttp's, which logs whatever the handler raises) - done once all is handled.
+    served: list[asyncio.Task[None]] = []
+    dispatch = emulator_server._dispatch
+
+    async def watched(request: web.BaseRequest, state: EmulatorState) -> web.StreamResponse:
+        served.append(request.task)
+        return await dispatch(request, state)
+
+    monkeypatch.setattr(emulator_server, "_dispatch", watched)
     host, port = emulator.base_url.removeprefix("http://").rsplit(":", 1)
     _, writer = await asyncio.open_connection(host, int(port))
     writer.write(
@@ -203,9 +215,9 @@ async def test_a_client_gone_mid_body_is_not_an_error(
         b"Content-Length: 1000\r\nAuthorization: Bearer " + token.encode() + b'\r\n\r\n{"Type": '
     )
     await writer.drain()
-    await asyncio.sleep(0.05)  # the handler is now waiting for the rest of the body
+    await wait_until(lambda: served, what="the handler to start on the request")  # now short of its body
     writer.close()
     await writer.wait_closed()
-    await asyncio.sleep(0.05)
+    await wait_until(served[0].done, what="the emulator to finish with the connection")
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert emulator.state()["totals"]["iocs"] == 0

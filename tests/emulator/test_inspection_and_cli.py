@@ -13,8 +13,7 @@ from pathlib import Path
 import aiohttp
 
 from importer.emulator import DEMO_CLIENT, Emulator
-
-from .conftest import DEFINITION, auth
+from tests.helpers import DEFINITION, auth
 
 
 async def test_state_and_reset_over_http(

@@ -8,8 +8,7 @@ from typing import Any
 import aiohttp
 
 from importer.emulator import Emulator, EmulatorConfig, running_emulator
-
-from .conftest import FakeClock, auth, get_token, sha1
+from tests.helpers import FakeTime, auth, get_token, sha1
 
 MDE = "https://api.securitycenter.microsoft.com"
 
@@ -134,9 +133,9 @@ async def test_delete_and_batch_delete(
     assert sorted(i["id"] for i in body["value"]) == sorted(ids[3:])
 
 
-async def test_rate_limits_with_a_scaled_window(session: aiohttp.ClientSession, clock: FakeClock) -> None:
+async def test_rate_limits_with_a_scaled_window(session: aiohttp.ClientSession, fake_time: FakeTime) -> None:
     config = EmulatorConfig(
-        clock=clock,
+        clock=fake_time.wall,
         mde_import_per_minute=2,
         mde_calls_per_minute=3,
         mde_calls_per_hour=4,
@@ -150,17 +149,17 @@ async def test_rate_limits_with_a_scaled_window(session: aiohttp.ClientSession, 
         assert (await _call(session, "POST", url, token, body))[0] == 200
         status, answer, headers = await _call(session, "POST", url, token, body)
         assert (status, answer["error"]["code"], headers["Retry-After"]) == (429, "TooManyRequests", "1")
-        clock.advance(0.3)
+        fake_time.advance(0.3)
         assert (await _call(session, "POST", url, token, body))[0] == 429  # sooner than the window: 429 again
-        clock.advance(0.3)  # a scaled minute (0.6 s) has passed
+        fake_time.advance(0.3)  # a scaled minute (0.6 s) has passed
         assert (await _call(session, "POST", url, token, body))[0] == 200
         listing = emu.mde_url + "indicators"
         for _ in range(3):
             assert (await _call(session, "GET", listing, token))[0] == 200
         assert (await _call(session, "GET", listing, token))[0] == 429
-        clock.advance(0.6)
+        fake_time.advance(0.6)
         assert (await _call(session, "GET", listing, token))[0] == 200
-        clock.advance(0.6)
+        fake_time.advance(0.6)
         status, _, headers = await _call(session, "GET", listing, token)
         assert status == 429 and int(headers["Retry-After"]) >= 1  # the hourly window (36 s scaled) is full
 

@@ -8,8 +8,7 @@ import aiohttp
 import pytest
 
 from importer.emulator import DEMO_CLIENT, ClientApp, Emulator, EmulatorConfig, running_emulator
-
-from .conftest import FakeClock, auth
+from tests.helpers import FakeTime, auth
 
 GOOD = {
     "grant_type": "client_credentials",
@@ -24,7 +23,7 @@ async def _token(session: aiohttp.ClientSession, url: str, form: dict[str, str])
 
 
 async def test_v1_numbers_as_strings(
-    session: aiohttp.ClientSession, emulator: Emulator, clock: FakeClock
+    session: aiohttp.ClientSession, emulator: Emulator, fake_time: FakeTime
 ) -> None:
     status, body = await _token(
         session, emulator.auth_url(1), {**GOOD, "resource": "https://graph.windows.net"}
@@ -32,7 +31,8 @@ async def test_v1_numbers_as_strings(
     assert status == 200
     assert body["token_type"] == "Bearer" and body["expires_in"] == "3600"
     assert (
-        body["expires_on"] == str(int(clock.now) + 3600) and body["resource"] == "https://graph.windows.net"
+        body["expires_on"] == str(int(fake_time.wall()) + 3600)
+        and body["resource"] == "https://graph.windows.net"
     )
     assert isinstance(body["access_token"], str) and len(body["access_token"]) >= 32
 
@@ -122,19 +122,19 @@ async def test_unknown_tenant_expired_secret_and_other_tenant(session: aiohttp.C
         assert (status, body["error_codes"]) == (400, [700016])
 
 
-async def test_token_lifetime_is_configurable(session: aiohttp.ClientSession, clock: FakeClock) -> None:
-    async with running_emulator(EmulatorConfig(token_lifetime=120, clock=clock)) as emu:
+async def test_token_lifetime_is_configurable(session: aiohttp.ClientSession, fake_time: FakeTime) -> None:
+    async with running_emulator(EmulatorConfig(token_lifetime=120, clock=fake_time.wall)) as emu:
         status, body = await _token(
             session, emu.auth_url(2), {**GOOD, "scope": "https://graph.windows.net/.default"}
         )
         assert status == 200
         assert body["expires_in"] == 120
-        clock.advance(119)
+        fake_time.advance(119)
         async with session.get(
             emu.ti_url + "AlertDefinitions", headers=auth(body["access_token"])
         ) as response:
             assert response.status == 200
-        clock.advance(1)
+        fake_time.advance(1)
         async with session.get(
             emu.ti_url + "AlertDefinitions", headers=auth(body["access_token"])
         ) as response:

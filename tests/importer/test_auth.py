@@ -17,7 +17,7 @@ from importer.targets.ti.rules import DEFAULT_AUDIENCE as TI_DEFAULT_AUDIENCE
 from importer.transport.connection import ConnectionSettings, Secret
 from importer.transport.http import HttpClient, open_http
 from importer.transport.stats import TransportStats
-from tests.importer.conftest import FakeTime, connection_settings
+from tests.helpers import FakeTime, connection_settings
 
 
 @asynccontextmanager

@@ -10,7 +10,7 @@ import pytest
 
 from importer.cli import main
 from importer.emulator import DEMO_CLIENT, Emulator, EmulatorConfig, running_emulator
-from tests.importer.test_pipeline import write_list
+from tests.helpers import write_list
 
 
 def use_emulator(

@@ -20,24 +20,14 @@ from importer.state.journal import Journal
 from importer.state.store import tenant_key
 from importer.targets.registry import open_target
 from importer.transport.stats import TransportStats
-from tests.importer.conftest import connection_settings
-from tests.importer.test_pipeline import spec
-
-
-def sha256(n: int) -> str:
-    return f"{n:064x}"
-
-
-def write_feed(path: Path, numbers: range) -> Path:
-    path.write_text("".join(f"{sha256(n)}\n" for n in numbers))
-    return path
+from tests.helpers import connection_settings, feed_spec, sha256, write_feed
 
 
 async def run(emu: Emulator, state: Path, *feeds: tuple[str, Path]) -> RunReport:
     settings = RunSettings(
         target="ti",
         connection=connection_settings(emu),
-        feeds=tuple(FeedSettings(str(path), spec(name)) for name, path in feeds),
+        feeds=tuple(FeedSettings(str(path), feed_spec(name)) for name, path in feeds),
         tuning=Tuning(batch_size=40, workers=4),
     )
     return await run_import(settings, OutputOptions(progress=False), state=StateOptions(path=state))
@@ -63,7 +53,7 @@ async def test_a_killed_runs_other_feed_is_listed_when_it_next_runs(
         journal.note_writing(b_id, killed)
     async with open_target("ti", connection, TransportStats()) as target:
         acknowledged = [Indicator(Kind.SHA256, sha256(n), origin="night 2") for n in range(150, 170)]
-        sent = await target.send(ResolvedDefinition(b_id, spec("B"), "found"), acknowledged)
+        sent = await target.send(ResolvedDefinition(b_id, feed_spec("B"), "found"), acknowledged)
         assert len(sent.imported) == 20
 
     # A one-off load of feed A alone finishes: it must not settle the killed run's account of B.

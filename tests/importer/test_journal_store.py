@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from importer.errors import ConfigError
 from importer.model import ResolvedDefinition
 from importer.state.journal import Journal
 from importer.state.store import JournalPresent
-from tests.helpers import spec_for
+from tests.helpers import settle, spec_for, wait_until
 
 DEFINITIONS = [
     ResolvedDefinition(id=str(n), spec=spec_for(f"feed {n}", title="t", description="d"), outcome="found")
@@ -33,13 +34,18 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
         yield opened
 
 
-def count_transactions(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Spy on ``record_imported_many``: the number of batches of each call (= each transaction)."""
+def count_transactions(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch, hold: threading.Event | None = None
+) -> list[int]:
+    """Spy on ``record_imported_many``: the number of batches of each call (= each transaction).
+    With ``hold``, each commit waits in its thread until ``hold`` is set."""
     calls: list[int] = []
     real = journal.record_imported_many
 
     def spy(batches: Sequence[tuple[str, Sequence[tuple[Kind, str, str]]]], run_id: int) -> None:
         calls.append(len(batches))
+        if hold is not None:
+            hold.wait(10.0)
         real(batches, run_id)
 
     monkeypatch.setattr(journal, "record_imported_many", spy)
@@ -62,12 +68,15 @@ async def test_batches_arriving_during_a_commit_go_into_the_next(
     journal: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = JournalPresent(journal, journal.begin_run())
-    calls = count_transactions(journal, monkeypatch)
+    hold = threading.Event()
+    calls = count_transactions(journal, monkeypatch, hold)
     first = asyncio.ensure_future(store.record(DEFINITIONS[0], acknowledged(0, 10)))
-    await asyncio.sleep(0)  # the first commit is now under way in its thread
+    await wait_until(lambda: calls, what="the first commit to start")  # under way in its thread, held
     later = [
         asyncio.ensure_future(store.record(DEFINITIONS[0], acknowledged(10 * n, 10))) for n in range(1, 5)
     ]
+    await settle()  # each hands its batch over while the first commit is still under way
+    hold.set()
     await asyncio.gather(first, *later)
     assert calls == [1, 4]
     keys = [(i.kind, i.value) for i, _ in acknowledged(0, 50)]
@@ -92,6 +101,10 @@ async def test_a_failed_commit_reaches_every_waiter(
 async def test_a_cancelled_workers_batch_is_still_committed(journal: Journal) -> None:
     store = JournalPresent(journal, journal.begin_run())
     worker = asyncio.ensure_future(store.record(DEFINITIONS[0], acknowledged(0, 8)))
+    # One step of the loop, not a wait for anything: the worker hands its batch over and awaits
+    # its commit, which has not begun yet (the committer task has not run). Cancelled there, its
+    # batch must be committed all the same. (Waiting for the commit to start would test less: a
+    # commit already under way in its thread finishes whatever happens to the worker.)
     await asyncio.sleep(0)
     worker.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -20,8 +20,7 @@ from importer.targets.mde.rules import MdePace, check_definition
 from importer.transport.http import open_http
 from importer.transport.ratelimit import WindowLimiter
 from importer.transport.stats import TransportStats
-from tests.helpers import spec_for
-from tests.importer.conftest import FakeTime, connection_settings
+from tests.helpers import FakeTime, connection_settings, settle, sha1, spec_for, wait_until
 
 SPEC = spec_for("feed-a", "mde", title="Feed A", description="Indicators from feed A")
 
@@ -44,10 +43,6 @@ async def mde_client(
                 emu,
                 MdeClient(http, settings.api_url, page_size=page_size, sleep=fake.sleep, clock=fake.clock),
             )
-
-
-def sha1(n: int) -> str:
-    return f"{n:040x}"
 
 
 # --- wire JSON ---------------------------------------------------------------------------------------
@@ -163,17 +158,19 @@ async def test_window_limiter_waits_for_calls_still_in_flight(fake_time: FakeTim
             order.append("slow out")
 
     async def second() -> None:
+        order.append("second waits")
         async with window.slot():
             order.append(f"second in at {fake_time.now - 1000.0:.0f}")
 
     task = asyncio.create_task(slow())
-    await asyncio.sleep(0)
+    await wait_until(lambda: order == ["slow in"], what="the slow call to take the slot")
     waiter = asyncio.create_task(second())
-    await asyncio.sleep(0.01)
-    assert order == ["slow in"]  # the one slot is taken by a call that has not finished
+    await wait_until(lambda: "second waits" in order, what="the second call to ask for the slot")
+    await settle()  # every chance to get in (loop steps; the fake clock stays put): it must not
+    assert order == ["slow in", "second waits"]  # the one slot is taken by a call that has not finished
     release.set()
     await asyncio.gather(task, waiter)
-    assert order == ["slow in", "slow out", "second in at 10"]
+    assert order == ["slow in", "second waits", "slow out", "second in at 10"]
 
 
 # --- against the emulator ----------------------------------------------------------------------------

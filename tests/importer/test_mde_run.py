@@ -14,15 +14,17 @@ import pytest
 
 from importer.cli import main
 from importer.emulator import DEMO_CLIENT, Emulator, EmulatorConfig, running_emulator
-from tests.importer.conftest import FakeTime
-from tests.importer.test_mirror import run, sha256, write_feed
-from tests.importer.test_resume import (
-    _FAST_IMPORTER,
+from tests.helpers import (
+    FAST_IMPORTER,
     ROOT,
+    FakeTime,
     importer_env,
+    journaled_run,
+    reached_before_exit,
+    sha256,
     start_emulator,
     stop_process,
-    wait_until,
+    write_feed,
 )
 
 MIXED = """\
@@ -100,12 +102,12 @@ async def test_mde_mirror_deletes_exactly_the_stale_ones_through_batch_delete(
 ) -> None:
     state = tmp_path / "state.sqlite"
     async with running_emulator(EmulatorConfig(clock=fake_time.wall)) as emu:
-        first = await run(emu, write_feed(tmp_path / "a.txt", range(600)), state, api="mde", fake=fake_time,
-                          mirror=True)  # fmt: skip
+        first = await journaled_run(emu, write_feed(tmp_path / "a.txt", range(600)), state, api="mde",
+                                    fake=fake_time, mirror=True)  # fmt: skip
         assert first.exit_code() == 0 and emu.state()["totals"]["mde_indicators"] == 600
         today = [*range(100, 600), *range(1000, 1005)]  # 100 gone (more than one BatchDelete is 500)
-        report = await run(emu, write_feed(tmp_path / "b.txt", today), state, api="mde", fake=fake_time,
-                           mirror=True)  # fmt: skip
+        report = await journaled_run(emu, write_feed(tmp_path / "b.txt", today), state, api="mde",
+                                     fake=fake_time, mirror=True)  # fmt: skip
         feed = report.feeds[0]
         assert (feed.imported, feed.stale, feed.deleted) == (5, 100, 100) and report.exit_code() == 0
         values = {item["indicatorValue"] for item in await mde_indicators(emu)}
@@ -126,10 +128,10 @@ def test_mde_kill9_half_way_then_rerun_leaves_every_indicator_once(tmp_path: Pat
         env = importer_env(emu, tmp_path)
         env.pop("TI_API_URL")  # the config file names the mde API
         report = tmp_path / "report.json"
-        command = [sys.executable, "-c", _FAST_IMPORTER, str(factor), str(config),
+        command = [sys.executable, "-c", FAST_IMPORTER, str(factor), str(config),
                    str(tmp_path / "state.sqlite"), str(report)]  # fmt: skip
         first = subprocess.Popen(command, cwd=ROOT, env=env, text=True)
-        reached = wait_until(first, lambda: emu.state()["totals"]["mde_indicators"] >= 1500)
+        reached = reached_before_exit(first, lambda: emu.state()["totals"]["mde_indicators"] >= 1500)
         first.kill()
         first.wait(30)
         assert reached, "the first run ended before the kill point"

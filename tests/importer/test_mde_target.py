@@ -3,7 +3,6 @@ the documented limits, the tenant cap, BatchDelete, existing() paging, lost answ
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,15 +13,14 @@ import pytest
 from feeds.model import Detection, Indicator, Kind
 from importer.emulator import DEMO_CLIENT, Emulator, EmulatorConfig, Faults, running_emulator
 from importer.errors import AuthError, ConfigError
-from importer.model import BatchResult, Headroom, InFlight, ResolvedDefinition
+from importer.model import Headroom, InFlight
 from importer.targets.base import HasHeadroom
 from importer.targets.mde.rules import MdePace
 from importer.targets.mde.target import MdeTarget, open_mde_target
 from importer.targets.registry import open_target
 from importer.transport.connection import Secret
 from importer.transport.stats import TransportStats
-from tests.helpers import spec_for
-from tests.importer.conftest import FakeTime, connection_settings
+from tests.helpers import FakeTime, connection_settings, send_all, sha1s, spec_for
 
 SPEC = spec_for(
     "feed-a",
@@ -76,33 +74,9 @@ async def mde_target(
         yield target
 
 
-def sha1s(n: int, start: int = 0) -> list[Indicator]:
-    return [Indicator(Kind.SHA1, f"{i:040x}", f"feed.txt:{i + 1}") for i in range(start, start + n)]
-
-
 def indicators(emu: Emulator) -> int:
     count: int = emu.state()["tenants"][DEMO_CLIENT.tenant]["mde_indicators"]
     return count
-
-
-async def send_all(
-    target: MdeTarget, definition: ResolvedDefinition, items: list[Indicator], batch: int, workers: int
-) -> BatchResult:
-    """A miniature of the pipeline: ``workers`` concurrent senders over batches of ``batch``."""
-    total = BatchResult()
-    queue: asyncio.Queue[list[Indicator]] = asyncio.Queue()
-    for start in range(0, len(items), batch):
-        queue.put_nowait(items[start : start + batch])
-
-    async def worker() -> None:
-        while not queue.empty():
-            result = await target.send(definition, queue.get_nowait())
-            total.imported += result.imported
-            total.rejected += result.rejected
-            total.failed += result.failed
-
-    await asyncio.gather(*(worker() for _ in range(workers)))
-    return total
 
 
 async def test_a_mixed_feed_with_urls_and_ipv6_is_imported_with_the_definition_stamped(

@@ -7,57 +7,28 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from importer.emulator import Emulator, EmulatorConfig, running_emulator
 from importer.errors import ConfigError
-from importer.fields import MIRROR
-from importer.model import Options, ResolvedDefinition
+from importer.model import ResolvedDefinition
 from importer.report.counts import RunReport
 from importer.run import run_import
-from importer.settings import FeedSettings, OutputOptions, RunSettings, StateOptions, Tuning
+from importer.settings import OutputOptions, StateOptions
 from importer.state.journal import Journal
 from importer.state.store import tenant_key
 from importer.targets.registry import open_target
 from importer.transport.stats import TransportStats
-from tests.importer.conftest import FakeTime, connection_settings
-from tests.importer.test_pipeline import spec
-
-DIGITS = 64
-
-
-def sha256(n: int) -> str:
-    return f"{n:0{DIGITS}x}"
-
-
-def write_feed(path: Path, numbers: range | list[int]) -> Path:
-    path.write_text("".join(f"{sha256(n)}\n" for n in numbers))
-    return path
-
-
-def settings(emu: Emulator, feed: Path, *, mirror: bool = False, api: str = "ti", **kw: Any) -> RunSettings:
-    return RunSettings(
-        target="mde" if api == "mde" else "ti",
-        connection=connection_settings(emu, api=api),
-        feeds=(FeedSettings(str(feed), spec("Mirrored"), Options({MIRROR.key: mirror})),),
-        tuning=Tuning(batch_size=40, workers=4),
-        **kw,
-    )
-
-
-async def run(
-    emu: Emulator, feed: Path, state: Path, *, mirror: bool = False, fake: FakeTime | None = None, **kw: Any
-) -> RunReport:
-    options = {k: kw.pop(k) for k in ("reconcile", "force", "mirror_max_share") if k in kw}
-    timing: dict[str, Any] = {} if fake is None else {"sleep": fake.sleep, "clock": fake.clock}
-    return await run_import(
-        settings(emu, feed, mirror=mirror, **kw),
-        OutputOptions(progress=False),
-        state=StateOptions(path=state, **options),
-        **timing,
-    )
+from tests.helpers import (
+    FakeTime,
+    connection_settings,
+    feed_spec,
+    journaled_run,
+    journaled_settings,
+    sha256,
+    write_feed,
+)
 
 
 def held(emu: Emulator) -> int:
@@ -72,38 +43,38 @@ async def values(emu: Emulator, report: RunReport) -> set[str]:
     definition_id = report.feeds[0].definition_id
     assert definition_id is not None
     async with open_target("ti", connection_settings(emu), TransportStats()) as target:
-        resolved = ResolvedDefinition(definition_id, spec("Mirrored"), "found")
+        resolved = ResolvedDefinition(definition_id, feed_spec("Mirrored"), "found")
         return {remote.value async for remote in target.existing(resolved)}
 
 
 async def test_mirror_deletes_exactly_the_stale_ones(emulator: Emulator, tmp_path: Path) -> None:
     state = tmp_path / "state.sqlite"
-    first = await run(emulator, write_feed(tmp_path / "a.txt", range(100)), state, mirror=True)
+    first = await journaled_run(emulator, write_feed(tmp_path / "a.txt", range(100)), state, mirror=True)
     assert first.exit_code() == 0 and held(emulator) == 100
     today = [*range(20, 100), *range(200, 210)]  # 20 gone, 10 new
-    report = await run(emulator, write_feed(tmp_path / "b.txt", today), state, mirror=True)
+    report = await journaled_run(emulator, write_feed(tmp_path / "b.txt", today), state, mirror=True)
     feed = report.feeds[0]
     assert report.exit_code() == 0
     assert (feed.imported, feed.already_present, feed.stale, feed.deleted) == (10, 80, 20, 20)
     assert await values(emulator, report) == {sha256(n) for n in today}
     with Journal.open(state, target="ti", tenant=tenant_key(emulator.ti_url, "ti-importer-demo")) as journal:
         assert feed.definition_id is not None and journal.count(feed.definition_id) == 90
-    again = await run(emulator, write_feed(tmp_path / "b.txt", today), state, mirror=True)
+    again = await journaled_run(emulator, write_feed(tmp_path / "b.txt", today), state, mirror=True)
     assert again.feeds[0].deleted == 0 and again.feeds[0].imported == 0 and held(emulator) == 90
 
 
 async def test_the_guard_refuses_a_large_deletion_until_forced(emulator: Emulator, tmp_path: Path) -> None:
     state = tmp_path / "state.sqlite"
-    await run(emulator, write_feed(tmp_path / "a.txt", range(100)), state)
+    await journaled_run(emulator, write_feed(tmp_path / "a.txt", range(100)), state)
     truncated = write_feed(tmp_path / "t.txt", range(30))  # a download cut short, say
-    report = await run(emulator, truncated, state, mirror=True)
+    report = await journaled_run(emulator, truncated, state, mirror=True)
     feed = report.feeds[0]
     assert feed.stale == 70 and feed.deleted == 0 and feed.mirror_refused is not None
     assert "70 of 100" in feed.mirror_refused
     assert report.exit_code() == 1 and held(emulator) == 100  # nothing deleted at all
     assert report.as_dict()["feeds"][0]["mirror"]["refused"] == feed.mirror_refused
     # A higher share lets it through, as does --force.
-    forced = await run(emulator, truncated, state, mirror=True, force=True)
+    forced = await journaled_run(emulator, truncated, state, mirror=True, force=True)
     assert forced.feeds[0].deleted == 70 and forced.exit_code() == 0 and held(emulator) == 30
 
 
@@ -111,27 +82,27 @@ async def test_mirror_deletes_nothing_when_the_feed_was_not_read_completely(
     emulator: Emulator, tmp_path: Path
 ) -> None:
     state = tmp_path / "state.sqlite"
-    await run(emulator, write_feed(tmp_path / "a.txt", range(50)), state)
-    report = await run(emulator, tmp_path / "missing.txt", state, mirror=True, force=True)
+    await journaled_run(emulator, write_feed(tmp_path / "a.txt", range(50)), state)
+    report = await journaled_run(emulator, tmp_path / "missing.txt", state, mirror=True, force=True)
     assert report.feeds[0].deleted == 0 and held(emulator) == 50
 
 
 async def test_reconcile_repairs_drift_from_the_portal(emulator: Emulator, tmp_path: Path) -> None:
     state, feed = tmp_path / "state.sqlite", write_feed(tmp_path / "a.txt", range(60))
-    first = await run(emulator, feed, state)
+    first = await journaled_run(emulator, feed, state)
     listed = await values(emulator, first)
     assert len(listed) == 60
     # Someone deletes ten in the portal (through the API).
     definition_id = first.feeds[0].definition_id
     assert definition_id is not None
     async with open_target("ti", connection_settings(emulator), TransportStats()) as target:
-        resolved = ResolvedDefinition(definition_id, spec("Mirrored"), "found")
+        resolved = ResolvedDefinition(definition_id, feed_spec("Mirrored"), "found")
         doomed = [remote.remote_id async for remote in target.existing(resolved)][:10]
         assert len(await target.delete(resolved, doomed)) == 10
     assert held(emulator) == 50
-    plain = await run(emulator, feed, state)  # the journal still claims them: nothing sent
+    plain = await journaled_run(emulator, feed, state)  # the journal still claims them: nothing sent
     assert plain.feeds[0].already_present == 60 and held(emulator) == 50
-    repaired = await run(emulator, feed, state, reconcile=True)
+    repaired = await journaled_run(emulator, feed, state, reconcile=True)
     assert repaired.feeds[0].imported == 10 and repaired.exit_code() == 0 and held(emulator) == 60
     assert repaired.journal is not None and repaired.journal["listed_definitions"] == {definition_id: 50}
 
@@ -139,9 +110,9 @@ async def test_reconcile_repairs_drift_from_the_portal(emulator: Emulator, tmp_p
 async def test_mde_dry_run_shows_the_headroom(tmp_path: Path, fake_time: FakeTime) -> None:
     state = tmp_path / "state.sqlite"
     async with running_emulator(EmulatorConfig(clock=fake_time.wall)) as emu:
-        await run(emu, write_feed(tmp_path / "a.txt", range(120)), state, api="mde", fake=fake_time)
+        await journaled_run(emu, write_feed(tmp_path / "a.txt", range(120)), state, api="mde", fake=fake_time)
         later = write_feed(tmp_path / "b.txt", range(100, 150))
-        report = await run(emu, later, state, api="mde", dry_run=True, fake=fake_time)
+        report = await journaled_run(emu, later, state, api="mde", dry_run=True, fake=fake_time)
         assert emu.state()["totals"]["mde_indicators"] == 120  # a dry run writes nothing
     assert report.headroom is not None and (report.headroom.held, report.headroom.free) == (120, 14_880)
     line = report.headroom_line()
@@ -153,7 +124,7 @@ async def test_mde_dry_run_shows_the_headroom(tmp_path: Path, fake_time: FakeTim
 async def test_mde_past_the_cap_imports_up_to_it_and_exits_1(tmp_path: Path, fake_time: FakeTime) -> None:
     async with running_emulator(EmulatorConfig(mde_tenant_cap=50, clock=fake_time.wall)) as emu:
         source = write_feed(tmp_path / "a.txt", range(80))
-        report = await run(emu, source, tmp_path / "s.sqlite", api="mde", fake=fake_time)
+        report = await journaled_run(emu, source, tmp_path / "s.sqlite", api="mde", fake=fake_time)
         assert emu.state()["totals"]["mde_indicators"] == 50
     feed = report.feeds[0]
     assert (feed.imported, feed.failed) == (50, 30) and report.exit_code() == 1
@@ -163,7 +134,7 @@ async def test_mde_past_the_cap_imports_up_to_it_and_exits_1(tmp_path: Path, fak
 async def test_mirror_needs_the_journal(emulator: Emulator, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="needs the state journal"):
         await run_import(
-            settings(emulator, write_feed(tmp_path / "a.txt", range(3)), mirror=True),
+            journaled_settings(emulator, write_feed(tmp_path / "a.txt", range(3)), mirror=True),
             OutputOptions(progress=False),
             state=dataclasses.replace(StateOptions(), path=None),
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -20,12 +19,7 @@ from importer.pipeline.sources import job_for
 from importer.report.counts import BUCKETS, RunReport
 from importer.run import run_import
 from importer.settings import FeedSettings, OutputOptions, RunSettings, Tuning
-from tests.helpers import spec_for
-from tests.importer.conftest import FakeTime, connection_settings
-
-
-def spec(name: str) -> DefinitionSpec:
-    return spec_for(name, title=f"Test {name}", description=f"test feed {name}")
+from tests.helpers import FakeTime, connection_settings, feed_spec, write_list
 
 
 def write_csv(path: Path, rows: int) -> Path:
@@ -69,16 +63,6 @@ def write_stix(path: Path, count: int) -> Path:
     return path
 
 
-def write_list(path: Path, count: int, *, seed: int = 1, bad_every: int = 0) -> Path:
-    rng = random.Random(seed)
-    with path.open("w") as out:
-        for i in range(count):
-            out.write(f"{rng.getrandbits(256):064x}\n")
-            if bad_every and i % bad_every == 0:
-                out.write(f"definitely not an indicator\nhttp://url.example/{i}\n")
-    return path
-
-
 def settings_for(emu: Emulator, feeds: Sequence[FeedSettings], **conn: Any) -> RunSettings:
     tuning = Tuning(
         mode=conn.pop("mode", "bulk"), batch_size=conn.pop("batch_size", 200), workers=conn.pop("workers", 8)
@@ -104,9 +88,9 @@ async def test_three_formats_concurrently_under_three_definitions_then_rerun(
     emulator: Emulator, tmp_path: Path
 ) -> None:
     feeds = [
-        FeedSettings(str(write_csv(tmp_path / "ips.csv", 300)), spec("csv feed")),
-        FeedSettings(str(write_stix(tmp_path / "bundle.json", 40)), spec("stix feed")),
-        FeedSettings(str(write_list(tmp_path / "hashes.txt", 700, bad_every=100)), spec("list feed")),
+        FeedSettings(str(write_csv(tmp_path / "ips.csv", 300)), feed_spec("csv feed")),
+        FeedSettings(str(write_stix(tmp_path / "bundle.json", 40)), feed_spec("stix feed")),
+        FeedSettings(str(write_list(tmp_path / "hashes.txt", 700, bad_every=100)), feed_spec("list feed")),
     ]
     settings = settings_for(emulator, feeds)
     first = await run_import(settings, OutputOptions(progress=False))
@@ -155,7 +139,7 @@ async def test_under_combined_faults_every_indicator_is_stored_exactly_once(
     async with running_emulator(config) as emu:
         settings = settings_for(
             emu,
-            [FeedSettings(str(source), spec("big"))],
+            [FeedSettings(str(source), feed_spec("big"))],
             batch_size=100,
             workers=8,
             max_attempts=12,
@@ -181,9 +165,9 @@ async def test_bad_and_unreadable_feeds_never_stop_the_others(emulator: Emulator
     garbage = tmp_path / "garbage.bin"
     garbage.write_bytes(bytes(range(256)) * 40)
     feeds = [
-        FeedSettings(str(write_list(tmp_path / "mixed.txt", 300, bad_every=3)), spec("mixed")),
-        FeedSettings(str(tmp_path / "missing.txt"), spec("missing")),
-        FeedSettings(str(garbage), spec("garbage"), Options({FORMAT.key: "list"})),
+        FeedSettings(str(write_list(tmp_path / "mixed.txt", 300, bad_every=3)), feed_spec("mixed")),
+        FeedSettings(str(tmp_path / "missing.txt"), feed_spec("missing")),
+        FeedSettings(str(garbage), feed_spec("garbage"), Options({FORMAT.key: "list"})),
     ]
     report = await run_import(settings_for(emulator, feeds), OutputOptions(progress=False))
     assert_adds_up(report)
@@ -197,7 +181,7 @@ async def test_bad_and_unreadable_feeds_never_stop_the_others(emulator: Emulator
 
 
 async def test_dry_run_plans_and_writes_nothing(emulator: Emulator, tmp_path: Path) -> None:
-    feeds = [FeedSettings(str(write_list(tmp_path / "h.txt", 50)), spec("dry"))]
+    feeds = [FeedSettings(str(write_list(tmp_path / "h.txt", 50)), feed_spec("dry"))]
     report = await run_import(settings_for(emulator, feeds, dry_run=True), OutputOptions(progress=False))
     assert_adds_up(report)
     assert report.feeds[0].would_import == 50 and report.feeds[0].imported == 0
@@ -211,7 +195,7 @@ async def test_dry_run_plans_and_writes_nothing(emulator: Emulator, tmp_path: Pa
 
 
 async def test_single_mode_posts_one_indicator_per_request(emulator: Emulator, tmp_path: Path) -> None:
-    feeds = [FeedSettings(str(write_list(tmp_path / "h.txt", 60)), spec("single"))]
+    feeds = [FeedSettings(str(write_list(tmp_path / "h.txt", 60)), feed_spec("single"))]
     report = await run_import(settings_for(emulator, feeds, mode="single"), OutputOptions(progress=False))
     assert report.feeds[0].imported == 60
     assert report.transport.requests >= 60
@@ -238,6 +222,8 @@ class _SlowTarget:
         yield  # pragma: no cover
 
     async def send(self, definition: ResolvedDefinition, batch: Sequence[Indicator]) -> BatchResult:
+        # A slow target on purpose (the behaviour under test: reading must wait for sending, not
+        # run ahead of it); more latency only makes the bound harder to keep.
         await asyncio.sleep(0.001)
         self.sent += len(batch)
         return BatchResult(imported=[(i, str(n)) for n, i in enumerate(batch)])
@@ -252,7 +238,7 @@ async def test_memory_is_bounded_by_the_queue_not_the_feed(tmp_path: Path) -> No
     target = _SlowTarget()
     options = PipelineOptions(batch_size=100, in_flight=InFlight(4), chunk=1000)
     peak = 0
-    job = job_for(str(source), spec("bounded"))
+    job = job_for(str(source), feed_spec("bounded"))
 
     class Spy(NoProgress):
         reads = 0
@@ -264,7 +250,7 @@ async def test_memory_is_bounded_by_the_queue_not_the_feed(tmp_path: Path) -> No
         nonlocal peak
         while True:
             peak = max(peak, Spy.reads - target.sent)
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # not a wait: yield, to sample again after every step of the run
 
     watcher = asyncio.create_task(watch_reads())
     report = await run_pipeline(target, [job], options=options, progress=Spy())  # type: ignore[arg-type]
@@ -289,8 +275,8 @@ async def test_an_http_source_is_downloaded_by_streaming(emulator: Emulator, tmp
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
         feeds = [
-            FeedSettings(f"http://127.0.0.1:{port}/feed.txt", spec("served")),
-            FeedSettings(f"http://127.0.0.1:{port}/gone.txt", spec("gone")),
+            FeedSettings(f"http://127.0.0.1:{port}/feed.txt", feed_spec("served")),
+            FeedSettings(f"http://127.0.0.1:{port}/gone.txt", feed_spec("gone")),
         ]
         report = await run_import(settings_for(emulator, feeds), OutputOptions(progress=False))
     finally:

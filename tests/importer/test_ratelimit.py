@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from importer.transport.ratelimit import RateLimiter
-from tests.importer.conftest import FakeTime
+from tests.helpers import FakeTime
 
 
 async def test_no_rate_means_no_waiting(fake_time: FakeTime) -> None:

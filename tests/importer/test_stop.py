@@ -12,18 +12,15 @@ import json
 import signal
 from pathlib import Path
 
-from tests.importer.test_pipeline import write_list
-from tests.importer.test_resume import (
+from tests.helpers import (
     FEED_ARGS,
     EmulatorProcess,
-    slow_emulator,
+    reached_before_exit,
     start_emulator,
     start_importer,
     stop_process,
-    wait_until,
+    write_list,
 )
-
-__all__ = ["slow_emulator"]  # the fixture, imported for these tests
 
 
 def test_sigterm_mid_run_exits_130_with_a_report_then_the_rerun_completes(
@@ -33,7 +30,8 @@ def test_sigterm_mid_run_exits_130_with_a_report_then_the_rerun_completes(
     feed = write_list(tmp_path / "feed.txt", 3000, seed=41)
     report = tmp_path / "report.json"
     proc = start_importer(emu, tmp_path, str(feed), *FEED_ARGS, "--report", str(report))
-    assert wait_until(proc, lambda: emu.state()["totals"]["iocs"] >= 800), "the run ended before the signal"
+    reached = reached_before_exit(proc, lambda: emu.state()["totals"]["iocs"] >= 800)
+    assert reached, "the run ended before the signal"
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 130
     assert "finishing requests in flight" in (tmp_path / "err.txt").read_text()
@@ -58,12 +56,12 @@ def test_a_second_signal_stops_at_once_and_the_rerun_sends_nothing_twice(tmp_pat
     try:
         feed = write_list(tmp_path / "feed.txt", 600, seed=42)
         proc = start_importer(emu, tmp_path, str(feed), *FEED_ARGS)
-        assert wait_until(proc, lambda: emu.state()["totals"]["iocs"] >= 100), (
+        assert reached_before_exit(proc, lambda: emu.state()["totals"]["iocs"] >= 100), (
             "the run ended before the signal"
         )
         err = tmp_path / "err.txt"
         proc.send_signal(signal.SIGINT)
-        assert wait_until(proc, lambda: "finishing requests in flight" in err.read_text())
+        assert reached_before_exit(proc, lambda: "finishing requests in flight" in err.read_text())
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 130
         assert "second signal" in err.read_text()

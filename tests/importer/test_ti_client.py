@@ -23,8 +23,7 @@ from importer.targets.ti.client import (
 from importer.targets.ti.rules import DEFAULT_AUDIENCE as TI_DEFAULT_AUDIENCE
 from importer.transport.http import open_http
 from importer.transport.stats import TransportStats
-from tests.helpers import spec_for
-from tests.importer.conftest import FakeTime, connection_settings
+from tests.helpers import FakeTime, connection_settings, sha1, spec_for
 
 SPEC = spec_for("feed-a", title="Feed A", description="Indicators from feed A")
 
@@ -38,10 +37,6 @@ async def ti_client(
         settings, stats, default_audience=TI_DEFAULT_AUDIENCE, sleep=fake.sleep, clock=fake.clock
     ) as http:
         yield TiClient(http, settings.api_url)
-
-
-def sha1(i: int) -> str:
-    return f"{i:040x}"
 
 
 def test_ioc_body_maps_kinds_detection_and_expiry() -> None:
