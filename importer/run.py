@@ -20,12 +20,14 @@ from importer.errors import AuthError, ConfigError
 from importer.fields import COMMON, MIRROR
 from importer.model import Field
 from importer.pipeline.engine import PipelineOptions, run_pipeline
+from importer.pipeline.job import FeedJob
 from importer.pipeline.progress import make_progress
 from importer.pipeline.rejects import RejectsWriter
 from importer.pipeline.signals import stop_on_signals
-from importer.pipeline.sources import FeedJob, job_for, retry_jobs
 from importer.report.counts import RunReport
 from importer.settings import OutputOptions, RunSettings, StateOptions
+from importer.sources.feed import job_for
+from importer.sources.retry import retry_jobs
 from importer.state.journal import Journal
 from importer.state.mirror import MirrorPolicy, mirror_feed
 from importer.state.store import JournalPresent, tenant_key

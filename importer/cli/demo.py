@@ -10,6 +10,7 @@ from typing import Any
 from importer.cli.logs import configure_logging
 from importer.demo import demo
 from importer.errors import ConfigError
+from importer.report.summary import summary
 
 __all__ = ["add_parser"]
 
@@ -33,7 +34,7 @@ def _handle(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"ti-import: {exc}", file=sys.stderr)
         return 2
-    print(first.summary())
+    print(summary(first))
     print()
     print(_state_table(state))
     print()

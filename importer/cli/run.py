@@ -21,6 +21,7 @@ from importer.cli.logs import configure_logging
 from importer.errors import ConfigError
 from importer.fields import MIRROR, positive_int_flag
 from importer.report.counts import EXIT_CONFIG, RunReport
+from importer.report.summary import problems, summary
 from importer.run import run_import
 from importer.settings import CliOptions, OutputOptions, StateOptions, load_run_settings
 from importer.state.journal import default_state_path
@@ -176,7 +177,7 @@ def handle(args: argparse.Namespace) -> int:
 def finish(report: RunReport, output: OutputOptions) -> int:
     """Print the summary (unless quiet), one line per fatal problem, and return the exit code."""
     if not output.quiet:
-        print(report.summary())
-    for problem in report.problems():
+        print(summary(report))
+    for problem in problems(report):
         print(f"ti-import: {problem}", file=sys.stderr)
     return report.exit_code()

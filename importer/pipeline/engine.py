@@ -28,13 +28,13 @@ import time
 from collections.abc import Callable, Sequence
 
 from importer.fields import definition_to_json
+from importer.pipeline.job import FeedJob
 from importer.pipeline.present import InMemoryPresent, PresentStore
 from importer.pipeline.produce import produce
 from importer.pipeline.progress import NoProgress, Progress
 from importer.pipeline.rejects import RejectsWriter
 from importer.pipeline.send import watchdog, work
 from importer.pipeline.shared import Feed, PipelineOptions, Shared
-from importer.pipeline.sources import FeedJob
 from importer.report.counts import FeedReport, RunReport
 from importer.targets.base import Target
 from importer.transport.stats import TransportStats

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from feeds.model import Indicator
 from importer.errors import AuthError
 from importer.model import BatchResult, InFlight, ResolvedDefinition
+from importer.pipeline.job import FeedJob
 from importer.pipeline.present import PresentStore, SeenSet
 from importer.pipeline.progress import Progress
 from importer.pipeline.rejects import RejectsWriter
-from importer.pipeline.sources import FeedJob
 from importer.report.counts import FeedReport
 from importer.targets.base import Target
 

@@ -1,8 +1,9 @@
-"""What a run did: per-feed and total counts that add up, transport stats, the summary table, the exit code.
+"""What a run did: per-feed and total counts that add up, transport stats, the exit code, the JSON report.
 
 Every record read ends in exactly one bucket (``BUCKETS``), so ``records_read`` equals their sum —
 ``FeedReport.check()`` asserts it and the tests rely on it. In a dry run, indicators that would
-be sent are counted as ``would_import`` instead of ``imported``.
+be sent are counted as ``would_import`` instead of ``imported``. ``report.summary`` renders a
+report for a terminal.
 """
 
 from __future__ import annotations
@@ -169,96 +170,8 @@ class RunReport:
         adds = self.totals()["would_import" if self.dry_run else "imported"]
         return {"cap": room.cap, "held": room.held, "free": room.free, "this_run_adds": adds}
 
-    def headroom_line(self) -> str | None:
-        """ "15,000 cap: 120 held, 14,880 free; this run would add N" (None for an uncapped target)."""
-        if self.headroom is None:
-            return None
-        h = self.headroom_dict()
-        verb = "would add" if self.dry_run else "added"
-        line = f"{h['cap']:,} cap: {h['held']:,} held, {h['free']:,} free; "
-        line += f"this run {verb} {h['this_run_adds']:,}"
-        if h["this_run_adds"] > h["free"]:
-            line += f" ({h['this_run_adds'] - h['free']:,} past the cap would fail)"
-        return line
-
     def write_json(self, path: Path) -> None:
         """Write the JSON report (via a temporary file, so a reader never sees half of it)."""
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(self.as_dict(), indent=2) + "\n", encoding="utf-8")
         tmp.replace(path)
-
-    def summary(self) -> str:
-        """The terminal table: one row per feed, a total row, then the wire counters."""
-        first = "would import" if self.dry_run else "imported"
-        columns = (first, "present", "dup", "expired", "skipped", "rejected", "failed", "read")
-        rows: list[tuple[str, ...]] = []
-        for feed in self.feeds:
-            b = feed.buckets()
-            rows.append(
-                (feed.name, str(b["would_import"] if self.dry_run else b["imported"]),
-                 str(b["already_present"]), str(b["duplicate_in_feed"]), str(b["expired"]),
-                 str(b["skipped"]), str(b["rejected"]), str(b["failed"]), str(feed.records_read))
-            )  # fmt: skip
-        t = self.totals()
-        rows.append(
-            ("total", str(t["would_import"] if self.dry_run else t["imported"]), str(t["already_present"]),
-             str(t["duplicate_in_feed"]), str(t["expired"]), str(t["skipped"]), str(t["rejected"]),
-             str(t["failed"]), str(t["records_read"]))
-        )  # fmt: skip
-        header = ("feed", *columns)
-        widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
-
-        def line(cells: tuple[str, ...]) -> str:
-            return "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w)
-                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-            )
-
-        out = [line(header), *(line(r) for r in rows[:-1]), "-" * len(line(header)), line(rows[-1])]
-        s = self.transport
-        out.append(
-            f"{self.duration:.1f} s, {self.indicators_per_second():,.0f} indicators/s; "
-            f"{s.requests} requests, {s.retries} retries, {s.throttled} throttled (429), "
-            f"{s.server_errors} server errors, {s.connection_errors} connection errors, "
-            f"{s.token_refreshes} tokens"
-        )
-        room = self.headroom_line()
-        if room is not None:
-            out.append(room)
-        out.extend(self._top_reasons())
-        for feed in self.feeds:
-            if feed.mirror and (feed.deleted or feed.stale):
-                out.append(
-                    f"{feed.name}: mirror mode deleted {feed.deleted:,} of {feed.stale:,} stale indicators"
-                )
-        return "\n".join(out)
-
-    def _top_reasons(self, shown: int = 5) -> list[str]:
-        """The commonest reasons records were rejected or failed, so the table's numbers say why."""
-        reasons: dict[str, int] = {}
-        for feed in self.feeds:
-            for reason, count in feed.reject_reasons.items():
-                reasons[reason] = reasons.get(reason, 0) + count
-        if not reasons:
-            return []
-        ranked = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
-        lines = ["not imported, by reason (--rejects lists every record):"]
-        lines += [f"  {count:>6,}  {reason}" for reason, count in ranked[:shown]]
-        if len(ranked) > shown:
-            lines.append(f"  {sum(c for _, c in ranked[shown:]):>6,}  {len(ranked) - shown} other reasons")
-        return lines
-
-    def problems(self) -> list[str]:
-        """One sentence per thing that went wrong as a whole (for stderr), most serious first."""
-        out = [f"authentication failed: {self.auth_error}"] if self.auth_error else []
-        out += [f"{feed.name}: {feed.error}" for feed in self.feeds if feed.error and feed.config_error]
-        out += [f"{feed.name}: {feed.error}" for feed in self.feeds if feed.error and not feed.config_error]
-        out += [f"{feed.name}: {feed.mirror_refused}" for feed in self.feeds if feed.mirror_refused]
-        if self.signalled:
-            out.append("stopped by a signal; what was acknowledged is in the journal, a rerun carries on")
-        failed = self.totals()["failed"]
-        if failed and not self.auth_error:  # after an auth failure, that is the one sentence
-            out.append(
-                f"{failed} indicators could not be imported; a rerun retries them (--rejects lists them)"
-            )
-        return out

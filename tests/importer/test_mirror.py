@@ -14,6 +14,7 @@ from importer.emulator import Emulator, EmulatorConfig, running_emulator
 from importer.errors import ConfigError
 from importer.model import ResolvedDefinition
 from importer.report.counts import RunReport
+from importer.report.summary import headroom_line, summary
 from importer.run import run_import
 from importer.settings import OutputOptions, StateOptions
 from importer.state.journal import Journal
@@ -115,9 +116,9 @@ async def test_mde_dry_run_shows_the_headroom(tmp_path: Path, fake_time: FakeTim
         report = await journaled_run(emu, later, state, api="mde", dry_run=True, fake=fake_time)
         assert emu.state()["totals"]["mde_indicators"] == 120  # a dry run writes nothing
     assert report.headroom is not None and (report.headroom.held, report.headroom.free) == (120, 14_880)
-    line = report.headroom_line()
+    line = headroom_line(report)
     assert line == "15,000 cap: 120 held, 14,880 free; this run would add 30"
-    assert line in report.summary()
+    assert line in summary(report)
     assert report.as_dict()["headroom"] == {"cap": 15_000, "held": 120, "free": 14_880, "this_run_adds": 30}
 
 

@@ -15,10 +15,10 @@ from importer.fields import FORMAT
 from importer.model import BatchResult, DefinitionSpec, InFlight, Options, RemoteIndicator, ResolvedDefinition
 from importer.pipeline.engine import PipelineOptions, run_pipeline
 from importer.pipeline.progress import NoProgress
-from importer.pipeline.sources import job_for
 from importer.report.counts import BUCKETS, RunReport
 from importer.run import run_import
 from importer.settings import FeedSettings, OutputOptions, RunSettings, Tuning
+from importer.sources.feed import job_for
 from tests.helpers import FakeTime, connection_settings, feed_spec, write_list
 
 

@@ -11,8 +11,10 @@ import pytest
 from feeds.model import Detection, Indicator, Kind, Rejected
 from importer.errors import ConfigError
 from importer.fields import COMMON, definition_from_json, definition_to_json
-from importer.pipeline.rejects import RejectsWriter, read_retry_groups, retry_indicators
+from importer.pipeline.rejects import RejectsWriter
 from importer.report.counts import BUCKETS, FeedReport, RunReport
+from importer.report.summary import summary
+from importer.sources.retry import read_retry_groups, retry_indicators
 from importer.targets.registry import package
 from importer.transport.stats import TransportStats
 from tests.helpers import spec_for
@@ -77,11 +79,11 @@ def test_json_report_and_summary(tmp_path: Path) -> None:
     assert data["transport"]["retries"] == 3 and data["transport"]["throttled"] == 1
     assert data["indicators_per_second"] == 5.0
     assert data["feeds"][0]["reject_reasons"] == {"HTTP 507": 2}
-    summary = run.summary()
-    lines = summary.splitlines()
+    table = summary(run)
+    lines = table.splitlines()
     assert lines[0].split()[:2] == ["feed", "imported"]
     assert lines[1].split()[:2] == ["a", "10"] and lines[4].split()[:2] == ["total", "10"]
-    assert "12 requests, 3 retries, 1 throttled" in summary
+    assert "12 requests, 3 retries, 1 throttled" in table
 
 
 def test_rejects_file_round_trip_keeps_only_retryable_lines(tmp_path: Path) -> None:
@@ -135,7 +137,7 @@ def test_summary_names_the_commonest_reasons_across_feeds() -> None:
     run.feeds[1].note_reason("the ti target has no URL indicator type", 2)
     for n in range(1, 7):
         run.feeds[0 if n % 2 else 1].note_reason(f"reason {n}", 1)
-    lines = run.summary().splitlines()
+    lines = summary(run).splitlines()
     start = lines.index("not imported, by reason (--rejects lists every record):")
     assert lines[start + 1].split(None, 1) == ["6", "the ti target has no URL indicator type"]
     assert [line.split(None, 1)[1] for line in lines[start + 2 : start + 6]] == [

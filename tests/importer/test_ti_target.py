@@ -12,9 +12,9 @@ from feeds.model import Indicator, Kind
 from importer.emulator import Emulator, EmulatorConfig, Faults, running_emulator
 from importer.errors import AuthError, ConfigError, QuotaError, RetryableError
 from importer.pipeline.engine import run_pipeline
-from importer.pipeline.sources import job_for
 from importer.report.counts import EXIT_FAILED
 from importer.settings import FeedSettings
+from importer.sources.feed import job_for
 from importer.targets.registry import open_target
 from importer.transport.connection import Secret
 from importer.transport.stats import TransportStats

@@ -1,0 +1,35 @@
+"""A configured feed as a job: a path, ``-`` (stdin), a ``.gz`` file or an http(s) URL (downloaded first),
+read by ``feeds.read_feed`` with the feed's reading options (``FORMAT``, ``COLUMNS``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+
+from feeds import read_feed
+from feeds.model import Record
+from feeds.options import FeedOptions
+from importer.fields import COLUMNS, FORMAT
+from importer.model import DefinitionSpec, Options
+from importer.pipeline.job import FeedJob
+from importer.sources.download import download
+
+__all__ = ["job_for"]
+
+def job_for(
+    source: str, definition: DefinitionSpec, reading: Options | None = None, *, download_timeout: float = 60.0
+) -> FeedJob:
+    """The job of one configured feed (``reading``: its ``FORMAT`` and ``COLUMNS``)."""
+    reading = reading or Options()
+    options = FeedOptions(columns=reading[COLUMNS])
+    fmt = reading[FORMAT]
+
+    @asynccontextmanager
+    async def open_records() -> AsyncIterator[Iterator[Record]]:
+        if source.lower().startswith(("http://", "https://")):
+            async with download(source, read_timeout=download_timeout) as path:
+                yield read_feed(path, fmt, name=source, options=options)
+        else:
+            yield read_feed(source, fmt, name=source, options=options)
+
+    return FeedJob(source=source, definition=definition, open=open_records)
