@@ -8,6 +8,7 @@ line only parses, calls, and renders: the work is in ``importer.run`` and the ro
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -15,6 +16,8 @@ from importer import __version__
 from importer.cli import demo, emulator, parse, run
 
 __all__ = ["main"]
+
+_EXIT_BROKEN_PIPE = 141  # what a shell reports for a process ended by SIGPIPE
 
 _COMMANDS = (run, parse, emulator, demo)
 
@@ -41,3 +44,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ti-import: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout closed early (``| head``): stop quietly, as SIGPIPE would
+        _silence_stdout()
+        return _EXIT_BROKEN_PIPE
+
+
+def _silence_stdout() -> None:
+    """After EPIPE: point stdout at /dev/null so the interpreter's final flush cannot fail too."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file descriptor (tests)
+        pass
+

@@ -5,14 +5,13 @@ stdout: one ``Indicator.to_json()`` object per line, in feed order. stderr: one 
 skipped``; distinct counts are what a target would receive). ``--rejects FILE``: the rejected
 records as JSON lines (``origin``, ``raw``, ``reason``). Exit 0 when the feed was read (rejects
 or not), 2 when it was refused (one sentence on stderr), 141 when stdout is closed early
-(``| head``); never a traceback.
+(``| head``, in ``importer.cli.main``); never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections import Counter
 from collections.abc import Mapping
@@ -24,7 +23,6 @@ __all__ = ["add_parser", "run", "summary_line"]
 
 _BATCH = 512  # lines joined per write: one write per record is ~2x slower
 _EXIT_REFUSED = 2
-_EXIT_BROKEN_PIPE = 141  # what a shell reports for a process ended by SIGPIPE
 
 
 def add_parser(subparsers: Any) -> None:
@@ -79,16 +77,6 @@ def summary_line(
     )
 
 
-def _silence_stdout() -> None:
-    """After EPIPE: point stdout at /dev/null so the interpreter's final flush cannot fail too."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):  # not a real file descriptor (tests)
-        pass
-
-
 def _emit(
     source: str, args: argparse.Namespace, out: TextIO, rejects: TextIO | None
 ) -> tuple[str, Counter[str], Counter[Kind], dict[Kind, set[str]]]:
@@ -137,9 +125,6 @@ def run(args: argparse.Namespace) -> int:
     except FeedError as exc:
         print(f"ti-import: {exc}", file=sys.stderr)
         return _EXIT_REFUSED
-    except BrokenPipeError:
-        _silence_stdout()
-        return _EXIT_BROKEN_PIPE
     finally:
         if rejects is not None:
             rejects.close()

@@ -111,3 +111,24 @@ async def test_dry_run_writes_nothing(
     assert await run(str(write_list(tmp_path / "h.txt", 30)), "--dry-run") == 0
     assert capsys.readouterr().out.splitlines()[0].split()[1:3] == ["would", "import"]
     assert emulator.state()["totals"]["alert_definitions"] == 0
+
+
+class _ClosedPipe:
+    """A stdout whose reader has gone (``| head`` after its lines): every write is EPIPE."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+async def test_a_closed_stdout_ends_quietly_with_141_after_the_import(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_emulator(monkeypatch, emulator)
+    feed = write_list(tmp_path / "hashes.txt", 20)
+    monkeypatch.setattr("sys.stdout", _ClosedPipe())
+    assert await run(str(feed), "--no-state") == 141  # what a shell reports for SIGPIPE
+    assert capsys.readouterr().err == ""  # no traceback
+    assert emulator.state()["totals"]["iocs"] == 20  # the import itself was done
