@@ -1,14 +1,17 @@
-"""Bounded retries of transient failures: exponential backoff with full jitter, Retry-After as a floor.
+"""Bounded retries of transient failures, composed from tenacity's strategies.
 
-Every request or batch runs inside ``Retrier.call()``: a first attempt without any machinery, then,
-only after a retryable failure, a tenacity ``AsyncRetrying`` loop under the same policy. Only
-``RetryableError`` is retried — decided by type, never by message; the budget is bounded twice,
-by ``max_attempts`` and by ``max_retry_seconds`` of total time (a wait that would overrun the
-budget is not started). A 429 that says when to come back (``Retry-After``) is the server
-scheduling us, not a failure: it waits at least that long plus jitter (so the senders it paused
-do not return as one herd) and is bounded by the time budget only, so a throttled run with many
-workers is slowed down rather than failed. ``reraise=True``: callers see the real last error.
-Sleep, clock and RNG are injected so tests never wait.
+The policy: only ``RetryableError`` is retried (by type, never by message); ``reraise=True``, so
+callers see the real last error. It stops at ``max_attempts`` failures *or* when the next sleep
+would end past ``max_retry_seconds`` since the first attempt (measured on the injected clock). It
+waits the larger of exponential backoff with full jitter and the server's schedule.
+
+A 429 with ``Retry-After`` is the server scheduling us, not a failure: it waits that long plus a
+little jitter (so the senders it paused do not wake as one herd) and counts against the time
+budget only, so a throttled run with many workers slows down instead of failing.
+
+Nearly every request succeeds at once, so ``Retrier.call`` runs the first attempt bare; only
+after a retryable failure does it build a tenacity loop, whose first attempt replays that error
+so the same strategies count and schedule it. Sleep, clock and RNG are injected: tests never wait.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base, wait_exponential
 
 from importer.errors import RetryableError, ThrottledError
 from importer.transport.connection import ConnectionSettings
@@ -32,6 +37,7 @@ __all__ = ["Retrier", "RetryPolicy", "Sleep"]
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +54,91 @@ class RetryPolicy:
         return cls(max_attempts=settings.max_attempts, max_retry_seconds=settings.max_retry_seconds)
 
 
+# The strategies are named like tenacity's own (stop_after_attempt, wait_random_exponential...) and
+# compose with its ``|``, ``&`` and ``+``.
+
+# --- stop strategies (tenacity asks them after the wait is chosen: ``upcoming_sleep`` is known) ---
+
+
+class stop_after_failures(stop_base):
+    """Stop once ``max_failures`` attempts have failed, not counting server-scheduled ones.
+
+    An attempt answered 429 with ``Retry-After`` is the server's schedule, not a failure, so it is
+    not counted (``stop_after_attempt`` would count it). The strategy remembers which attempts
+    were scheduled, so it is stateful: make one per retry loop. It may be asked more than once
+    about the same attempt.
+    """
+
+    def __init__(self, max_failures: int) -> None:
+        self.max_failures = max_failures
+        self._scheduled: set[int] = set()
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        attempt = retry_state.attempt_number
+        if _retry_after_of(_error_of(retry_state)) is not None:
+            self._scheduled.add(attempt)
+        return attempt - len(self._scheduled) >= self.max_failures
+
+
+class stop_before_budget(stop_base):
+    """Stop when the upcoming sleep would end more than ``max_seconds`` after ``started``.
+
+    ``stop_before_delay`` with an injected ``clock``: tenacity's own time-based stops read
+    ``time.monotonic()`` and start counting at the loop, whereas ``started`` here is the start of
+    the bare first attempt, on the clock the caller chose. A sleep ending exactly at the budget
+    is still started. Stateless, but ``started`` is per loop.
+    """
+
+    def __init__(self, max_seconds: float, *, clock: Clock, started: float) -> None:
+        self.max_seconds = max_seconds
+        self.clock = clock
+        self.started = started
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self.clock() - self.started + retry_state.upcoming_sleep > self.max_seconds
+
+
+# --- wait strategies (stateless; randomness from the injected RNG) ---
+
+
+class wait_full_jitter(wait_exponential):
+    """``wait_random_exponential``, drawing from an injected RNG instead of the ``random`` module.
+
+    Full jitter: uniform in [0, multiplier * 2**(attempt-1)], the ceiling capped at ``max``.
+    """
+
+    def __init__(self, *, multiplier: float, max: float, rng: random.Random) -> None:
+        super().__init__(multiplier=multiplier, max=max)
+        self.rng = rng
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        return self.rng.uniform(0.0, super().__call__(retry_state))
+
+
+class wait_retry_after(wait_base):
+    """The server's schedule: a 429's ``Retry-After`` plus up to ``jitter`` seconds; else 0."""
+
+    def __init__(self, *, jitter: float, rng: random.Random) -> None:
+        self.jitter = jitter
+        self.rng = rng
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        after = _retry_after_of(_error_of(retry_state))
+        return 0.0 if after is None else after + self.rng.uniform(0.0, self.jitter)
+
+
+class wait_longest(wait_base):
+    """The longest of several waits (tenacity's ``+`` would add them)."""
+
+    def __init__(self, *strategies: wait_base) -> None:
+        self.strategies = strategies
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        return max(strategy(retry_state) for strategy in self.strategies)
+
+
 class Retrier:
-    """Makes retry loops that share one policy, one stats object, one clock and one sleep."""
+    """Runs calls under one policy, one stats object, one clock, one sleep and one RNG."""
 
     def __init__(
         self,
@@ -57,88 +146,68 @@ class Retrier:
         stats: TransportStats,
         *,
         sleep: Sleep = asyncio.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
         self.policy = policy
         self._stats = stats
         self._sleep = sleep
         self._clock = clock
-        self._rng = rng or random.Random()  # jitter only; not security-relevant
+        rng = rng or random.Random()  # jitter only; not security-relevant
+        self._retry = retry_if_exception_type(RetryableError)
+        self._wait = wait_longest(
+            wait_full_jitter(multiplier=policy.initial_backoff, max=policy.max_backoff, rng=rng),
+            wait_retry_after(jitter=min(policy.initial_backoff, policy.max_backoff), rng=rng),
+        )
 
-    # The policy, in terms of attempt numbers (1 = the first call) and the error of the attempt.
-    def _delay(self, attempt: int, error: BaseException | None) -> float:
-        # Full jitter spreads the retries of many workers; the server's Retry-After is a floor.
+    def stop(self, started: float) -> stop_base:
+        """A fresh stop for one loop whose first attempt began at ``started`` (on this clock)."""
         policy = self.policy
-        ceiling = min(policy.max_backoff, policy.initial_backoff * 2 ** (attempt - 1))
-        delay = self._rng.uniform(0.0, ceiling)
-        if (after := _retry_after_of(error)) is not None:
-            delay += after
-        return delay
-
-    def _give_up(self, attempt: int, scheduled: int, started: float, upcoming: float) -> bool:
-        if attempt - scheduled >= self.policy.max_attempts:
-            return True
-        # Never start a sleep that would end past the time budget.
-        return self._clock() - started + upcoming > self.policy.max_retry_seconds
-
-    def _before_sleep(self, attempt: int, error: BaseException | None, wait_s: float) -> None:
-        self._stats.retries += 1
-        _log.debug("attempt %d failed (%s); retry in %.2fs", attempt, error, wait_s)
-
-    def attempts(self, *, started: float | None = None, done: int = 0, scheduled: int = 0) -> AsyncRetrying:
-        """A fresh retry loop: ``async for attempt in retrier.attempts(): with attempt: ...``.
-
-        ``done`` attempts (``scheduled`` of them answered 429 with Retry-After) were already made
-        since ``started``: the loop continues their count and their time budget.
-        """
-        began = self._clock() if started is None else started
-        counted = scheduled  # attempts answered 429 with Retry-After: they do not count as failures
-
-        def wait(state: RetryCallState) -> float:
-            return self._delay(done + state.attempt_number, _error_of(state))
-
-        def stop(state: RetryCallState) -> bool:
-            nonlocal counted
-            if _retry_after_of(_error_of(state)) is not None:
-                counted += 1
-            # tenacity computes the wait before asking stop, so upcoming_sleep is known here.
-            return self._give_up(done + state.attempt_number, counted, began, state.upcoming_sleep)
-
-        def before_sleep(state: RetryCallState) -> None:
-            self._before_sleep(done + state.attempt_number, _error_of(state), state.upcoming_sleep)
-
-        return AsyncRetrying(
-            sleep=self._sleep,
-            stop=stop,
-            wait=wait,
-            retry=retry_if_exception_type(RetryableError),
-            before_sleep=before_sleep,
-            reraise=True,
+        return stop_after_failures(policy.max_attempts) | stop_before_budget(
+            policy.max_retry_seconds, clock=self._clock, started=started
         )
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Run ``fn`` until it succeeds, fails permanently, or the budget is spent.
 
         The first attempt runs bare: a request that succeeds (nearly all of them) costs no retry
-        machinery. After a retryable failure, the same policy decides on a wait, and tenacity
-        runs the rest of the loop, counting that first attempt.
+        machinery. Only a retryable failure enters the tenacity loop.
         """
         started = self._clock()
         try:
             return await fn()
-        except RetryableError as error:
+        except RetryableError as error:  # what ``self._retry`` retries; anything else propagates
             first = error
-        scheduled = 1 if _retry_after_of(first) is not None else 0
-        delay = self._delay(1, first)
-        if self._give_up(1, scheduled, started, delay):
-            raise first
-        self._before_sleep(1, first, delay)
-        await self._sleep(delay)
-        async for attempt in self.attempts(started=started, done=1, scheduled=scheduled):
+        return await self._retry_after_first(fn, first, started)
+
+    async def _retry_after_first(
+        self, fn: Callable[[], Awaitable[T]], first: RetryableError, started: float
+    ) -> T:
+        # One AsyncRetrying per loop: its iteration state (thread-local, so shared by every
+        # coroutine on this thread) and the stop's count of throttles belong to one call.
+        retrying = AsyncRetrying(
+            sleep=self._sleep,
+            stop=self.stop(started),
+            wait=self._wait,
+            retry=self._retry,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
             with attempt:
+                if attempt.retry_state.attempt_number == 1:
+                    raise first  # the bare attempt's outcome, replayed: counted and scheduled alike
                 return await fn()
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    def _before_sleep(self, retry_state: RetryCallState) -> None:
+        self._stats.retries += 1
+        _log.debug(
+            "attempt %d failed (%s); retry in %.2fs",
+            retry_state.attempt_number,
+            _error_of(retry_state),
+            retry_state.upcoming_sleep,
+        )
 
 
 def _error_of(state: RetryCallState) -> BaseException | None:
