@@ -17,11 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from importer.emulator import Emulator, EmulatorConfig, running_emulator
-from tests.helpers import EmulatorProcess, FakeTime, start_emulator, stop_process
-
-# FakeTime is re-exported only for tests/importer/test_retry.py, which still imports it from here
-# (its owner is to import it from tests.helpers instead; then this line goes).
-__all__ = ["FakeTime"]
+from tests.helpers import EmulatorProcess, start_emulator, stop_process
 
 
 @pytest.fixture

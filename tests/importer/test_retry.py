@@ -6,7 +6,6 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 import pytest
 from tenacity import AsyncRetrying, RetryCallState
@@ -26,9 +25,7 @@ from importer.transport.retry import (
     wait_retry_after,
 )
 from importer.transport.stats import TransportStats
-
-if TYPE_CHECKING:  # annotations only: the fixture ``fake_time`` provides it, wherever it lives
-    from tests.importer.conftest import FakeTime
+from tests.helpers import FakeTime
 
 
 def make(fake: FakeTime, **policy: float) -> tuple[Retrier, TransportStats]:
