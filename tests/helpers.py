@@ -191,6 +191,19 @@ def connection_settings(
 
 
 # --- feeds and indicators ------------------------------------------------------------------------
+def md5(n: int) -> str:
+    return f"{n:032x}"
+
+
+def md5_items(start: int, stop: int) -> list[tuple[Kind, str, str]]:
+    """Acknowledged ``(kind, value, remote id)`` items, as the journal records them."""
+    return [(Kind.MD5, md5(n), f"r{n}") for n in range(start, stop)]
+
+
+def md5_keys(start: int, stop: int) -> list[tuple[Kind, str]]:
+    return [(Kind.MD5, md5(n)) for n in range(start, stop)]
+
+
 def sha1(n: int) -> str:
     return f"{n:040x}"
 

@@ -13,6 +13,7 @@ or opens its own: ``async with running_emulator(EmulatorConfig(...)) as emu``. F
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -41,3 +42,9 @@ def slow_emulator() -> Iterator[EmulatorProcess]:
 def _private_state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     # `ti-import run` keeps a state journal under $XDG_STATE_HOME by default: never the user's own.
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state-home")))
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    """A journal path in folders that do not exist yet (the journal creates them)."""
+    return tmp_path / "deep" / "er" / "state.sqlite"

@@ -19,26 +19,12 @@ from feeds.model import Kind
 from importer.errors import ConfigError
 from importer.state.journal import Journal, default_state_path
 from importer.state.schema import APPLICATION_ID, SCHEMA_VERSION
+from tests.helpers import md5
+from tests.helpers import md5_items as items
+from tests.helpers import md5_keys as keys
 
 ROOT = Path(__file__).resolve().parents[2]
 MD5 = Kind.MD5
-
-
-def md5(n: int) -> str:
-    return f"{n:032x}"
-
-
-def items(start: int, stop: int) -> list[tuple[Kind, str, str]]:
-    return [(MD5, md5(n), f"r{n}") for n in range(start, stop)]
-
-
-def keys(start: int, stop: int) -> list[tuple[Kind, str]]:
-    return [(MD5, md5(n)) for n in range(start, stop)]
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Path:
-    return tmp_path / "deep" / "er" / "state.sqlite"
 
 
 def one_sentence(message: str) -> None:

@@ -12,26 +12,11 @@ from feeds.model import Kind
 from importer.model import RemoteIndicator
 from importer.state.journal import Journal, ReconcileResult
 from importer.state.schema import SCHEMA_VERSION
+from tests.helpers import md5
+from tests.helpers import md5_items as items
+from tests.helpers import md5_keys as keys
 
 MD5 = Kind.MD5
-
-
-# The same small helpers as test_journal.py (test modules do not import each other).
-def md5(n: int) -> str:
-    return f"{n:032x}"
-
-
-def items(start: int, stop: int) -> list[tuple[Kind, str, str]]:
-    return [(MD5, md5(n), f"r{n}") for n in range(start, stop)]
-
-
-def keys(start: int, stop: int) -> list[tuple[Kind, str]]:
-    return [(MD5, md5(n)) for n in range(start, stop)]
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Path:
-    return tmp_path / "deep" / "er" / "state.sqlite"
 
 
 # -- reconcile -------------------------------------------------------------------------------------
