@@ -41,16 +41,18 @@ from feeds.model import Indicator, Kind
 from importer.emulator import DEMO_CLIENT, EmulatorConfig, running_emulator
 from importer.fields import COMMON, build_definition
 from importer.model import InFlight
-from importer.targets.mde.fields import FIELDS as MDE_FIELDS
 from importer.targets.mde.rules import MdePace
 from importer.targets.mde.target import open_mde_target
+from importer.targets.registry import package
 from importer.transport.connection import ConnectionSettings, Secret
 from importer.transport.stats import TransportStats
 
 RESULTS = ROOT / "benchmarks" / "results" / "mde.json"
 ALLOWED_PER_MINUTE = 30  # import calls, documented
 WORKERS = 16
-SPEC = build_definition(COMMON + MDE_FIELDS, "bench", title="bench-mde", description="benchmark indicators")
+SPEC = build_definition(
+    COMMON + package("mde").fields, "bench", title="bench-mde", description="benchmark indicators"
+)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import pytest
 
 from importer.emulator import ClientApp, Emulator, EmulatorConfig, Faults, running_emulator
 from importer.errors import AuthError, ConfigError
-from importer.targets.ti.rules import DEFAULT_AUDIENCE as TI_DEFAULT_AUDIENCE
+from importer.targets.registry import package
 from importer.transport.connection import ConnectionSettings, Secret
 from importer.transport.http import HttpClient, open_http
 from importer.transport.stats import TransportStats
@@ -28,7 +28,7 @@ async def http_for(
     async with open_http(
         settings,
         stats,
-        default_audience=TI_DEFAULT_AUDIENCE,
+        default_audience=package("ti").default_audience,
         sleep=fake.sleep,
         clock=fake.clock,
         wall_clock=fake.wall,

@@ -12,8 +12,12 @@ from feeds.model import Detection
 from importer.errors import ConfigError
 from importer.fields import DETECTION_FUNCTION, FORMAT, SEVERITY, TITLE, default_definition_name
 from importer.settings import CliOptions, load_run_settings, parse_rate
-from importer.targets.mde.fields import ACTION, APPLICATION, GENERATE_ALERT, RBAC_GROUPS
-from importer.targets.ti.fields import CATEGORY, ENABLED
+from importer.targets.registry import all_fields
+
+# Target-specific rows by key (through the registry: this is not a target's own test).
+ROWS = {row.key: row for row in all_fields()}
+ACTION, APPLICATION, GENERATE_ALERT = ROWS["action"], ROWS["application"], ROWS["generate_alert"]
+RBAC_GROUPS, CATEGORY, ENABLED = ROWS["rbac_groups"], ROWS["category"], ROWS["enabled"]
 
 ENV = {
     "TI_CLIENT_ID": "app-id",
