@@ -1,0 +1,111 @@
+"""Helpers the test modules share (no test module imports another): the one injected test clock,
+polling waits, definitions and settings for the emulator, feeds written to disk, the emulator's API
+by hand, miniatures of the pipeline, and the importer and emulator run as child processes.
+
+Fixtures live in the ``conftest.py`` files and build on these. One module per subject; every
+name is importable from ``tests.helpers``.
+"""
+
+from __future__ import annotations
+
+from tests.helpers.clock import (
+    FakeTime,
+    settle,
+    wait_until,
+    wait_until_sync,
+)
+from tests.helpers.data import (
+    connection_settings,
+    feed_spec,
+    md5,
+    md5_items,
+    md5_keys,
+    sha1,
+    sha1s,
+    sha256,
+    spec_for,
+    write_feed,
+    write_list,
+)
+from tests.helpers.emulator_api import (
+    DEFINITION,
+    auth,
+    create_definition,
+    get_json,
+    get_token,
+    post_json,
+    ti_ioc,
+)
+from tests.helpers.processes import (
+    FAST_EMULATOR,
+    FAST_IMPORTER,
+    FEED_ARGS,
+    ROOT,
+    EmulatorProcess,
+    importer_env,
+    kill_when,
+    reached_before_exit,
+    start_emulator,
+    start_importer,
+    stop_process,
+)
+from tests.helpers.retry import (
+    FAILED,
+    SCHEDULED,
+    UNSCHEDULED,
+    failed_state,
+    fake_retrier,
+)
+from tests.helpers.runs import (
+    journaled_run,
+    journaled_settings,
+    send_all,
+    tenant,
+    ti_target,
+)
+
+__all__ = [
+    "DEFINITION",
+    "FAILED",
+    "FAST_EMULATOR",
+    "FAST_IMPORTER",
+    "FEED_ARGS",
+    "ROOT",
+    "SCHEDULED",
+    "UNSCHEDULED",
+    "EmulatorProcess",
+    "FakeTime",
+    "auth",
+    "connection_settings",
+    "create_definition",
+    "failed_state",
+    "fake_retrier",
+    "feed_spec",
+    "get_json",
+    "get_token",
+    "importer_env",
+    "journaled_run",
+    "journaled_settings",
+    "kill_when",
+    "md5",
+    "md5_items",
+    "md5_keys",
+    "post_json",
+    "reached_before_exit",
+    "send_all",
+    "settle",
+    "sha1",
+    "sha1s",
+    "sha256",
+    "spec_for",
+    "start_emulator",
+    "start_importer",
+    "stop_process",
+    "tenant",
+    "ti_ioc",
+    "ti_target",
+    "wait_until",
+    "wait_until_sync",
+    "write_feed",
+    "write_list",
+]

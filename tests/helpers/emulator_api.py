@@ -1,0 +1,77 @@
+"""The emulator's API called by hand (tokens, JSON requests, entity bodies), for the emulator's tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from importer.emulator import DEMO_CLIENT, Emulator
+
+# --- the emulator's API by hand ------------------------------------------------------------------
+DEFINITION: dict[str, Any] = {
+    "Name": "feed-a",
+    "Title": "Known bad from feed A",
+    "Severity": "Medium",
+    "Category": "Malware",
+    "InternalDescription": "Imported by ti-importer",
+    "UxDescription": "An indicator from feed A was seen",
+    "RecommendedAction": "Isolate the machine",
+    "Enabled": True,
+}
+
+
+async def get_token(
+    session: aiohttp.ClientSession,
+    emu: Emulator,
+    resource: str = "https://graph.windows.net",
+    *,
+    client_id: str = DEMO_CLIENT.client_id,
+    secret: str = DEMO_CLIENT.client_secret,
+    tenant: str | None = None,
+) -> str:
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": client_id,
+        "client_secret": secret,
+        "resource": resource,
+    }
+    async with session.post(emu.auth_url(1, tenant), data=form) as response:
+        body = await response.json()
+        assert response.status == 200, body
+        token: str = body["access_token"]
+        return token
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+
+
+async def post_json(session: aiohttp.ClientSession, url: str, token: str, body: Any) -> tuple[int, Any]:
+    async with session.post(url, json=body, headers=auth(token)) as response:
+        return response.status, (await response.json() if response.status != 204 else None)
+
+
+async def get_json(session: aiohttp.ClientSession, url: str, token: str) -> tuple[int, Any]:
+    async with session.get(url, headers=auth(token)) as response:
+        return response.status, await response.json()
+
+
+def ti_ioc(definition_id: int, value: str, **extra: Any) -> dict[str, Any]:
+    """A TI API IndicatorOfCompromise body: a SHA-1 ``value`` bound to the definition."""
+    return {
+        "Type": "Sha1",
+        "Value": value,
+        "DetectionFunction": "Equals",
+        "Enabled": True,
+        "AlertDefinition@odata.bind": f"AlertDefinitions({definition_id})",
+        **extra,
+    }
+
+
+async def create_definition(session: aiohttp.ClientSession, emu: Emulator, token: str, **extra: Any) -> int:
+    """POST ``DEFINITION`` (with ``extra`` fields) to the TI API; its id."""
+    status, body = await post_json(session, emu.ti_url + "AlertDefinitions", token, {**DEFINITION, **extra})
+    assert status == 201, body
+    definition_id: int = body["Id"]
+    return definition_id
