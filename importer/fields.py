@@ -36,6 +36,7 @@ __all__ = [
     "SEVERITY",
     "TITLE",
     "build_definition",
+    "check_type",
     "default_definition_name",
     "definition_from_json",
     "definition_to_json",
@@ -56,13 +57,22 @@ _NAME_MAX = 100  # a readable default name; no target holds a longer one (ti's N
 # -- checks: a given value -> the checked value, or ValueError("must ...") ------------------------
 
 
+def check_type(value: Any, kind: type | tuple[type, ...]) -> Any:
+    """``value`` if it is a ``kind`` (one of ``kind``), else ValueError("must be a ..., got ...").
+
+    bool is an int in Python; a TOML ``true`` where a number belongs is still a mistake."""
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ValueError(f"must be a {names}, got {value!r}")
+    return value
+
+
 def typed(kind: type[T]) -> Callable[[Any], T]:
-    """The value as given, if it is a ``kind`` (a TOML ``true`` is not a number)."""
+    """A row check: the value as given, if it is a ``kind``."""
 
     def check(value: Any) -> T:
-        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-            raise ValueError(f"must be a {kind.__name__}, got {value!r}")
-        return value
+        checked: T = check_type(value, kind)
+        return checked
 
     return check
 

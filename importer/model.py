@@ -70,9 +70,6 @@ class Options:
         """The value; a row that was not set (an option of another target) reads as its default."""
         return cast(T, self._values.get(field.key, field.default))
 
-    def __contains__(self, field: object) -> bool:
-        return isinstance(field, Field) and field.key in self._values
-
     def updated(self, values: Mapping[str, Any]) -> Options:
         """These options with ``values`` set over them."""
         return Options({**self._values, **values})

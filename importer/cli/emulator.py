@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from importer.emulator import DEMO_CLIENT, EmulatorConfig, Faults
+from importer.fields import positive_int_flag
 
 __all__ = ["add_parser", "build_config", "run"]
 
@@ -35,13 +36,6 @@ def _rate(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def _non_negative(text: str) -> float:
     value = float(text)
     if value < 0:
@@ -62,7 +56,7 @@ def _kind(field: str, default_type: Any) -> Any:
     if field in ("latency_ms", "jitter_ms"):
         return _non_negative
     if field == "throttle_per_minute":
-        return _positive_int
+        return positive_int_flag
     return default_type
 
 
@@ -84,24 +78,24 @@ def add_parser(subparsers: Any) -> None:
                          metavar=metavar, help=text)
         token.add_argument(f"--token-{suffix}", dest=f"token_{field}", type=_kind(field, kind), default=None,
                            metavar=metavar, help=f"the same, at the token endpoint: {text}")
-    token.add_argument("--token-lifetime", type=_positive_int, default=None, metavar="S",
+    token.add_argument("--token-lifetime", type=positive_int_flag, default=None, metavar="S",
                        help="lifetime of issued tokens in seconds (default 3600)")
     limits = parser.add_argument_group("paging, quotas and MDE limits")
-    limits.add_argument("--page-size", type=_positive_int, default=1000,
+    limits.add_argument("--page-size", type=positive_int_flag, default=1000,
                         help="TI: entities per page before @odata.nextLink (default 1000)")
-    limits.add_argument("--max-alert-definitions", type=_positive_int, default=None,
+    limits.add_argument("--max-alert-definitions", type=positive_int_flag, default=None,
                         help="TI quota on alert definitions per tenant (507 beyond; default none)")
-    limits.add_argument("--max-iocs", type=_positive_int, default=None,
+    limits.add_argument("--max-iocs", type=positive_int_flag, default=None,
                         help="TI quota on IOCs per tenant (507 beyond; default none)")
-    limits.add_argument("--max-non-equals-iocs", type=_positive_int, default=None,
+    limits.add_argument("--max-non-equals-iocs", type=positive_int_flag, default=None,
                         help="TI quota on IOCs whose DetectionFunction is not Equals (507; default none)")
-    limits.add_argument("--mde-import-per-minute", type=_positive_int, default=30,
+    limits.add_argument("--mde-import-per-minute", type=positive_int_flag, default=30,
                         help="MDE: import and BatchDelete calls per minute (default 30)")
-    limits.add_argument("--mde-calls-per-minute", type=_positive_int, default=100,
+    limits.add_argument("--mde-calls-per-minute", type=positive_int_flag, default=100,
                         help="MDE: other calls per minute (default 100)")
-    limits.add_argument("--mde-calls-per-hour", type=_positive_int, default=1500,
+    limits.add_argument("--mde-calls-per-hour", type=positive_int_flag, default=1500,
                         help="MDE: other calls per hour (default 1500)")
-    limits.add_argument("--mde-tenant-cap", type=_positive_int, default=15000,
+    limits.add_argument("--mde-tenant-cap", type=positive_int_flag, default=15000,
                         help="MDE: indicators per tenant (default 15000)")
     limits.add_argument("--mde-window-scale", type=_positive_float, default=1.0,
                         help="MDE: length of the rate windows relative to real time "

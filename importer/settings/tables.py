@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from importer.errors import ConfigError
+from importer.fields import check_type
 
 __all__ = ["check_keys", "first_given", "get", "read_config"]
 
@@ -42,8 +43,7 @@ def get(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where
     value = table.get(key)
     if value is None:
         return None
-    # bool is an int in Python; a TOML `true` where a number belongs is still a mistake.
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ConfigError(f"{where}: key {key!r} must be a {names}, got {value!r}")
-    return value
+    try:
+        return check_type(value, kind)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: key {key!r} {exc}") from None
