@@ -2,7 +2,7 @@
 
 Every record read ends in exactly one bucket (``BUCKETS``), so ``records_read`` equals their sum —
 ``FeedReport.check()`` asserts it and the tests rely on it. In a dry run, indicators that would
-be sent are counted as ``would_import`` instead of ``imported``. ``report.summary`` renders a
+be sent are counted as ``would_import`` instead of ``imported`` (``would_update`` for ``updated``). ``report.summary`` renders a
 report for a terminal.
 """
 
@@ -31,12 +31,15 @@ __all__ = [
 BUCKETS = (
     "imported",
     "would_import",
+    "updated",
+    "would_update",
     "already_present",
     "duplicate_in_feed",
     "expired",
     "skipped",
     "rejected",
     "failed",
+    "not_attempted",
 )
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_AUTH = 0, 1, 2, 3
 EXIT_STOPPED = 130  # SIGINT/SIGTERM: stopped gracefully; a rerun carries on (128 + SIGINT, as shells do)
@@ -56,12 +59,15 @@ class FeedReport:
     records_read: int = 0
     imported: int = 0
     would_import: int = 0
+    updated: int = 0  # held already, but its metadata or expiry changed: sent again (see pipeline.freshness)
+    would_update: int = 0  # the dry run's ``updated``
     already_present: int = 0
     duplicate_in_feed: int = 0
     expired: int = 0
     skipped: int = 0
     rejected: int = 0
     failed: int = 0
+    not_attempted: int = 0  # read, but the run stopped before a request carried it (a rerun sends it)
     reject_reasons: dict[str, int] = field(default_factory=dict)  # reason -> count (rejected+failed)
     # Mirror mode (not buckets: these are indicators of earlier runs, not records read now).
     mirror: bool = False
