@@ -29,6 +29,7 @@ __all__ = [
     "DESCRIPTION",
     "DETECTION_FUNCTION",
     "EXPIRE_DAYS",
+    "EXPIRE_REFRESH",
     "FORMAT",
     "MIRROR",
     "NAME",
@@ -112,6 +113,27 @@ def flag_bool(value: Any) -> bool:
     return typed(bool)(value)
 
 
+def share(value: Any) -> float:
+    """A share strictly between 0 and 1 (a whole number or a decimal)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"must be a number between 0 and 1, got {value!r}")
+    if not 0 < value < 1:
+        raise ValueError(f"must be between 0 and 1 (both excluded), got {value}")
+    return float(value)
+
+
+def share_flag(value: str) -> float:
+    """A flag's text as a share strictly between 0 and 1 (argparse ``type=``)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    try:
+        return share(number)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _detection(value: Any) -> Detection:
     return Detection(one_of((d.value for d in Detection), fold=True)(value))
 
@@ -179,9 +201,17 @@ EXPIRE_DAYS: Field[int | None] = Field(
     flag_type=positive_int_flag, metavar="N",
 )  # fmt: skip
 
+# Rolling expiry: an indicator the feed still lists has its expiry pushed forward once less than
+# this share of ``expire_days`` remains, so a nightly run refreshes each one every N x share days
+# rather than all of them every night (``importer.pipeline.freshness``).
+EXPIRE_REFRESH: Field[float] = Field(
+    "expire_refresh", "with --expire-days N: refresh an indicator's expiry once less than this share "
+    "of N remains (default 0.5)", share, 0.5, flag_type=share_flag, metavar="SHARE",
+)  # fmt: skip
+
 COMMON: tuple[Field[Any], ...] = (
     FORMAT, COLUMNS, MIRROR, NAME, TITLE, DESCRIPTION, SEVERITY, RECOMMENDED_ACTION, DETECTION_FUNCTION,
-    EXPIRE_DAYS,
+    EXPIRE_DAYS, EXPIRE_REFRESH,
 )  # fmt: skip
 
 
