@@ -1,10 +1,11 @@
 """One import run from settings to report: the journal, the target, the pipeline and mirror mode.
 
-``run_import`` is what ``ti-import run``, the demo, the tests and the benchmarks call: it opens
-the state journal (unless told not to), opens the target named by the settings through the
-registry, runs the pipeline over the feeds (and the retryable lines of a rejects file), lets
-mirror mode delete what the feeds dropped, settles the journal, and writes the JSON report.
-It prints nothing; the command line renders the report it returns.
+``run_import`` is what ``ti-import run``, the demo, the tests and the benchmarks call: it takes
+this host's lock of the target and tenant, opens the state journal (unless told not to), opens
+the target named by the settings through the registry, runs the pipeline over the feeds (and
+the retryable lines of a rejects file), lets mirror mode delete what the feeds dropped, settles
+the journal, and writes the JSON report — also when it fails, saying why and with which exit
+code. It prints nothing; the command line renders the report it returns.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from importer.errors import AuthError, ConfigError
@@ -24,10 +26,11 @@ from importer.pipeline.job import FeedJob
 from importer.pipeline.progress import make_progress
 from importer.pipeline.rejects import RejectsWriter
 from importer.pipeline.signals import stop_on_signals
-from importer.report.counts import RunReport
+from importer.report.counts import EXIT_CONFIG, EXIT_FAILED, EXIT_STOPPED, RunReport
 from importer.settings import OutputOptions, RunSettings, StateOptions
 from importer.sources.feed import job_for
 from importer.sources.retry import retry_jobs
+from importer.state.host_lock import default_lock_dir, hold_tenant
 from importer.state.journal import Journal
 from importer.state.mirror import MirrorPolicy, mirror_feed
 from importer.state.store import JournalPresent, tenant_key
@@ -35,7 +38,7 @@ from importer.targets.base import HasHeadroom, Target
 from importer.targets.registry import open_target, package
 from importer.transport.stats import TransportStats
 
-__all__ = ["run_import"]
+__all__ = ["failure", "run_import", "write_failure_report"]
 
 _log = logging.getLogger(__name__)
 # Merging the journal's log every 25,000 rows keeps its in-memory index of recent keys ~5 MB.
@@ -49,39 +52,103 @@ async def run_import(
     state: StateOptions | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
+    wall: Callable[[], float] = time.time,
     stop: asyncio.Event | None = None,
     signals: bool = False,
     grace: float = 30.0,
 ) -> RunReport:
     """Run the import described by ``settings``; writes the report and rejects files if asked.
 
-    ``state``: the journal (None or no path: none, as for the demo); ``signals``: SIGINT/SIGTERM
-    stop the run gracefully (``grace`` seconds for requests in flight; the report says so)."""
+    ``state``: the journal (None or no path: none, as for the demo) and the folder of the host's
+    run locks; ``signals``: SIGINT/SIGTERM stop the run gracefully (``grace`` seconds for requests
+    in flight; the report says so); ``wall``: epoch seconds for the report's start and end.
+
+    With ``output.report``, a report is written however the run ends: if it raises, the file
+    says why (``failure``) and the exception goes on to the caller."""
     output = output or OutputOptions()
     state = state or StateOptions()
-    if state.path is None and any(feed[MIRROR] for feed in settings.feeds):
-        raise ConfigError("mirror mode needs the state journal: drop --no-state")
-    stop = stop or asyncio.Event()
-    journal: Journal | None = None
-    if state.path is not None:
-        tenant = tenant_key(settings.connection.api_url, settings.connection.client_id)
-        journal = Journal.open(
-            state.path, target=settings.target, tenant=tenant, merge_every=_JOURNAL_MERGE_EVERY
-        )
+    tenant = tenant_key(settings.connection.api_url, settings.connection.client_id)
+    started = wall()
     try:
-        with stop_on_signals(stop) if signals else _no_signals() as handler:
-            run = _Run(settings, output, state, journal, sleep=sleep, clock=clock, stop=stop, grace=grace)
-            report = await run.execute()
-            report.signalled = handler is not None and handler.received is not None
-    finally:
-        if journal is not None:
-            journal.close()
+        report = await _locked_run(
+            settings, output, state, tenant, sleep=sleep, clock=clock, stop=stop, signals=signals, grace=grace
+        )
+    except BaseException as exc:
+        exit_code, sentence = failure(exc)
+        failed = RunReport.failed(sentence, exit_code, target=settings.target, mode=settings.tuning.mode)
+        failed.dry_run = settings.dry_run
+        _stamp(failed, tenant, started, wall())
+        write_failure_report(failed, output.report)
+        raise
+    _stamp(report, tenant, started, wall())
     if output.report is not None:
         try:
             report.write_json(output.report)
         except OSError as exc:
             raise ConfigError(f"the report {output.report} cannot be written: {exc.strerror}") from None
     return report
+
+
+async def _locked_run(
+    settings: RunSettings,
+    output: OutputOptions,
+    state: StateOptions,
+    tenant: str,
+    *,
+    sleep: Callable[[float], Awaitable[None]],
+    clock: Callable[[], float],
+    stop: asyncio.Event | None,
+    signals: bool,
+    grace: float,
+) -> RunReport:
+    """The run under this host's lock of its target and tenant, then its journal's (if any)."""
+    if state.path is None and any(feed[MIRROR] for feed in settings.feeds):
+        raise ConfigError("mirror mode needs the state journal: drop --no-state")
+    stop = stop or asyncio.Event()
+    # Taken first and whatever the journal: two runs with different journals (or none) on one
+    # tenant would each post every indicator.
+    with hold_tenant(state.lock_dir or default_lock_dir(), settings.target, tenant):
+        journal: Journal | None = None
+        if state.path is not None:
+            journal = Journal.open(
+                state.path, target=settings.target, tenant=tenant, merge_every=_JOURNAL_MERGE_EVERY
+            )
+        try:
+            with stop_on_signals(stop) if signals else _no_signals() as handler:
+                run = _Run(settings, output, state, journal, sleep=sleep, clock=clock, stop=stop, grace=grace)
+                report = await run.execute()
+                report.signalled = handler is not None and handler.received is not None
+        finally:
+            if journal is not None:
+                journal.close()
+    return report
+
+
+def failure(exc: BaseException) -> tuple[int, str]:
+    """The exit code and the one sentence (no secret: no message of an unknown error) of a run
+    that ended by ``exc``."""
+    if isinstance(exc, ConfigError):
+        return EXIT_CONFIG, str(exc)
+    if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError):
+        return EXIT_STOPPED, "interrupted before the run finished; a rerun carries on"
+    # A bug: its text may hold anything, so the report names only its type (the traceback is on stderr).
+    return EXIT_FAILED, f"internal error ({type(exc).__name__}); see the traceback on stderr"
+
+
+def write_failure_report(report: RunReport, path: Path | None) -> None:
+    """Write the report of a failed run over the last one, if asked; a failure to is logged, so
+    the error that ended the run stays the one raised."""
+    if path is None:
+        return
+    try:
+        report.write_json(path)
+    except OSError as exc:
+        _log.error("the report %s cannot be written: %s", path, exc.strerror)
+
+
+def _stamp(report: RunReport, tenant: str, started: float, finished: float) -> None:
+    report.tenant = tenant
+    report.started_at, report.finished_at = started, finished
 
 
 class _Run:
@@ -121,7 +188,12 @@ class _Run:
         if self.settings.retry_from is not None:
             names = {job.name for job in jobs}
             rows: tuple[Field[Any], ...] = COMMON + package(self.settings.target).fields
-            for job in retry_jobs(self.settings.retry_from, rows):
+            retries = retry_jobs(self.settings.retry_from, rows)
+            if not retries:
+                # Said where it is seen: a warning when retrying was all the run was asked to do.
+                level = logging.INFO if jobs else logging.WARNING
+                _log.log(level, "nothing to retry in %s: no line is retryable", self.settings.retry_from)
+            for job in retries:
                 if job.name in names:  # the feed itself is imported: its failures are retried anyway
                     _log.info("retry of %s skipped: the feed is imported in this run", job.name)
                 else:

@@ -14,10 +14,12 @@ from collections.abc import Callable, Sequence
 
 from importer import __version__
 from importer.cli import demo, emulator, parse, run
+from importer.cli.logs import fatal
 
 __all__ = ["main"]
 
 _EXIT_BROKEN_PIPE = 141  # what a shell reports for a process ended by SIGPIPE
+_EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 _COMMANDS = (run, parse, emulator, demo)
 
@@ -42,8 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except KeyboardInterrupt:
-        print("ti-import: interrupted", file=sys.stderr)
-        return 130
+        fatal("interrupted", _EXIT_INTERRUPTED)
+        return _EXIT_INTERRUPTED
     except BrokenPipeError:  # stdout closed early (``| head``): stop quietly, as SIGPIPE would
         _silence_stdout()
         return _EXIT_BROKEN_PIPE

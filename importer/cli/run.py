@@ -1,9 +1,7 @@
 """``ti-import run``: the command line of an import — flags in, ``run_import``, summary and exit code out.
 
-Exit codes: 0 every valid indicator is in the target; 1 some indicators failed (after retries,
-or a quota) — they are in the rejects file and a rerun retries them — or mirror mode's guard
-refused to delete; 2 usage, configuration or an unreadable feed; 3 authentication failed;
-130 stopped by SIGINT/SIGTERM (a rerun carries on).
+The exit codes are listed in ``run --help`` (``_EXIT_CODES``); with ``--report`` the report is
+written however the run ends, bad settings included, and its ``exit_code`` is the process's.
 
 The per-feed flags are the rows of ``importer.fields`` and of each target's ``fields``.
 """
@@ -12,18 +10,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from importer.cli.logs import configure_logging
+from importer.cli.logs import configure_logging, fatal
 from importer.errors import ConfigError
 from importer.fields import MIRROR, positive_int_flag
 from importer.report.counts import EXIT_CONFIG, RunReport
 from importer.report.summary import problems, summary
-from importer.run import run_import
-from importer.settings import CliOptions, OutputOptions, StateOptions, load_run_settings
+from importer.run import failure, run_import, write_failure_report
+from importer.settings import CliOptions, OutputOptions, RunSettings, StateOptions, load_run_settings
 from importer.state.journal import default_state_path
 from importer.targets.registry import DEFAULT_TARGET, TARGETS, all_fields
 
@@ -31,15 +29,30 @@ __all__ = ["add_parser", "finish", "handle"]
 
 _FEED_DEST = "feed_option_"  # argparse dest prefix of the per-feed flags
 
+_EXIT_CODES = """\
+exit codes:
+  0    every valid indicator is in the target
+  1    some indicators failed (after retries, or a quota): they are in --rejects and a
+       rerun retries them; or mirror mode's guard refused to delete
+  2    usage or configuration, an unreadable feed, or another run is importing into
+       this target and tenant (the message names it)
+  3    authentication failed
+  130  stopped by SIGINT/SIGTERM: requests in flight finished, a rerun carries on
+  141  stdout was closed early (e.g. piped into head)
+
+With --report FILE the JSON report is written whatever the exit code, and states it."""
+
 
 def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "run",
         help="import feeds into Microsoft Defender",
-        description="Import indicators from feeds (paths, '-', .gz files, http(s) URLs) into a target. "
-        "Credentials come from TI_CLIENT_ID, TI_CLIENT_SECRET, TI_AUTH_URL (or TI_TENANT) and "
-        "TI_API_URL, or from the config file's [auth] table; never from the command line. "
-        "Exit codes: 0 all imported, 1 some failed, 2 usage/config/unreadable feed, 3 auth failed.",
+        description="Import indicators from feeds (paths, '-', .gz files, http(s) URLs) into a target.\n"
+        "Credentials come from TI_CLIENT_ID, TI_CLIENT_SECRET, TI_AUTH_URL (or TI_TENANT) and\n"
+        "TI_API_URL, or from the config file's [auth] table; never from the command line.",
+        epilog=_EXIT_CODES,
+        # Keeps the exit-code table's lines as written.
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("feeds", nargs="*", metavar="FEED", help="feed path, '-' for stdin, or URL")
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML file with [[feed]] tables")
@@ -151,6 +164,7 @@ def _cli_options(args: argparse.Namespace) -> CliOptions:
 
 def handle(args: argparse.Namespace) -> int:
     configure_logging(args.verbose, args.log_format)
+    started = time.time()
     output = OutputOptions(
         report=args.report, rejects=args.rejects, progress=not args.no_progress, quiet=args.quiet
     )
@@ -161,23 +175,39 @@ def handle(args: argparse.Namespace) -> int:
         force=args.force,
     )
     try:
-        settings = load_run_settings(_cli_options(args))
-        if args.mirror:
-            mirrored = tuple(
-                replace(feed, options=feed.options.updated({MIRROR.key: True})) for feed in settings.feeds
-            )
-            settings = replace(settings, feeds=mirrored)
+        settings = _settings(args)
+    except (ConfigError, KeyboardInterrupt) as exc:
+        # No settings, but the report's path is on the command line: the file must not keep
+        # saying how the last run went.
+        code, sentence = failure(exc)
+        report = RunReport.failed(sentence, code, target=args.target, mode=args.mode)
+        report.dry_run, report.started_at, report.finished_at = args.dry_run, started, time.time()
+        write_failure_report(report, output.report)
+        fatal(sentence, code)
+        return code
+    try:
         report = asyncio.run(run_import(settings, output, state=state, signals=True))
-    except ConfigError as exc:
-        print(f"ti-import: {exc}", file=sys.stderr)
+    except ConfigError as exc:  # run_import wrote the report already
+        fatal(str(exc), EXIT_CONFIG)
         return EXIT_CONFIG
     return finish(report, output)
+
+
+def _settings(args: argparse.Namespace) -> RunSettings:
+    settings = load_run_settings(_cli_options(args))
+    if not args.mirror:
+        return settings
+    mirrored = tuple(
+        replace(feed, options=feed.options.updated({MIRROR.key: True})) for feed in settings.feeds
+    )
+    return replace(settings, feeds=mirrored)
 
 
 def finish(report: RunReport, output: OutputOptions) -> int:
     """Print the summary (unless quiet), one line per fatal problem, and return the exit code."""
     if not output.quiet:
         print(summary(report))
+    code = report.exit_code()
     for problem in problems(report):
-        print(f"ti-import: {problem}", file=sys.stderr)
-    return report.exit_code()
+        fatal(problem, code)
+    return code

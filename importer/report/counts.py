@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from importer import __version__
 from importer.model import Headroom
 from importer.transport.stats import TransportStats
 
@@ -118,10 +120,14 @@ class FeedReport:
 
 @dataclass(slots=True)
 class RunReport:
-    """The whole run: its feeds, the wire counters, timing, and a fatal error if one stopped it."""
+    """The whole run: its feeds, the wire counters, timing, and a fatal error if one stopped it.
 
-    target: str
-    mode: str
+    A run that failed before its pipeline ran (bad settings, a held lock, an unwritable rejects
+    file) is a report too (``failed``): with ``--report`` the file always says how the run ended.
+    """
+
+    target: str | None  # None: the settings failed before naming it
+    mode: str | None
     dry_run: bool = False
     feeds: list[FeedReport] = field(default_factory=list)
     transport: TransportStats = field(default_factory=TransportStats)
@@ -132,6 +138,17 @@ class RunReport:
     signalled: bool = False  # the stop came from SIGINT/SIGTERM (exit 130)
     headroom: Headroom | None = None  # a capped target's room before the run
     journal: dict[str, Any] | None = None  # the state journal used: path, resumed, reconciled definitions
+    tenant: str | None = None  # the tenant key: API URL and client id (never a secret)
+    started_at: float | None = None  # wall-clock seconds since the epoch
+    finished_at: float | None = None
+    error: str | None = None  # what ended the run before its pipeline did, in one sentence
+    error_exit: int | None = None  # the exit code ``error`` means (2 configuration, 130 a signal, ...)
+    version: str = __version__
+
+    @classmethod
+    def failed(cls, error: str, exit_code: int, *, target: str | None, mode: str | None = None) -> RunReport:
+        """The report of a run that ended with ``error`` before it had counts to give."""
+        return cls(target=target, mode=mode, error=error, error_exit=exit_code)
 
     def totals(self) -> dict[str, int]:
         keys = ("records_read", *BUCKETS)
@@ -142,7 +159,10 @@ class RunReport:
         return sent / self.duration if self.duration > 0 else 0.0
 
     def exit_code(self) -> int:
-        """3 authentication failed; 2 a feed could not be read; 1 some indicators failed; else 0."""
+        """``error_exit`` if the run failed early; 3 authentication failed; 2 a feed could not be
+        read; 130 a signal stopped it; 1 some indicators failed; else 0."""
+        if self.error_exit is not None:
+            return self.error_exit
         if self.auth_error is not None:
             return EXIT_AUTH
         if any(feed.config_error for feed in self.feeds):
@@ -155,10 +175,15 @@ class RunReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "version": self.version,
             "target": self.target,
+            "tenant_key": self.tenant,
             "mode": self.mode,
             "dry_run": self.dry_run,
+            "started_at": self._iso(self.started_at),
+            "finished_at": self._iso(self.finished_at),
             "exit_code": self.exit_code(),
+            "error": self.error_sentence(),
             "auth_error": self.auth_error,
             "duration_seconds": round(self.duration, 3),
             "indicators_per_second": round(self.indicators_per_second(), 1),
@@ -169,6 +194,21 @@ class RunReport:
             **({"headroom": self.headroom_dict()} if self.headroom is not None else {}),
             **({"journal": self.journal} if self.journal is not None else {}),
         }
+
+    def error_sentence(self) -> str | None:
+        """Why the run failed as a whole (exit 2 or 3, or an early end), in one sentence; else None."""
+        if self.error is not None:
+            return self.error
+        if self.auth_error is not None:
+            return f"authentication failed: {self.auth_error}"
+        unreadable = next((feed for feed in self.feeds if feed.error and feed.config_error), None)
+        return None if unreadable is None else f"{unreadable.name}: {unreadable.error}"
+
+    @staticmethod
+    def _iso(seconds: float | None) -> str | None:
+        if seconds is None:
+            return None
+        return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
 
     def headroom_dict(self) -> dict[str, int]:
         assert self.headroom is not None

@@ -73,12 +73,15 @@ class OutputOptions:
 
 @dataclass(frozen=True, slots=True)
 class StateOptions:
-    """The state journal and what rides on it: reconciling and the mirror guard."""
+    """The state journal and what rides on it: reconciling, the mirror guard, the run lock."""
 
     path: Path | None = None  # None: no journal; each run lists every definition instead
     reconcile: bool = False  # list the target and repair the journal for every feed
     mirror_max_share: float = 0.5  # most of a definition mirror mode may delete in one run
     force: bool = False  # delete past the guard
+    # The folder of the host's run locks (one run per target and tenant, journal or not);
+    # None: $XDG_RUNTIME_DIR/ti-importer, else the default journal's folder.
+    lock_dir: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,16 +20,14 @@ short write transactions wait for each other through SQLite's ``busy_timeout``.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import hashlib
-import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from importer.errors import ConfigError
+from importer.state.lockfile import LockHeld, take_lock
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "Opened", "connect", "lock_path"]
 
@@ -153,26 +151,16 @@ def connect(path: Path, *, target: str, tenant: str) -> Opened:
 def _acquire(path: Path, target: str, tenant: str) -> IO[str]:
     where = lock_path(path, target, tenant)
     try:
-        lock = where.open("a+", encoding="utf-8")
+        return take_lock(where)
+    except LockHeld as held:
+        # Never "use another journal": two journals on one tenant are how a second run posts
+        # everything again. Across hosts (a journal on a shared folder) only this lock sees it.
+        raise ConfigError(
+            f"the state journal {path} is in use by another ti-import run for this target and "
+            f"tenant ({held.holder}); wait for it to finish, or stop it"
+        ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot create the state journal's lock file {where}: {_reason(exc)}") from None
-    try:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        lock.seek(0)
-        holder = lock.read().strip() or "unknown"
-        lock.close()
-        if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
-            raise ConfigError(
-                f"the state journal {path} is in use by another ti-import run for this target and "
-                f"tenant (pid {holder}); wait for it to finish, or pass another --state FILE"
-            ) from None
-        raise ConfigError(f"cannot lock the state journal {path}: {_reason(exc)}") from None
-    lock.seek(0)
-    lock.truncate()
-    lock.write(f"{os.getpid()}\n")  # only to name the holder in the message above
-    lock.flush()
-    return lock
+        raise ConfigError(f"cannot lock the state journal {path} ({where}): {_reason(exc)}") from None
 
 
 def _open(path: Path) -> sqlite3.Connection:

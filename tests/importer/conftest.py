@@ -42,6 +42,8 @@ def slow_emulator() -> Iterator[EmulatorProcess]:
 def _private_state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     # `ti-import run` keeps a state journal under $XDG_STATE_HOME by default: never the user's own.
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state-home")))
+    # Nor the user's runtime folder for the run locks: they fall back to the private state home.
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
 
 
 @pytest.fixture
