@@ -18,10 +18,12 @@ __all__ = [
     "DefinitionSpec",
     "Field",
     "Headroom",
+    "Held",
     "InFlight",
     "Options",
     "RemoteIndicator",
     "ResolvedDefinition",
+    "Stamp",
 ]
 
 T = TypeVar("T")
@@ -109,16 +111,46 @@ class ResolvedDefinition:
 
     id: str
     spec: DefinitionSpec
-    outcome: Literal["found", "created", "updated", "planned"]
+    # "planned": a dry run would create it (it holds nothing); "would_update": a dry run would
+    # change the settings of one that exists (it holds what it holds, as "found").
+    outcome: Literal["found", "created", "updated", "planned", "would_update"]
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """What a target holds for one indicator beyond its identity, compactly: a digest of its
+    metadata (``mde``: title, severity, action...; ``ti``: detection function, enabled) and its
+    expiry. Computed alike from what is sent and from what a listing returns, so comparing the
+    two tells whether the indicator must be sent again (``importer.pipeline.freshness``)."""
+
+    meta: int  # signed 64-bit digest (fits a SQLite INTEGER) of the metadata, expiry left out
+    expires: int | None  # unix seconds; None: never expires
+
+    def with_expires(self, expires: int | None) -> Stamp:
+        return Stamp(self.meta, expires)
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """What a present store knows of an indicator the target holds (``PresentStore.present``)."""
+
+    remote_id: str
+    stamp: Stamp | None  # what was sent (or listed); None: recorded before stamps existed
+    since: int = 0  # unix seconds the journal first recorded it (0: unknown)
+    # Another definition of the tenant holds the value (mde: values are unique per tenant and the
+    # last import sets the title): this feed lists it but must not send it, or the two would
+    # retitle it back and forth every night.
+    elsewhere: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class RemoteIndicator:
-    """An indicator already stored under a definition."""
+    """An indicator already stored under a definition (``stamp``: None when the listing cannot tell)."""
 
     kind: Kind
     value: str
     remote_id: str
+    stamp: Stamp | None = None
 
 
 @dataclass(slots=True)
@@ -128,6 +160,8 @@ class BatchResult:
     imported: list[tuple[Indicator, str]] = field(default_factory=list)  # with its remote id
     rejected: list[tuple[Indicator, str]] = field(default_factory=list)  # the server's reason
     failed: list[tuple[Indicator, str]] = field(default_factory=list)  # gave up: the last error
+    # Never posted: the run stopped before a request carried them (``Target.send``'s ``stopping``).
+    unsent: list[Indicator] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

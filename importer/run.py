@@ -111,7 +111,11 @@ async def _locked_run(
         journal: Journal | None = None
         if state.path is not None:
             journal = Journal.open(
-                state.path, target=settings.target, tenant=tenant, merge_every=_JOURNAL_MERGE_EVERY
+                state.path,
+                target=settings.target,
+                tenant=tenant,
+                merge_every=_JOURNAL_MERGE_EVERY,
+                unique_values=package(settings.target).unique_values,
             )
         try:
             with stop_on_signals(stop) if signals else _no_signals() as handler:
@@ -204,7 +208,7 @@ class _Run:
         settings, tuning = self.settings, self.settings.tuning
         jobs = self.jobs()
         rejects = RejectsWriter(self.output.rejects)
-        progress = make_progress(self.output.progress)
+        progress = make_progress(self.output.progress, stats=self.stats)  # a 429 pause shows on the bars
         options = PipelineOptions(
             batch_size=tuning.batch_size,
             in_flight=tuning.in_flight,

@@ -1,8 +1,11 @@
-"""What the target already holds, per alert definition: the protocol the pipeline asks, and a memory set.
+"""What the target already holds, per alert definition: the protocol the pipeline asks, and a memory map.
 
 The pipeline never lists the target itself: it asks a ``PresentStore``. The in-memory store lists
 each definition once at the start of its feed; a persistent journal (SQLite) can implement the
 same protocol and answer from disk instead, so a rerun needs no listing at all.
+
+An answer is a ``model.Held`` per key: the remote id and the stamp of what the target holds
+(metadata digest and expiry), from which ``pipeline.freshness`` decides whether to send it again.
 
 Keys are compact: a 16-byte BLAKE2b digest of ``kind`` and ``value`` instead of the strings, so a
 million indicators cost tens of megabytes, not hundreds (a collision needs ~2**64 indicators).
@@ -15,10 +18,10 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from feeds.model import Indicator, Kind
-from importer.model import ResolvedDefinition
+from importer.model import Held, ResolvedDefinition, Stamp
 from importer.targets.base import Target
 
-__all__ = ["InMemoryPresent", "Key", "PresentStore", "SeenSet", "indicator_key"]
+__all__ = ["Acked", "InMemoryPresent", "Key", "PresentStore", "SeenSet", "indicator_key"]
 
 
 def indicator_key(kind: Kind | str, value: str) -> bytes:
@@ -27,6 +30,7 @@ def indicator_key(kind: Kind | str, value: str) -> bytes:
 
 
 Key = tuple[Kind, str]
+Acked = tuple[Indicator, str, Stamp]  # acknowledged: the indicator, its remote id, what it now holds
 
 
 class PresentStore(Protocol):
@@ -40,14 +44,19 @@ class PresentStore(Protocol):
         """Get ready to answer for ``definition``; returns how many indicators it holds."""
         ...
 
-    async def present(self, definition: ResolvedDefinition, keys: Sequence[Key]) -> set[Key]:
-        """Those of ``keys`` the definition already holds. The pipeline asks about each key at
-        most once per run (repeats within a feed are dropped before), so a store may forget a
-        key once it has answered for it."""
+    async def present(self, definition: ResolvedDefinition, keys: Sequence[Key]) -> dict[Key, Held]:
+        """What the definition holds of ``keys`` (absent: not held). The pipeline asks about each
+        key at most once per run (repeats within a feed are dropped before), so a store may forget
+        a key once it has answered for it."""
         ...
 
-    async def record(self, definition: ResolvedDefinition, imported: Sequence[tuple[Indicator, str]]) -> None:
-        """The target acknowledged these (indicator, remote id) pairs under ``definition``."""
+    async def record(self, definition: ResolvedDefinition, acked: Sequence[Acked]) -> None:
+        """The target acknowledged these under ``definition`` (or, with the remote id it had, they
+        were found to hold this stamp already)."""
+        ...
+
+    async def shared(self, definition: ResolvedDefinition, items: Sequence[tuple[Indicator, Held]]) -> None:
+        """The feed lists these, which another definition of the tenant holds (``Held.elsewhere``)."""
         ...
 
     def close(self) -> None:
@@ -59,34 +68,36 @@ class InMemoryPresent:
     """Lists each definition from the target once; forgets everything when the run ends."""
 
     def __init__(self) -> None:
-        self._held: dict[str, set[bytes]] = {}
+        self._held: dict[str, dict[bytes, Held]] = {}
 
     async def load(self, target: Target, definition: ResolvedDefinition) -> int:
-        held = self._held.setdefault(definition.id, set())
+        held = self._held.setdefault(definition.id, {})
         if definition.outcome == "created" or not definition.id:
             return len(held)  # a new (or would-be, in a dry run) definition holds nothing yet
         async for remote in target.existing(definition):
-            held.add(indicator_key(remote.kind, remote.value))
+            held[indicator_key(remote.kind, remote.value)] = Held(remote.remote_id, remote.stamp)
         return len(held)
 
-    async def present(self, definition: ResolvedDefinition, keys: Sequence[Key]) -> set[Key]:
+    async def present(self, definition: ResolvedDefinition, keys: Sequence[Key]) -> dict[Key, Held]:
         held = self._held.get(definition.id)
+        found: dict[Key, Held] = {}
         if not held:
-            return set()
-        found = set()
+            return found
         for kind, value in keys:
-            key = indicator_key(kind, value)
-            if key in held:
-                # The feed's own dedup set remembers it from now on; dropping it here keeps
-                # memory at one entry per distinct indicator instead of two.
-                held.discard(key)
-                found.add((kind, value))
+            # Popped: the feed's own dedup set remembers it from now on, so memory stays at one
+            # entry per distinct indicator instead of two.
+            hit = held.pop(indicator_key(kind, value), None)
+            if hit is not None:
+                found[kind, value] = hit
         return found
 
-    async def record(self, definition: ResolvedDefinition, imported: Sequence[tuple[Indicator, str]]) -> None:
+    async def record(self, definition: ResolvedDefinition, acked: Sequence[Acked]) -> None:
         # Nothing to keep: within this run the feed's dedup set already stops a second send,
         # and the next run lists the target again.
         return None
+
+    async def shared(self, definition: ResolvedDefinition, items: Sequence[tuple[Indicator, Held]]) -> None:
+        return None  # a listing per definition never answers ``elsewhere``
 
     def close(self) -> None:
         self._held.clear()

@@ -1,8 +1,11 @@
 """The workers of a pipeline run: take a batch off the queue, send it, account for every indicator.
 
-A worker holds one request in flight at a time (``InFlight``: ``workers`` of them). After a stop
-request, ``watchdog`` gives the requests in flight ``grace`` seconds, then cancels them: their
-indicators are failed and the run "unsettled" (the target may or may not hold them).
+A worker holds one request in flight at a time (``InFlight``: ``workers`` of them). Once the run
+stops, no request starts: a batch taken off the queue is not sent, and a target posting a batch
+in several requests (single mode) leaves the rest unposted (``Target.send``'s ``stopping``);
+those indicators are "not attempted" (``hold_back``). ``watchdog`` gives the requests in flight
+``grace`` seconds, then cancels them: their indicators are failed and the run "unsettled" (the
+target may or may not hold them).
 """
 
 from __future__ import annotations
@@ -10,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Sequence
 
 from feeds.model import Indicator
 from importer.errors import ApiError, AuthError
-from importer.model import BatchResult
+from importer.model import BatchResult, ResolvedDefinition
 from importer.pipeline.shared import Feed, Shared
 
-__all__ = ["watchdog", "work"]
+__all__ = ["hold_back", "watchdog", "work"]
 
 _log = logging.getLogger(__name__)
 
@@ -43,14 +47,36 @@ async def work(run: Shared) -> None:
             run.queue.task_done()
 
 
-async def _send(run: Shared, feed: Feed, batch: list[Indicator]) -> None:
+def hold_back(run: Shared, feed: Feed, indicators: Sequence[Indicator]) -> None:
+    """Account for indicators read but not sent because the run stopped.
+
+    After a signal they are "not attempted": no failure and no rejects line, since a rerun sends
+    them anyway (the journal does not hold them). After an authentication failure they stay
+    failed, as the exit-3 path always had them (the rejects file lists them for ``--retry-from``).
+    """
+    if run.auth_error is not None:
+        run.fail(feed, indicators, "not sent: the run stopped after an authentication failure")
+    else:
+        feed.report.not_attempted += len(indicators)
+
+
+async def _request(
+    run: Shared, definition: ResolvedDefinition, batch: list[Indicator], remote_ids: list[str] | None
+) -> BatchResult:
+    # Asked here, in the request's own task, and not before creating it: a stop handled in
+    # between must not let this request start.
+    if run.stop.is_set():
+        return BatchResult(unsent=list(batch))
+    if remote_ids is not None:  # held already, with changed metadata or expiry: an update
+        items = list(zip(batch, remote_ids, strict=True))
+        return await run.target.update(definition, items, stopping=run.stop.is_set)
+    return await run.target.send(definition, batch, stopping=run.stop.is_set)
+
+
+async def _send(run: Shared, feed: Feed, batch: list[Indicator], remote_ids: list[str] | None) -> None:
+    """Send (``remote_ids`` None) or update one batch, and account for each of its indicators."""
     assert feed.definition is not None
-    if run.auth_error is not None or run.abandoned:
-        why = "authentication failure" if run.auth_error is not None else "stop request"
-        run.fail(feed, batch, f"not sent: the run stopped after a {why}")
-        run.progress.sent(feed.report.name, len(batch))
-        return
-    task = asyncio.ensure_future(run.target.send(feed.definition, batch))
+    task = asyncio.ensure_future(_request(run, feed.definition, batch, remote_ids))
     run.inflight.add(task)
     try:
         result = await task
@@ -71,24 +97,34 @@ async def _send(run: Shared, feed: Feed, batch: list[Indicator]) -> None:
         result = BatchResult(failed=[(i, f"internal error: {type(exc).__name__}") for i in batch])
     finally:
         run.inflight.discard(task)
-    await _account(run, feed, batch, result)
+    await _account(run, feed, batch, result, updating=remote_ids is not None)
     run.progress.sent(feed.report.name, len(batch))
 
 
-async def _account(run: Shared, feed: Feed, batch: list[Indicator], result: BatchResult) -> None:
+async def _account(
+    run: Shared, feed: Feed, batch: list[Indicator], result: BatchResult, *, updating: bool
+) -> None:
     report = feed.report
-    answered = len(result.imported) + len(result.rejected) + len(result.failed)
+    answered = len(result.imported) + len(result.rejected) + len(result.failed) + len(result.unsent)
     if answered != len(batch):
         # Keep the report honest whatever the target did: unanswered ones count as failed.
         ids = {id(i) for i, _ in itertools.chain(result.imported, result.rejected, result.failed)}
+        ids.update(id(i) for i in result.unsent)
         missing = [i for i in batch if id(i) not in ids]
         _log.error("the target answered %d of %d indicators of a batch", answered, len(batch))
         result.failed.extend((i, "the target gave no answer for it") for i in missing)
-    report.imported += len(result.imported)
+    if updating:
+        report.updated += len(result.imported)
+    else:
+        report.imported += len(result.imported)
     if result.imported:
-        assert feed.definition is not None
-        await run.present.record(feed.definition, result.imported)
+        definition = feed.definition
+        assert definition is not None
+        stamp = run.target.stamp  # of what was just sent: what the target holds from now on
+        await run.present.record(definition, [(i, rid, stamp(definition, i)) for i, rid in result.imported])
     for indicator, reason in result.rejected:
         run.reject(feed, indicator, reason)
     for indicator, reason in result.failed:
         run.fail(feed, [indicator], reason)
+    if result.unsent:
+        hold_back(run, feed, result.unsent)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from feeds.model import Indicator
 from importer.errors import AuthError
 from importer.model import BatchResult, InFlight, ResolvedDefinition
+from importer.pipeline.freshness import Freshness
 from importer.pipeline.job import FeedJob
 from importer.pipeline.present import PresentStore, SeenSet
 from importer.pipeline.progress import Progress
@@ -46,6 +47,8 @@ class Feed:
     definition: ResolvedDefinition | None = None
     cannot_send: str | None = None  # why none of its indicators can be sent (definition failed)
     pending: list[Indicator] = field(default_factory=list)  # read, not yet a full batch
+    pending_updates: list[tuple[Indicator, str]] = field(default_factory=list)  # held, to send again
+    freshness: Freshness = field(default_factory=Freshness)  # when a held one is sent again
 
 
 class Shared:
@@ -69,7 +72,9 @@ class Shared:
         self.stop = stop
         # The one cap on a batch: the target's largest request (in single mode, its bookkeeping unit).
         self.batch_size = max(1, min(options.batch_size, target.max_batch))
-        self.queue: asyncio.Queue[tuple[Feed, list[Indicator]] | None] = asyncio.Queue(
+        self.update_batch_size = max(1, min(options.batch_size, target.max_update_batch))
+        # (feed, batch, remote ids): remote ids set for an update batch (``Target.update``).
+        self.queue: asyncio.Queue[tuple[Feed, list[Indicator], list[str] | None] | None] = asyncio.Queue(
             maxsize=options.in_flight.read_ahead
         )
         self.auth_error: AuthError | None = None

@@ -2,8 +2,8 @@
 
 Every record read ends in exactly one bucket (``BUCKETS``), so ``records_read`` equals their sum —
 ``FeedReport.check()`` asserts it and the tests rely on it. In a dry run, indicators that would
-be sent are counted as ``would_import`` instead of ``imported`` (``would_update`` for ``updated``). ``report.summary`` renders a
-report for a terminal.
+be sent are counted as ``would_import`` instead of ``imported`` (``would_update`` for ``updated``).
+``report.summary`` renders a report for a terminal.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ class FeedReport:
     mirror: bool = False
     stale: int = 0  # held under the definition, no longer in the feed
     deleted: int = 0
+    kept_shared: int = 0  # stale here, but another feed of the journal lists the value (mde): kept
     delete_failed: int = 0
     mirror_refused: str | None = None  # the guard tripped: nothing was deleted
     mirror_skipped: str | None = None  # the run cannot tell what is stale (feed incomplete, failures)
@@ -111,6 +112,7 @@ class FeedReport:
             out["mirror"] = {
                 "stale": self.stale,
                 "deleted": self.deleted,
+                "kept_shared": self.kept_shared,
                 "delete_failed": self.delete_failed,
                 "refused": self.mirror_refused,
                 "skipped": self.mirror_skipped,

@@ -59,13 +59,13 @@ from types import TracebackType
 
 from feeds.model import Kind
 from importer.errors import ConfigError
-from importer.model import RemoteIndicator
+from importer.model import Held, RemoteIndicator, Stamp
 from importer.state.reconcile import ReconcileResult, StagedListing
 from importer.state.runs import Runs
 from importer.state.tenant_db import TenantDb
-from importer.state.write_log import MERGE_EVERY, WriteLog
+from importer.state.write_log import MERGE_EVERY, Acked, WriteLog
 
-__all__ = ["Journal", "ReconcileResult", "default_state_path"]
+__all__ = ["Acked", "Journal", "ReconcileResult", "default_state_path"]
 
 _KINDS: dict[str, Kind] = {kind.value: kind for kind in Kind}
 _IN_CHUNK = 500  # values per IN (...) list: far below SQLite's bound on host parameters
@@ -87,12 +87,20 @@ def default_state_path(environ: Mapping[str, str] | None = None, home: Path | No
 class Journal:
     """The journal of one ``(target, tenant)``; open with ``Journal.open``, use as a context manager."""
 
-    def __init__(self, db: TenantDb, clock: Callable[[], float], merge_every: int = MERGE_EVERY) -> None:
+    def __init__(
+        self,
+        db: TenantDb,
+        clock: Callable[[], float],
+        merge_every: int = MERGE_EVERY,
+        *,
+        unique_values: bool = False,
+    ) -> None:
         self._db = db
         self._conn = db.conn
         self._tenant = db.tenant
         self._clock = clock
-        self._log = WriteLog(db, clock, merge_every)
+        self._unique = unique_values
+        self._log = WriteLog(db, clock, merge_every, unique_values=unique_values)
         self._runs = Runs(db, clock)
 
     @classmethod
@@ -104,11 +112,16 @@ class Journal:
         tenant: str,
         clock: Callable[[], float] = time.time,
         merge_every: int = MERGE_EVERY,
+        unique_values: bool = False,
     ) -> Journal:
-        """Open (creating folders and schema) the journal at ``path`` for one target and tenant."""
+        """Open (creating folders and schema) the journal at ``path`` for one target and tenant.
+
+        ``unique_values``: the target holds one indicator per value in the whole tenant (``mde``),
+        so definitions share values and one of them owns each (see ``held`` and ``elsewhere``)."""
         if not target or not tenant:
             raise ConfigError("the state journal needs a target and a tenant to keep them apart")
-        journal = cls(TenantDb.open(path, target=target, tenant=tenant), clock, merge_every)
+        db = TenantDb.open(path, target=target, tenant=tenant)
+        journal = cls(db, clock, merge_every, unique_values=unique_values)
         try:
             journal._log.merge()  # replay what a killed run committed but did not fold in
         except BaseException:
@@ -194,45 +207,120 @@ class Journal:
     # -- indicators -------------------------------------------------------------------------------
 
     def present(self, definition_id: str, keys: Sequence[tuple[Kind, str]]) -> set[tuple[Kind, str]]:
-        """Which of ``keys`` the journal holds under the definition (one indexed lookup per chunk)."""
-        found: set[tuple[Kind, str]] = set()
+        """Which of ``keys`` the journal holds under the definition (``held``, without what)."""
+        return {key for key, held in self.held(definition_id, keys).items() if not held.elsewhere}
+
+    def held(self, definition_id: str, keys: Sequence[tuple[Kind, str]]) -> dict[tuple[Kind, str], Held]:
+        """What the journal knows of those of ``keys`` the definition holds (one indexed lookup per
+        chunk). With ``unique_values``, a key another definition of the tenant owns is answered
+        with ``elsewhere`` set; a key this definition lists without owning, and nobody owns (its
+        owner dropped it), is not held: it is this feed's to send."""
+        found: dict[tuple[Kind, str], Held] = {}
+        if self._unique:
+            self._log.merge()  # ownership is decided by a merge; mde's feeds are small
         with self._db.reading():
             scope = self._db.scope(definition_id, create=False)
-            if scope is None:
+            if scope is None and not self._unique:
                 return found
-            recent = self._log.recent  # acknowledged keys the log holds, unindexed: not yet in the table
-            for kind, values in _by_kind(keys).items():
-                if recent:
-                    found.update((kind, value) for value in values if (scope, kind, value) in recent)
-                for start in range(0, len(values), _IN_CHUNK):
-                    chunk = values[start : start + _IN_CHUNK]
-                    marks = ",".join("?" * len(chunk))
-                    rows = self._conn.execute(
-                        f"SELECT value FROM indicators WHERE scope = ? AND kind = ? AND value IN ({marks})",  # noqa: S608 -- only "?" marks are interpolated
-                        (scope, kind, *chunk),
-                    )
-                    found.update((kind, value) for (value,) in rows)
+            groups = _by_kind(keys)
+            if scope is not None:
+                for kind, values in groups.items():
+                    found.update(self._rows(scope, kind, values))
+                    recent = self._log.recent  # acknowledged, not yet in the table: newer
+                    for value in values:
+                        hit = recent.get((scope, kind, value))
+                        if hit is not None:
+                            found[kind, value] = hit
+            if self._unique:
+                self._find_owners(scope, groups, found)
         return found
+
+    def _rows(
+        self, scope: int, kind: Kind, values: Sequence[str], *, elsewhere: bool = False
+    ) -> Iterator[tuple[tuple[Kind, str], Held]]:
+        """``indicators`` rows of one kind in ``scope`` or, with ``elsewhere``, those the tenant's
+        other scopes own."""
+        where = (
+            "scope IN (SELECT id FROM scopes WHERE tenant_id = ? AND id <> ?) AND owned = 1"
+            if elsewhere
+            else "scope = ?"
+        )
+        head = (self._tenant, scope) if elsewhere else (scope,)
+        for start in range(0, len(values), _IN_CHUNK):
+            chunk = values[start : start + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._conn.execute(
+                "SELECT value, remote_id, meta, expires, imported_at, owned FROM indicators "  # noqa: S608 -- only fixed text and "?" marks
+                f"WHERE {where} AND kind = ? AND value IN ({marks})",
+                (*head, kind, *chunk),
+            )
+            for value, remote_id, meta, expires, since, owned in rows:
+                stamp = None if meta is None else Stamp(meta, expires)
+                yield (kind, value), Held(remote_id, stamp, since, elsewhere=elsewhere or not owned)
+
+    def _find_owners(
+        self, scope: int | None, groups: dict[Kind, list[str]], found: dict[tuple[Kind, str], Held]
+    ) -> None:
+        """Unique values: a key this definition does not own is answered by its owner elsewhere,
+        or left out of ``found`` when nobody owns it (``held``)."""
+        for kind, values in groups.items():
+            unowned = [v for v in values if (kind, v) not in found or found[kind, v].elsewhere]
+            owners = dict(self._rows(-1 if scope is None else scope, kind, unowned, elsewhere=True))
+            for value in unowned:
+                owner = owners.get((kind, value))
+                if owner is not None:
+                    found[kind, value] = owner
+                else:
+                    found.pop((kind, value), None)
 
     def mark_seen(self, definition_id: str, keys: Sequence[tuple[Kind, str]], run_id: int) -> None:
         """Note that this run's feed holds ``keys`` (those the journal knows; others are ignored)."""
         if keys:
-            rows = [(kind, value, None) for kind, value in keys]
+            rows = [(kind, value, None, None, True) for kind, value in keys]
             self._log.append([(definition_id, rows)], run_id, create=False)
+
+    def mark_shared(self, definition_id: str, items: Sequence[tuple[Kind, str, str]], run_id: int) -> None:
+        """Note that this run's feed lists ``(kind, value, remote_id)`` items that another definition
+        of the tenant owns (``held``'s ``elsewhere``): mirror mode of that definition then keeps
+        them, and this one takes them over once their owner drops them."""
+        if items:
+            rows = [(kind, value, remote_id, None, False) for kind, value, remote_id in items]
+            self._log.append([(definition_id, rows)], run_id, create=True)
 
     def record_imported(
         self, definition_id: str, items: Sequence[tuple[Kind, str, str]], run_id: int
     ) -> None:
-        """Record acknowledged ``(kind, value, remote_id)`` items, seen in ``run_id``: one transaction,
-        committed before return. A key already known keeps its first date and takes the new id."""
-        self.record_imported_many([(definition_id, items)], run_id)
+        """Record acknowledged ``(kind, value, remote_id)`` items, seen in ``run_id``, without a stamp
+        (``record`` takes stamps): one transaction, committed before return. A key already known
+        keeps its first date and takes the new id."""
+        self.record([(definition_id, [(*item, None) for item in items])], run_id)
 
-    def record_imported_many(
-        self, batches: Sequence[tuple[str, Sequence[tuple[Kind, str, str]]]], run_id: int
-    ) -> None:
-        """``record_imported`` for several ``(definition id, items)`` batches in one transaction:
-        all of them are committed before return, or none."""
+    def record(self, batches: Sequence[tuple[str, Sequence[Acked]]], run_id: int) -> None:
+        """Record acknowledged ``(kind, value, remote_id, stamp)`` items of several definitions in
+        one transaction, seen in ``run_id``: all of them are committed before return, or none. The
+        stamp is what was sent; with ``unique_values`` the definition now owns those values."""
         self._log.record(batches, run_id)
+
+    def elsewhere(self, definition_id: str, keys: Sequence[tuple[Kind, str]]) -> set[tuple[Kind, str]]:
+        """Those of ``keys`` another definition of the tenant also lists (owned or not). Always
+        empty without ``unique_values``: there, each definition holds its own copy."""
+        found: set[tuple[Kind, str]] = set()
+        if not self._unique or not keys:
+            return found
+        self._log.merge()
+        with self._db.reading():
+            scope = self._db.scope(definition_id, create=False)
+            for kind, values in _by_kind(keys).items():
+                for start in range(0, len(values), _IN_CHUNK):
+                    chunk = values[start : start + _IN_CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    rows = self._conn.execute(
+                        "SELECT value FROM indicators WHERE scope IN (SELECT id FROM scopes "  # noqa: S608 -- only "?" marks
+                        f"WHERE tenant_id = ? AND id <> ?) AND kind = ? AND value IN ({marks})",
+                        (self._tenant, -1 if scope is None else scope, kind, *chunk),
+                    )
+                    found.update((kind, value) for (value,) in rows)
+        return found
 
     def stale(self, definition_id: str, run_id: int) -> Iterator[tuple[Kind, str, str]]:
         """``(kind, value, remote_id)`` under the definition not seen in ``run_id`` (mirror mode).
@@ -281,6 +369,19 @@ class Journal:
                 ((scope, remote_id) for remote_id in remote_ids),
             )
 
+    def forget_rows(self, definition_id: str, keys: Sequence[tuple[Kind, str]]) -> None:
+        """Drop these keys from the definition only (the target keeps them: another definition
+        lists them); committed on return."""
+        self._log.merge()
+        with self._db.writing():
+            scope = self._db.scope(definition_id, create=False)
+            if scope is None:
+                return
+            self._conn.executemany(
+                "DELETE FROM indicators WHERE scope = ? AND kind = ? AND value = ?",
+                ((scope, kind, value) for kind, value in keys),
+            )
+
     # -- reconciliation ---------------------------------------------------------------------------
 
     def replace_from_remote(self, definition_id: str, remote: Iterable[RemoteIndicator]) -> ReconcileResult:
@@ -304,7 +405,7 @@ class Journal:
 
     def _start_listing(self, definition_id: str) -> StagedListing:
         self._log.merge()  # the listing is compared with ``indicators``: the log must be in it
-        return StagedListing.start(self._db, self._clock, definition_id)
+        return StagedListing.start(self._db, self._clock, definition_id, unique_values=self._unique)
 
 
 def _by_kind(keys: Iterable[tuple[Kind, str]]) -> dict[Kind, list[str]]:

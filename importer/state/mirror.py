@@ -8,6 +8,10 @@ creates; a 404 counts as deleted), and each deleted batch is forgotten in the jo
 The guard: if the stale ones are more than ``max_share`` of what the definition holds, nothing at
 all is deleted unless ``force`` — a truncated download must not wipe the tenant. The refusal is
 reported on the feed (and makes the exit code 1).
+
+On ``mde`` one value is one indicator in the whole tenant, so two feeds may list the same value: a
+stale value that another feed of this journal still lists is not deleted, only forgotten under
+this feed's definition (``kept_shared``); the other feed then owns it (``state.store``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from feeds.model import Kind
 from importer.model import ResolvedDefinition
 from importer.report.counts import FeedReport
 from importer.state.journal import Journal
@@ -78,28 +83,43 @@ async def mirror_feed(  # noqa: PLR0917 -- one call site, all needed
             f"mirror mode refused to delete {stale:,} of {held:,} indicators ({share:.0%} > "
             f"{policy.max_share:.0%}); check the feed, then rerun with --force"
         )
-        _log.warning("feed %s: %s", report.name, report.mirror_refused)
+        # Info, not a warning: the run's closing problems say it on stderr; said here too, it
+        # was printed twice.
+        _log.info("feed %s: %s", report.name, report.mirror_refused)
         return
     if dry_run:
         return
-    # Collect the ids page by page (stale() reads pages), deleting and forgetting each batch.
-    batch: list[str] = []
-    for _, _, remote_id in journal.stale(definition.id, run_id):
-        batch.append(remote_id)
+    # Collect the rows page by page (stale() reads pages), deleting and forgetting each batch.
+    batch: list[tuple[Kind, str, str]] = []
+    for row in journal.stale(definition.id, run_id):
+        batch.append(row)
         if len(batch) >= _DELETE_PAGE:
             await _delete(target, journal, definition, batch, report)
             batch = []
     if batch:
         await _delete(target, journal, definition, batch, report)
-    if report.deleted < stale:
-        report.delete_failed = stale - report.deleted
+    done = report.deleted + report.kept_shared
+    if done < stale:
+        report.delete_failed = stale - done
         report.note_reason("could not be deleted (mirror mode); a rerun tries again", report.delete_failed)
 
 
 async def _delete(
-    target: Target, journal: Journal, definition: ResolvedDefinition, ids: list[str], report: FeedReport
+    target: Target,
+    journal: Journal,
+    definition: ResolvedDefinition,
+    rows: list[tuple[Kind, str, str]],
+    report: FeedReport,
 ) -> None:
-    deleted = await target.delete(definition, ids)
+    """Delete a page of stale rows, except values another feed of the journal still lists (mde:
+    one indicator per value in the tenant): those are only forgotten here, counted ``kept_shared``."""
+    shared = await asyncio.to_thread(journal.elsewhere, definition.id, [(k, v) for k, v, _ in rows])
+    kept = [remote_id for kind, value, remote_id in rows if (kind, value) in shared]
+    if kept:
+        await asyncio.to_thread(journal.forget_rows, definition.id, sorted(shared))
+        report.kept_shared += len(kept)
+    ids = [remote_id for kind, value, remote_id in rows if (kind, value) not in shared]
+    deleted = await target.delete(definition, ids) if ids else []
     if deleted:
         await asyncio.to_thread(journal.forget, definition.id, deleted)
     report.deleted += len(deleted)

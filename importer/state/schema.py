@@ -32,7 +32,7 @@ from importer.state.lockfile import LockHeld, take_lock
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "Opened", "connect", "lock_path"]
 
 APPLICATION_ID = 0x54494A4C  # "TIJL": marks the file as ours, so a stranger's database is refused
-SCHEMA_VERSION = 2  # 2: run_scopes
+SCHEMA_VERSION = 3  # 2: run_scopes; 3: stamps (meta, expires) and owned
 BUSY_TIMEOUT_MS = 10_000  # another tenant's write transaction is short; wait this long for it
 CACHE_KIB = 8 * 1024  # page cache (also bounds sorts): the hot B-tree levels of a million rows fit
 
@@ -72,6 +72,11 @@ CREATE TABLE indicators (
     remote_id   TEXT NOT NULL,
     imported_at INTEGER NOT NULL,  -- unix seconds when the journal first recorded it
     last_seen   INTEGER NOT NULL,  -- id of the last run whose feed held it (0: never seen)
+    meta        INTEGER,           -- digest of the metadata sent (model.Stamp); NULL: from before stamps
+    expires     INTEGER,           -- the expiry sent, unix seconds; NULL: none (or from before stamps)
+    -- 0: the value belongs to another definition of the tenant (mde: values are unique per
+    -- tenant); this feed lists it but never sent it, so it neither updates nor deletes it.
+    owned       INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (scope, kind, value)
 ) WITHOUT ROWID;
 CREATE INDEX indicators_by_remote_id ON indicators (scope, remote_id);
@@ -88,7 +93,10 @@ CREATE TABLE log (
     value     TEXT NOT NULL,
     remote_id TEXT,
     at        INTEGER NOT NULL,
-    run       INTEGER NOT NULL
+    run       INTEGER NOT NULL,
+    meta      INTEGER,
+    expires   INTEGER,
+    owned     INTEGER NOT NULL DEFAULT 1
 );
 -- The definitions each run writes to, noted before its first write there. After a kill, exactly
 -- these need listing (an acknowledged batch may have missed its commit), whichever feeds the
@@ -104,6 +112,8 @@ CREATE TABLE reconcile_stage (
     kind      TEXT NOT NULL,
     value     TEXT NOT NULL,
     remote_id TEXT NOT NULL,
+    meta      INTEGER,
+    expires   INTEGER,
     PRIMARY KEY (scope, kind, value)
 ) WITHOUT ROWID;
 """
@@ -213,8 +223,11 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            elif version == 1:
-                _upgrade_from_1(conn)
+            else:  # one step per version; none if another process upgraded it meanwhile
+                if version < 2:
+                    _upgrade_from_1(conn)
+                if version < 3:
+                    _upgrade_from_2(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -234,6 +247,19 @@ def _upgrade_from_1(conn: sqlite3.Connection) -> None:
         "INSERT INTO run_scopes (run, scope) SELECT runs.id, scopes.id FROM runs "
         "JOIN scopes ON scopes.tenant_id = runs.tenant_id WHERE runs.finished_at IS NULL"
     )
+
+
+def _upgrade_from_2(conn: sqlite3.Connection) -> None:
+    """Schema 2 -> 3: stamps and ownership. Rows from before have no stamp (NULL): the pipeline
+    takes them to hold what it would send now, with an expiry counted from ``imported_at``
+    (``importer.pipeline.freshness``), so an upgrade re-sends nothing it need not."""
+    for table, columns in (
+        ("indicators", ("meta INTEGER", "expires INTEGER", "owned INTEGER NOT NULL DEFAULT 1")),
+        ("log", ("meta INTEGER", "expires INTEGER", "owned INTEGER NOT NULL DEFAULT 1")),
+        ("reconcile_stage", ("meta INTEGER", "expires INTEGER")),
+    ):
+        for column in columns:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
 
 def _identity(conn: sqlite3.Connection) -> tuple[int, int]:

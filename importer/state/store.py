@@ -10,8 +10,17 @@ When the target is listed (and the journal repaired from the listing, ``areplace
   would duplicate it. The definition is listed once, by the next run that imports its feed, even
   if runs in between import other feeds only (``Journal.note_writing`` / ``settle``).
 
-Otherwise the journal alone answers, a chunk of keys at a time (one indexed query each), and a
-definition the target just created holds nothing, so it is never listed.
+Otherwise the journal alone answers, a chunk of keys at a time (one indexed query each), with the
+stamp of what each indicator was last sent with (``pipeline.freshness`` compares it with today's).
+A definition the target just created holds nothing, so it is never listed, and whatever the
+journal still held under its id is forgotten: on ``mde`` the id is the title, so a title whose
+indicators were all deleted in the portal comes back "created", and its journal must not claim
+them (the rerun sends them again).
+
+Values shared between definitions (``mde``: one indicator per value in the tenant) have one owner:
+the definition that imported it last. Another feed listing it counts it present, sends nothing
+for it, and notes that it lists it (``shared``), so mirror mode of the owner keeps it
+(``Journal.elsewhere``) and this feed takes it over once the owner drops it.
 
 Each acknowledged batch is committed by ``record`` before the worker takes its next batch. Commits
 are grouped: while one transaction commits in its thread, the batches other workers acknowledge
@@ -31,9 +40,10 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from feeds.model import Indicator, Kind
-from importer.model import ResolvedDefinition
-from importer.pipeline.present import Key
+from feeds.model import Indicator
+from importer.model import Held, ResolvedDefinition
+from importer.pipeline.present import Acked, Key
+from importer.state.journal import Acked as JournalAcked
 from importer.state.journal import Journal
 from importer.targets.base import Target
 
@@ -63,7 +73,7 @@ class JournalPresent:
         self.reconciled: dict[str, int] = {}  # definition id -> indicators listed
         self.definitions: dict[str, ResolvedDefinition] = {}  # by feed name: what mirror mode works on
         # Acknowledged batches waiting for the next group commit, and the task committing them.
-        self._waiting: list[tuple[str, list[tuple[Kind, str, str]], asyncio.Future[None]]] = []
+        self._waiting: list[tuple[str, list[JournalAcked], asyncio.Future[None]]] = []
         self._committer: asyncio.Future[None] | None = None
 
     async def load(self, target: Target, definition: ResolvedDefinition) -> int:
@@ -74,7 +84,14 @@ class JournalPresent:
         # Before any write: if this run dies from here on, the next one lists this definition.
         self.journal.note_writing(definition.id, self.run_id)
         if definition.outcome == "created":
-            return 0  # just created: nothing to list, and the journal's scope starts empty
+            # Just created: it holds nothing, whatever the journal says (mde: the title's
+            # indicators were deleted in the portal; ti: an id never seen before, so nothing).
+            stale = self.journal.count(definition.id)
+            if stale:
+                _log.info("alert definition %s is new in the target; the journal's %d are forgotten",
+                          definition.id, stale)  # fmt: skip
+                self.journal.replace_from_remote(definition.id, ())
+            return 0
         held = self.journal.count(definition.id)
         interrupted = self.journal.needs_listing(definition.id)
         if self._reconcile or interrupted or held == 0:
@@ -91,16 +108,21 @@ class JournalPresent:
             held = self.journal.count(definition.id)
         return held
 
-    async def present(self, definition: ResolvedDefinition, keys: Sequence[Key]) -> set[Key]:
+    async def present(self, definition: ResolvedDefinition, keys: Sequence[Key]) -> dict[Key, Held]:
         if not definition.id or definition.outcome == "planned":
-            return set()
-        held = await asyncio.to_thread(self.journal.present, definition.id, keys)
+            return {}
+        held = await asyncio.to_thread(self.journal.held, definition.id, keys)
         if held and definition.spec.name in self._mirror:
-            await asyncio.to_thread(self.journal.mark_seen, definition.id, list(held), self.run_id)
+            own = [key for key, found in held.items() if not found.elsewhere]
+            await asyncio.to_thread(self.journal.mark_seen, definition.id, own, self.run_id)
         return held
 
-    async def record(self, definition: ResolvedDefinition, imported: Sequence[tuple[Indicator, str]]) -> None:
-        items = [(indicator.kind, indicator.value, remote_id) for indicator, remote_id in imported]
+    async def shared(self, definition: ResolvedDefinition, items: Sequence[tuple[Indicator, Held]]) -> None:
+        rows = [(indicator.kind, indicator.value, held.remote_id) for indicator, held in items]
+        await asyncio.to_thread(self.journal.mark_shared, definition.id, rows, self.run_id)
+
+    async def record(self, definition: ResolvedDefinition, acked: Sequence[Acked]) -> None:
+        items: list[JournalAcked] = [(i.kind, i.value, remote_id, stamp) for i, remote_id, stamp in acked]
         committed = asyncio.get_running_loop().create_future()
         self._waiting.append((definition.id, items, committed))
         if self._committer is None or self._committer.done():
@@ -115,7 +137,7 @@ class JournalPresent:
             batches = [(definition_id, items) for definition_id, items, _ in taken]
             try:
                 # In a thread, so the event loop keeps serving while SQLite commits.
-                await asyncio.to_thread(self.journal.record_imported_many, batches, self.run_id)
+                await asyncio.to_thread(self.journal.record, batches, self.run_id)
             except asyncio.CancelledError:
                 # Only at the loop's shutdown; no waiter may hang (the thread still finishes its commit).
                 for _, _, committed in (*taken, *self._waiting):

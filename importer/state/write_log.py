@@ -5,8 +5,14 @@ remote id NULL: seen in a run) instead of dirtying one random page of the big ke
 ``indicators`` table per key; ``merge`` folds the log in, in key order, in one transaction, so
 each page of ``indicators`` is touched at most once (see the schema in ``importer.state.schema``).
 
+Rows carry the stamp of what was sent (``model.Stamp``: ``meta``, ``expires``) and ``owned``: 0 for a
+value this definition lists but another definition of the tenant holds (``Journal.mark_shared``).
+With ``unique_values`` (``mde``, where one value is one indicator per tenant and the last import
+sets its title), a merge also takes ownership from every other definition for the values
+acknowledged last here.
+
 The log has no index, so the keys acknowledged since the last merge are also kept in memory
-(``recent``) for ``Journal.present`` to find. A merge happens once that set reaches
+(``recent``, with what they hold) for ``Journal.held`` to find. A merge happens once that set reaches
 ``merge_every`` keys or the log ``LOG_LIMIT`` rows of any sort; on open (a killed run may have left
 its log behind) and close; and whenever the journal needs ``indicators`` whole (a run's start and
 end, ``stale``, ``count``, ``forget``, a reconciliation).
@@ -14,13 +20,16 @@ end, ``stale``, ``count``, ``forget``, a reconciliation).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from collections.abc import Set as AbstractSet
+from collections.abc import Callable, Mapping, Sequence
 
 from feeds.model import Kind
+from importer.model import Held, Stamp
 from importer.state.tenant_db import TenantDb
 
-__all__ = ["LOG_LIMIT", "MERGE_EVERY", "WriteLog"]
+__all__ = ["LOG_LIMIT", "MERGE_EVERY", "Acked", "WriteLog"]
+
+Acked = tuple[Kind, str, str, Stamp | None]  # kind, value, remote id, the stamp of what was sent
+_Row = tuple[Kind, str, str | None, Stamp | None, bool]  # ... and owned; remote id None: a seen mark
 
 MERGE_EVERY = 100_000  # imported keys kept in memory (~20 MB) before the log is merged
 LOG_LIMIT = 1_000_000  # log rows of any sort (seen marks cost no memory) before a merge
@@ -29,33 +38,44 @@ LOG_LIMIT = 1_000_000  # log rows of any sort (seen marks cost no memory) before
 class WriteLog:
     """The log of one tenant's session: ``append``, ``record``, ``recent`` and ``merge``."""
 
-    def __init__(self, db: TenantDb, clock: Callable[[], float], merge_every: int = MERGE_EVERY) -> None:
+    def __init__(
+        self,
+        db: TenantDb,
+        clock: Callable[[], float],
+        merge_every: int = MERGE_EVERY,
+        *,
+        unique_values: bool = False,
+    ) -> None:
         self._db = db
         self._clock = clock
         self._merge_every = merge_every
-        # Keys acknowledged since the last merge: the log has no index, so ``present`` asks here.
-        self._recent: set[tuple[int, str, str]] = set()
+        self._unique = unique_values
+        # Keys acknowledged since the last merge: the log has no index, so ``held`` asks here.
+        self._recent: dict[tuple[int, str, str], Held] = {}
         self._logged = 1  # unknown at open: a killed run may have left its log to fold in
 
     @property
-    def recent(self) -> AbstractSet[tuple[int, str, str]]:
-        """The ``(scope, kind, value)`` keys acknowledged since the last merge (a live view)."""
+    def recent(self) -> Mapping[tuple[int, str, str], Held]:
+        """What the ``(scope, kind, value)`` keys acknowledged since the last merge hold (a live view)."""
         return self._recent
 
-    def record(self, batches: Sequence[tuple[str, Sequence[tuple[Kind, str, str]]]], run_id: int) -> None:
+    def record(self, batches: Sequence[tuple[str, Sequence[Acked]]], run_id: int) -> None:
         """Append acknowledged ``(definition id, items)`` batches in one committed transaction,
         creating new definitions' scopes, and remember their keys for ``recent``."""
-        scopes = self.append(batches, run_id, create=True)
+        rows = [(definition_id, [(*item, True) for item in items]) for definition_id, items in batches]
+        scopes = self.append(rows, run_id, create=True)
+        now = int(self._clock())
         # Only after the commit: a rolled-back batch must not answer "present".
         for scope, (_, items) in zip(scopes, batches, strict=True):
             assert scope is not None  # created if new
-            self._recent.update((scope, kind, value) for kind, value, _ in items)
+            for kind, value, remote_id, stamp in items:
+                self._recent[(scope, kind, value)] = Held(remote_id, stamp, now)
         if len(self._recent) >= self._merge_every:
             self.merge()
 
     def append(
         self,
-        batches: Sequence[tuple[str, Sequence[tuple[Kind, str, str | None]]]],
+        batches: Sequence[tuple[str, Sequence[_Row]]],
         run_id: int,
         *,
         create: bool,
@@ -76,13 +96,14 @@ class WriteLog:
                 # A generator, not a list: rows stream into SQLite without a second copy of the
                 # batch. ``Kind`` is a ``str``, so it binds as its text without conversion.
                 db.conn.executemany(
-                    "INSERT INTO log (tenant_id, scope, kind, value, remote_id, at, run) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO log (tenant_id, scope, kind, value, remote_id, at, run, meta, expires, "
+                    "owned) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
-                        (db.tenant, scope, kind, value, remote_id, now, run_id)
-                        for kind, value, remote_id in rows
+                        (db.tenant, scope, kind, value, remote_id, now, run_id,
+                         *((None, None) if stamp is None else (stamp.meta, stamp.expires)), owned)
+                        for kind, value, remote_id, stamp, owned in rows
                     ),
-                )
+                )  # fmt: skip
                 added += len(rows)
         self._logged += added
         if self._logged >= LOG_LIMIT:
@@ -96,10 +117,12 @@ class WriteLog:
         db = self._db
         with db.writing():
             db.conn.execute(
-                "INSERT INTO indicators (scope, kind, value, remote_id, imported_at, last_seen) "
-                "SELECT scope, kind, value, remote_id, at, run FROM log "
+                "INSERT INTO indicators "
+                "(scope, kind, value, remote_id, imported_at, last_seen, meta, expires, owned) "
+                "SELECT scope, kind, value, remote_id, at, run, meta, expires, owned FROM log "
                 "WHERE tenant_id = ? AND remote_id IS NOT NULL ORDER BY scope, kind, value, id "
                 "ON CONFLICT (scope, kind, value) DO UPDATE SET remote_id = excluded.remote_id, "
+                "meta = excluded.meta, expires = excluded.expires, owned = excluded.owned, "
                 "last_seen = max(last_seen, excluded.last_seen)",
                 (db.tenant,),
             )
@@ -111,6 +134,23 @@ class WriteLog:
                 "AND indicators.value = s.value AND indicators.last_seen < s.run",
                 (db.tenant,),
             )
+            if self._unique:
+                self._take_ownership()  # after the insert: a value acked here twice keeps the last
             db.conn.execute("DELETE FROM log WHERE tenant_id = ?", (db.tenant,))
         self._logged = 0
         self._recent.clear()
+
+    def _take_ownership(self) -> None:
+        """For each value acknowledged in the log (the last acknowledgement wins, as the last import
+        sets an mde indicator's title), every other definition of the tenant stops owning it."""
+        db = self._db
+        winners = db.conn.execute(
+            "SELECT kind, value, scope FROM log WHERE id IN (SELECT max(id) FROM log WHERE tenant_id = ? "
+            "AND remote_id IS NOT NULL AND owned = 1 GROUP BY kind, value)",
+            (db.tenant,),
+        ).fetchall()
+        db.conn.executemany(
+            "UPDATE indicators SET owned = 0 WHERE scope IN (SELECT id FROM scopes WHERE tenant_id = ?) "
+            "AND scope <> ? AND kind = ? AND value = ? AND owned = 1",
+            ((db.tenant, scope, kind, value) for kind, value, scope in winners),
+        )

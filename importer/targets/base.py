@@ -3,7 +3,8 @@ the registry lists (name, defaults, per-feed rows, API rules, and how to open it
 
 The pipeline knows nothing of URLs or wire JSON: it resolves a feed's alert definition once,
 lists what the definition already holds, and sends batches. A target classifies every indicator
-of a batch into exactly one of imported / rejected / failed, so the report always adds up.
+of a batch into exactly one of imported / rejected / failed / unsent (the run stopped first), so
+the report always adds up.
 """
 
 from __future__ import annotations
@@ -22,11 +23,17 @@ from importer.model import (
     InFlight,
     RemoteIndicator,
     ResolvedDefinition,
+    Stamp,
 )
 from importer.transport.connection import ConnectionSettings
 from importer.transport.stats import TransportStats
 
-__all__ = ["HasHeadroom", "Opener", "Target", "TargetPackage"]
+__all__ = ["HasHeadroom", "Opener", "Target", "TargetPackage", "never"]
+
+
+def never() -> bool:
+    """``Target.send``'s ``stopping`` for a caller that never stops a batch half-way."""
+    return False
 
 
 @runtime_checkable
@@ -41,6 +48,7 @@ class Target(Protocol):
 
     name: str
     max_batch: int  # the most indicators one send() may carry
+    max_update_batch: int  # the most one update() may carry
 
     def unsupported(self, indicator: Indicator) -> str | None:
         """Why this target cannot hold ``indicator`` (e.g. a URL on ``ti``), or None."""
@@ -54,9 +62,36 @@ class Target(Protocol):
         """Everything the definition holds now (paged by the target)."""
         ...
 
-    async def send(self, definition: ResolvedDefinition, batch: Sequence[Indicator]) -> BatchResult:
+    async def send(
+        self,
+        definition: ResolvedDefinition,
+        batch: Sequence[Indicator],
+        *,
+        stopping: Callable[[], bool] = never,
+    ) -> BatchResult:
         """Create ``batch`` under the definition: retried, deduplicated after lost answers,
-        bisected on validation errors; never raises for per-indicator problems."""
+        bisected on validation errors; never raises for per-indicator problems.
+
+        ``stopping()`` turns true once the run stops (SIGINT/SIGTERM): a target that posts a batch
+        in several requests (single mode) asks it before each one and puts what it did not post
+        in ``unsent``, so no request starts after a stop; a request already started finishes.
+        The pipeline asks it before calling ``send`` at all."""
+        ...
+
+    def stamp(self, definition: ResolvedDefinition, indicator: Indicator) -> Stamp:
+        """The stamp (metadata digest, expiry) of what ``send`` would carry for ``indicator`` now;
+        equal to the stamp a listing gives once the target holds it (``RemoteIndicator.stamp``)."""
+        ...
+
+    async def update(
+        self,
+        definition: ResolvedDefinition,
+        items: Sequence[tuple[Indicator, str]],
+        *,
+        stopping: Callable[[], bool] = never,
+    ) -> BatchResult:
+        """Make held indicators (with their remote ids) hold what ``send`` would create now; each
+        lands in exactly one list of the result, as for ``send`` (``imported``: updated)."""
         ...
 
     async def delete(self, definition: ResolvedDefinition, remote_ids: Sequence[str]) -> list[str]:
@@ -89,5 +124,8 @@ class TargetPackage:
     default_audience: str  # the token's resource (v1) or scope base (v2)
     fields: tuple[Field[Any], ...]  # its own per-feed options, beside importer.fields.COMMON
     max_batch: int  # the most indicators one bulk request takes
+    # One indicator per value in the whole tenant (mde), not per definition (ti): definitions
+    # then share values, and the journal keeps which one owns each (``state.store``).
+    unique_values: bool
     check_definition: Callable[[DefinitionSpec], None]  # the API's rules: ConfigError naming the key
     open: Opener

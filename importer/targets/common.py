@@ -1,15 +1,20 @@
-"""Wire helpers the target packages share: UTC timestamps and an indicator's identity on the wire."""
+"""Wire helpers the target packages share: UTC timestamps, an indicator's identity on the wire, and
+the stamp (metadata digest and expiry) that tells whether a held indicator must be sent again."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from feeds.model import Kind
-from importer.model import RemoteIndicator
+from importer.model import RemoteIndicator, Stamp
 
-__all__ = ["iso_utc", "remote_of", "value_key"]
+__all__ = ["epoch_of", "iso_utc", "meta_digest", "remote_of", "stamp_of", "value_key"]
+
+_FRACTION = re.compile(r"(\.\d{6})\d+")  # services write up to 7 fractional digits; Python reads 6
 
 
 
@@ -27,15 +32,55 @@ def value_key(wire_type: str, value: str) -> tuple[str, str]:
 
 
 def remote_of(
-    wire_type: Any, value: Any, remote_id: Any, kinds: Mapping[str, Kind]
+    wire_type: Any, value: Any, remote_id: Any, kinds: Mapping[str, Kind], stamp: Stamp | None = None
 ) -> RemoteIndicator | None:
-    """A stored entity's type, value and id as a RemoteIndicator; None for a type we never write.
+    """A stored entity's type, value, id (and stamp) as a RemoteIndicator; None for a type we never
+    write.
 
     Both APIs have one ``IpAddress`` type for both families: the value tells which.
     """
     if not isinstance(value, str) or remote_id is None or not isinstance(wire_type, str):
         return None
     if wire_type == "IpAddress":
-        return RemoteIndicator(Kind.IPV6 if ":" in value else Kind.IPV4, value, str(remote_id))
+        return RemoteIndicator(Kind.IPV6 if ":" in value else Kind.IPV4, value, str(remote_id), stamp)
     kind = kinds.get(wire_type)
-    return None if kind is None else RemoteIndicator(kind, value, str(remote_id))
+    return None if kind is None else RemoteIndicator(kind, value, str(remote_id), stamp)
+
+
+def meta_digest(values: Iterable[Any]) -> int:
+    """A signed 64-bit digest of metadata values in a fixed order, normalised so that what we send
+    and what the service lists back agree: text trimmed and case-folded (the services answer
+    ``Medium`` for ``medium``), lists as sorted sets, an absent value, ``None`` and ``""`` alike."""
+    parts = "\x1e".join(_normalised(value) for value in values)
+    digest = hashlib.blake2b(parts.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _normalised(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, list | tuple | set | frozenset):
+        return "\x1f".join(sorted({_normalised(item) for item in value} - {""}))
+    return str(value).strip().casefold()
+
+
+def epoch_of(moment: datetime | str | None) -> int | None:
+    """Unix seconds of a datetime (naive: UTC) or an ISO 8601 text; None for none or for text that
+    is not a time (a listing the importer cannot read must not look like an expiry)."""
+    if moment is None or moment == "":
+        return None
+    if isinstance(moment, str):
+        try:
+            moment = datetime.fromisoformat(_FRACTION.sub(r"\1", moment.strip()).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+def stamp_of(meta: Iterable[Any], expires: datetime | str | None) -> Stamp:
+    """The stamp of an indicator's metadata values (in the target's fixed order) and its expiry."""
+    return Stamp(meta_digest(meta), epoch_of(expires))

@@ -33,7 +33,10 @@ from tests.helpers.emulator_api import (
     create_definition,
     get_json,
     get_token,
+    mde_delete,
+    mde_held,
     post_json,
+    ti_held,
     ti_ioc,
 )
 from tests.helpers.processes import (
@@ -90,6 +93,8 @@ __all__ = [
     "md5",
     "md5_items",
     "md5_keys",
+    "mde_delete",
+    "mde_held",
     "post_json",
     "reached_before_exit",
     "send_all",
@@ -102,6 +107,7 @@ __all__ = [
     "start_importer",
     "stop_process",
     "tenant",
+    "ti_held",
     "ti_ioc",
     "ti_target",
     "wait_until",

@@ -75,3 +75,40 @@ async def create_definition(session: aiohttp.ClientSession, emu: Emulator, token
     assert status == 201, body
     definition_id: int = body["Id"]
     return definition_id
+
+
+# --- what a tenant holds, read through the API as any client would --------------------------------
+MDE_RESOURCE = "https://api.securitycenter.microsoft.com"
+
+
+async def mde_held(emu: Emulator) -> list[dict[str, Any]]:
+    """Every mde indicator of the demo tenant (one page of up to 10,000)."""
+    async with aiohttp.ClientSession() as session:
+        token = await get_token(session, emu, MDE_RESOURCE)
+        status, body = await get_json(session, emu.mde_url + "indicators?$top=10000", token)
+        assert status == 200, body
+        value: list[dict[str, Any]] = body["value"]
+        return value
+
+
+async def mde_delete(emu: Emulator, ids: list[str]) -> None:
+    """Delete mde indicators as an analyst in the portal would (BatchDelete)."""
+    async with aiohttp.ClientSession() as session:
+        token = await get_token(session, emu, MDE_RESOURCE)
+        url = emu.mde_url + "indicators/BatchDelete"
+        status, body = await post_json(session, url, token, {"IndicatorIds": ids})
+        assert status in (200, 204), body
+
+
+async def ti_held(emu: Emulator) -> list[dict[str, Any]]:
+    """Every ti IOC of the demo tenant (each page followed)."""
+    found: list[dict[str, Any]] = []
+    async with aiohttp.ClientSession() as session:
+        token = await get_token(session, emu)
+        url: str | None = emu.ti_url + "IndicatorsOfCompromise"
+        while url is not None:
+            status, body = await get_json(session, url, token)
+            assert status == 200, body
+            found.extend(body["value"])
+            url = body.get("@odata.nextLink")
+    return found

@@ -108,6 +108,14 @@ def test_a_run_killed_before_writing_owes_nothing(state: Path) -> None:
         assert journal.unfinished_runs() == []
 
 
+# What schema 3 added: taken off again to make a file as an older version wrote it.
+SCHEMA_3_COLUMNS = {
+    "indicators": ("meta", "expires", "owned"),
+    "log": ("meta", "expires", "owned"),
+    "reconcile_stage": ("meta", "expires"),
+}
+
+
 def test_schema_1_upgrades_taking_unfinished_runs_to_have_written_everywhere(state: Path) -> None:
     with Journal.open(state, target="ti", tenant="t") as journal:
         done = journal.begin_run()
@@ -117,6 +125,9 @@ def test_schema_1_upgrades_taking_unfinished_runs_to_have_written_everywhere(sta
         journal.begin_run()  # killed under schema 1, which did not note where runs wrote
     conn = sqlite3.connect(state)
     conn.execute("DROP TABLE run_scopes")
+    for table, columns in SCHEMA_3_COLUMNS.items():
+        for column in columns:
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     conn.execute("PRAGMA user_version = 1")
     conn.close()
     with Journal.open(state, target="ti", tenant="t") as journal:

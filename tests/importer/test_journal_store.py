@@ -11,7 +11,7 @@ import pytest
 
 from feeds.model import Indicator, Kind
 from importer.errors import ConfigError
-from importer.model import ResolvedDefinition
+from importer.model import ResolvedDefinition, Stamp
 from importer.state.journal import Journal
 from importer.state.store import JournalPresent
 from tests.helpers import settle, spec_for, wait_until
@@ -22,9 +22,10 @@ DEFINITIONS = [
 ]
 
 
-def acknowledged(start: int, count: int) -> list[tuple[Indicator, str]]:
+def acknowledged(start: int, count: int) -> list[tuple[Indicator, str, Stamp]]:
     return [
-        (Indicator(Kind.MD5, f"{n:032x}", origin=f"feed:{n}"), f"r{n}") for n in range(start, start + count)
+        (Indicator(Kind.MD5, f"{n:032x}", origin=f"feed:{n}"), f"r{n}", Stamp(7, None))
+        for n in range(start, start + count)
     ]
 
 
@@ -37,10 +38,10 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
 def count_transactions(
     journal: Journal, monkeypatch: pytest.MonkeyPatch, hold: threading.Event | None = None
 ) -> list[int]:
-    """Spy on ``record_imported_many``: the number of batches of each call (= each transaction).
+    """Spy on ``record``: the number of batches of each call (= each transaction).
     With ``hold``, each commit waits in its thread until ``hold`` is set."""
     calls: list[int] = []
-    real = journal.record_imported_many
+    real = journal.record
 
     def spy(batches: Sequence[tuple[str, Sequence[tuple[Kind, str, str]]]], run_id: int) -> None:
         calls.append(len(batches))
@@ -48,7 +49,7 @@ def count_transactions(
             hold.wait(10.0)
         real(batches, run_id)
 
-    monkeypatch.setattr(journal, "record_imported_many", spy)
+    monkeypatch.setattr(journal, "record", spy)
     return calls
 
 
@@ -60,7 +61,7 @@ async def test_concurrent_batches_share_one_commit(journal: Journal, monkeypatch
     assert calls == [64]  # all were waiting when the first commit started
     for definition in DEFINITIONS:
         keys = [(i.kind, i.value) for n in range(64) if n % 2 == int(definition.id) - 1
-                for i, _ in acknowledged(n * 16, 16)]  # fmt: skip
+                for i, _, _ in acknowledged(n * 16, 16)]  # fmt: skip
         assert journal.present(definition.id, keys) == set(keys)
 
 
@@ -79,7 +80,7 @@ async def test_batches_arriving_during_a_commit_go_into_the_next(
     hold.set()
     await asyncio.gather(first, *later)
     assert calls == [1, 4]
-    keys = [(i.kind, i.value) for i, _ in acknowledged(0, 50)]
+    keys = [(i.kind, i.value) for i, _, _ in acknowledged(0, 50)]
     assert journal.present("1", keys) == set(keys)
 
 
@@ -91,7 +92,7 @@ async def test_a_failed_commit_reaches_every_waiter(
     def disk_full(batches: object, run_id: int) -> None:
         raise ConfigError("cannot write the state journal: database or disk is full")
 
-    monkeypatch.setattr(journal, "record_imported_many", disk_full)
+    monkeypatch.setattr(journal, "record", disk_full)
     outcomes = await asyncio.gather(
         *(store.record(DEFINITIONS[0], acknowledged(n * 4, 4)) for n in range(5)), return_exceptions=True
     )
@@ -110,5 +111,5 @@ async def test_a_cancelled_workers_batch_is_still_committed(journal: Journal) ->
     with pytest.raises(asyncio.CancelledError):
         await worker
     await store.drain()
-    keys = [(i.kind, i.value) for i, _ in acknowledged(0, 8)]
+    keys = [(i.kind, i.value) for i, _, _ in acknowledged(0, 8)]
     assert journal.present("1", keys) == set(keys)

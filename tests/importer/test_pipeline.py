@@ -12,7 +12,15 @@ from typing import Any
 from feeds.model import Indicator
 from importer.emulator import Emulator, EmulatorConfig, Faults, running_emulator
 from importer.fields import FORMAT
-from importer.model import BatchResult, DefinitionSpec, InFlight, Options, RemoteIndicator, ResolvedDefinition
+from importer.model import (
+    BatchResult,
+    DefinitionSpec,
+    InFlight,
+    Options,
+    RemoteIndicator,
+    ResolvedDefinition,
+    Stamp,
+)
 from importer.pipeline.engine import PipelineOptions, run_pipeline
 from importer.pipeline.progress import NoProgress
 from importer.report.counts import BUCKETS, RunReport
@@ -207,9 +215,22 @@ class _SlowTarget:
 
     name = "fake"
     max_batch = 5000
+    max_update_batch = 5000
 
     def __init__(self) -> None:
         self.sent = 0
+
+    def stamp(self, definition: ResolvedDefinition, indicator: Indicator) -> Stamp:
+        return Stamp(0, None)
+
+    async def update(
+        self,
+        definition: ResolvedDefinition,
+        items: Sequence[tuple[Indicator, str]],
+        *,
+        stopping: object = None,
+    ) -> BatchResult:
+        return await self.send(definition, [indicator for indicator, _ in items])
 
     def unsupported(self, indicator: Indicator) -> str | None:
         return None
@@ -221,7 +242,9 @@ class _SlowTarget:
         return
         yield  # pragma: no cover
 
-    async def send(self, definition: ResolvedDefinition, batch: Sequence[Indicator]) -> BatchResult:
+    async def send(
+        self, definition: ResolvedDefinition, batch: Sequence[Indicator], *, stopping: object = None
+    ) -> BatchResult:
         # A slow target on purpose (the behaviour under test: reading must wait for sending, not
         # run ahead of it); more latency only makes the bound harder to keep.
         await asyncio.sleep(0.001)

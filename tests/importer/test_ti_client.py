@@ -18,7 +18,9 @@ from importer.targets.ti.client import (
     definition_body,
     definition_changes,
     ioc_body,
+    ioc_stamp,
     remote_indicator,
+    sent_stamp,
 )
 from importer.targets.ti.rules import DEFAULT_AUDIENCE as TI_DEFAULT_AUDIENCE
 from importer.transport.http import open_http
@@ -88,13 +90,37 @@ def test_definition_body_refuses_overlong_fields() -> None:
 
 
 def test_remote_indicator_from_the_wire() -> None:
+    unstamped = {"DetectionFunction": None, "Enabled": None, "ExpiresAt": None}
+    stamp = ioc_stamp(unstamped)
     assert remote_indicator({"Id": 3, "Type": "IpAddress", "Value": "10.0.0.1"}) == RemoteIndicator(
-        Kind.IPV4, "10.0.0.1", "3"
+        Kind.IPV4, "10.0.0.1", "3", stamp
     )
     assert remote_indicator({"Id": 4, "Type": "Sha256", "Value": "ab"}) == RemoteIndicator(
-        Kind.SHA256, "ab", "4"
+        Kind.SHA256, "ab", "4", stamp
     )
     assert remote_indicator({"Id": 5, "Type": "Url", "Value": "x"}) is None
+
+
+def test_the_stamp_of_what_is_sent_is_the_stamp_of_what_is_listed_back() -> None:
+    """A held IOC is sent again only when its stamp differs: the stamp computed without building
+    a body must equal the body's, and the service's listing of that body (its own spelling of the
+    same values: 7 fractional digits, another letter case) must give the same stamp too."""
+    expiry = datetime(2031, 5, 1, 12, 30, 15, 999_000, tzinfo=UTC)
+    for indicator, detection, default in (
+        (Indicator(Kind.SHA256, "a" * 64, origin="f:1"), None, None),
+        (Indicator(Kind.DOMAIN, "x.example", origin="f:2", expires=expiry), Detection.ENDS_WITH, None),
+        (Indicator(Kind.MD5, "b" * 32, origin="f:3"), None, datetime(2030, 1, 1)),  # naive: UTC
+    ):
+        body = ioc_body(indicator, "9", detection=detection, expires_at=default)
+        assert sent_stamp(indicator, detection=detection, expires_at=default) == ioc_stamp(body)
+        listed = {**body, "Id": 1, "DetectionFunction": body["DetectionFunction"].upper()}
+        if "ExpiresAt" in body:
+            listed["ExpiresAt"] = body["ExpiresAt"].replace("Z", ".0000000Z")
+        remote = remote_indicator(listed)
+        assert remote is not None and remote.stamp == ioc_stamp(body)
+    changed = ioc_body(Indicator(Kind.MD5, "b" * 32, origin="f:3"), "9", detection=None, expires_at=expiry)
+    assert ioc_stamp(changed) != ioc_stamp({**changed, "ExpiresAt": "2031-05-02T12:30:15Z"})
+    assert ioc_stamp(changed).meta != ioc_stamp({**changed, "DetectionFunction": "Contains"}).meta
 
 
 async def test_definition_create_find_patch(emulator: Emulator, fake_time: FakeTime) -> None:

@@ -21,6 +21,7 @@ TARGET = TargetPackage(
     default_audience=DEFAULT_AUDIENCE,
     fields=FIELDS,
     max_batch=BATCH_LIMIT,
+    unique_values=True,
     check_definition=check_definition,
     open=open_mde_target,
 )

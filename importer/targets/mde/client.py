@@ -27,8 +27,8 @@ from typing import Any
 from feeds.model import Indicator, Kind
 from importer.errors import AmbiguousWriteError
 from importer.fields import DESCRIPTION, RECOMMENDED_ACTION, SEVERITY, TITLE
-from importer.model import DefinitionSpec, RemoteIndicator
-from importer.targets.common import iso_utc, remote_of
+from importer.model import DefinitionSpec, RemoteIndicator, Stamp
+from importer.targets.common import iso_utc, remote_of, stamp_of
 from importer.targets.mde.fields import ACTION, APPLICATION, GENERATE_ALERT, RBAC_GROUPS
 from importer.targets.mde.rules import BATCH_LIMIT, CAP_CODE, MAX_TOP, MDE_TYPES, MdePace
 from importer.transport.http import HttpClient
@@ -39,6 +39,7 @@ __all__ = [
     "ImportItem",
     "MdeClient",
     "indicator_body",
+    "indicator_stamp",
     "remote_indicator",
 ]
 
@@ -91,9 +92,25 @@ def indicator_body(indicator: Indicator, spec: DefinitionSpec) -> dict[str, Any]
     return body
 
 
+# The metadata an import stamps on an indicator (all of it can change on an existing value+type);
+# the expiry is the stamp's other half.
+_META = (
+    "title", "description", "severity", "action", "recommendedActions", "generateAlert", "rbacGroupNames",
+    "application",
+)  # fmt: skip
+
+
+def indicator_stamp(fields: Mapping[str, Any]) -> Stamp:
+    """The stamp of an indicator body we send, or of an entity the API lists (the same names)."""
+    return stamp_of((fields.get(name) for name in _META), fields.get("expirationTime"))
+
+
 def remote_indicator(entity: Mapping[str, Any]) -> RemoteIndicator | None:
     """An Indicator entity as a RemoteIndicator (None for a type this importer never writes)."""
-    return remote_of(entity.get("indicatorType"), entity.get("indicatorValue"), entity.get("id"), _KINDS)
+    return remote_of(
+        entity.get("indicatorType"), entity.get("indicatorValue"), entity.get("id"), _KINDS,
+        indicator_stamp(entity),
+    )  # fmt: skip
 
 
 def _import_item(raw: Any) -> ImportItem:

@@ -40,8 +40,16 @@ from importer.model import (
     InFlight,
     RemoteIndicator,
     ResolvedDefinition,
+    Stamp,
 )
-from importer.targets.mde.client import ImportItem, MdeClient, indicator_body, remote_indicator
+from importer.targets.base import never
+from importer.targets.mde.client import (
+    ImportItem,
+    MdeClient,
+    indicator_body,
+    indicator_stamp,
+    remote_indicator,
+)
 from importer.targets.mde.rules import (
     BATCH_LIMIT,
     CAP_CODE,
@@ -83,6 +91,7 @@ class MdeTarget:
         self._bulk = bulk
         self._cap = cap
         self.max_batch = BATCH_LIMIT if bulk else 1
+        self.max_update_batch = self.max_batch  # an update is the same upsert as a create
 
     def unsupported(self, indicator: Indicator) -> str | None:
         if indicator.kind not in MDE_TYPES:
@@ -118,13 +127,37 @@ class MdeTarget:
             held += len(page)
         return Headroom(held, self._cap)
 
+    # --- what is sent, compactly -------------------------------------------------------------------
+    def stamp(self, definition: ResolvedDefinition, indicator: Indicator) -> Stamp:
+        return indicator_stamp(indicator_body(indicator, definition.spec))
+
+    async def update(
+        self,
+        definition: ResolvedDefinition,
+        items: Sequence[tuple[Indicator, str]],
+        *,
+        stopping: Callable[[], bool] = never,
+    ) -> BatchResult:
+        """Send held indicators again: the import upserts by value and type, so the existing
+        indicator takes the new metadata and expiry (and keeps its id)."""
+        return await self.send(definition, [indicator for indicator, _ in items], stopping=stopping)
+
     # --- sending -------------------------------------------------------------------------------------
-    async def send(self, definition: ResolvedDefinition, batch: Sequence[Indicator]) -> BatchResult:
+    async def send(
+        self,
+        definition: ResolvedDefinition,
+        batch: Sequence[Indicator],
+        *,
+        stopping: Callable[[], bool] = never,
+    ) -> BatchResult:
         result = BatchResult()
         if self._bulk:  # the pipeline's batches fit one import call (max_batch)
             await self._import(definition.spec, batch, result)
         else:
-            for indicator in batch:
+            for done, indicator in enumerate(batch):
+                if stopping():  # no request starts after a stop: the rest was never posted
+                    result.unsent.extend(batch[done:])
+                    break
                 await self._submit(definition.spec, indicator, result)
         return result
 

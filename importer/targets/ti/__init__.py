@@ -21,6 +21,7 @@ TARGET = TargetPackage(
     default_audience=DEFAULT_AUDIENCE,
     fields=FIELDS,
     max_batch=BULK_LIMIT,
+    unique_values=False,
     check_definition=check_definition,
     open=open_ti_target,
 )

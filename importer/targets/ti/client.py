@@ -8,6 +8,7 @@ can check what the server already holds before sending again.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -15,8 +16,8 @@ from typing import Any
 from feeds.model import Detection, Indicator, Kind
 from importer.errors import AmbiguousWriteError
 from importer.fields import DESCRIPTION, RECOMMENDED_ACTION, SEVERITY, TITLE
-from importer.model import DefinitionSpec, RemoteIndicator
-from importer.targets.common import iso_utc, remote_of
+from importer.model import DefinitionSpec, RemoteIndicator, Stamp
+from importer.targets.common import epoch_of, iso_utc, remote_of, stamp_of
 from importer.targets.ti.fields import CATEGORY, ENABLED
 from importer.targets.ti.rules import BULK_LIMIT, TI_TYPES, check_texts
 from importer.transport.http import HttpClient
@@ -28,7 +29,10 @@ __all__ = [
     "definition_body",
     "definition_changes",
     "ioc_body",
+    "ioc_changes",
+    "ioc_stamp",
     "remote_indicator",
+    "sent_stamp",
 ]
 
 PAGE = 1000  # $top of our listings
@@ -82,9 +86,38 @@ def ioc_body(
     return body
 
 
+# The IOC's own fields beside its identity that a rerun must keep true; its expiry is the stamp's other half.
+_IOC_META = ("DetectionFunction", "Enabled")
+_IOC_LISTED = "Id,Type,Value," + ",".join(_IOC_META) + ",ExpiresAt"
+
+
+def ioc_stamp(fields: Mapping[str, Any]) -> Stamp:
+    """The stamp of an IOC body we send, or of an IOC entity the API lists (the same fields)."""
+    return stamp_of((fields.get(name) for name in _IOC_META), fields.get("ExpiresAt"))
+
+
+def sent_stamp(indicator: Indicator, *, detection: Detection | None, expires_at: datetime | None) -> Stamp:
+    """``ioc_stamp(ioc_body(...))`` without building the body (a rerun stamps every held IOC):
+    the metadata digest depends on the detection function alone, so it is computed once per
+    function."""
+    return Stamp(_ioc_meta(str(detection or indicator.detection)), epoch_of(indicator.expires or expires_at))
+
+
+@functools.cache
+def _ioc_meta(detection: str) -> int:
+    return ioc_stamp({"DetectionFunction": detection, "Enabled": True}).meta  # as ioc_body sends them
+
+
+def ioc_changes(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What a PATCH carries to make a held IOC equal to ``body``: its own fields, expiry included
+    (``null`` when the feed no longer gives one), never its identity or definition."""
+    return {**{name: body[name] for name in _IOC_META}, "ExpiresAt": body.get("ExpiresAt")}
+
+
 def remote_indicator(entity: Mapping[str, Any]) -> RemoteIndicator | None:
     """An IOC entity as a RemoteIndicator (None for a type this importer never writes)."""
-    return remote_of(entity.get("Type"), entity.get("Value"), entity.get("Id"), _HASH_KINDS)
+    stamp = ioc_stamp(entity)
+    return remote_of(entity.get("Type"), entity.get("Value"), entity.get("Id"), _HASH_KINDS, stamp)
 
 
 class TiClient:
@@ -140,8 +173,8 @@ class TiClient:
 
     # --- indicators of compromise ---------------------------------------------------------------
     def iocs_of(self, definition_id: str) -> AsyncIterator[list[dict[str, Any]]]:
-        """Every IOC of a definition, page by page (only Id, Type and Value)."""
-        params = {"$filter": f"AlertDefinitionId eq {int(definition_id)}", "$select": "Id,Type,Value"}
+        """Every IOC of a definition, page by page (identity, own fields and expiry)."""
+        params = {"$filter": f"AlertDefinitionId eq {int(definition_id)}", "$select": _IOC_LISTED}
         return self._pages("IndicatorsOfCompromise", params, "listing the definition's indicators")
 
     async def count_iocs(self, definition_id: str) -> int:
@@ -188,6 +221,15 @@ class TiClient:
         if not isinstance(created, list) or len(created) != len(bodies):
             return ["" for _ in bodies]  # the answer is undocumented: ids unknown, imports still done
         return [str(e.get("Id", "")) if isinstance(e, dict) else "" for e in created]
+
+    async def patch_ioc(self, ioc_id: str, changes: Mapping[str, Any]) -> None:
+        """PATCH IndicatorsOfCompromise(id) (one attempt; idempotent, so callers may simply retry)."""
+        await self.http.request(
+            "PATCH",
+            self._url(f"IndicatorsOfCompromise({int(ioc_id)})"),
+            json_body=changes,
+            what=f"updating indicator {ioc_id}",
+        )
 
     async def delete_ioc(self, ioc_id: str) -> None:
         """DELETE IndicatorsOfCompromise(id) (one attempt)."""

@@ -38,14 +38,17 @@ from importer.errors import (
     RetryableError,
 )
 from importer.fields import DETECTION_FUNCTION
-from importer.model import BatchResult, DefinitionSpec, InFlight, RemoteIndicator, ResolvedDefinition
+from importer.model import BatchResult, DefinitionSpec, InFlight, RemoteIndicator, ResolvedDefinition, Stamp
+from importer.targets.base import never
 from importer.targets.common import value_key
 from importer.targets.ti.client import (
     TiClient,
     definition_body,
     definition_changes,
     ioc_body,
+    ioc_changes,
     remote_indicator,
+    sent_stamp,
 )
 from importer.targets.ti.lookup import stored_of
 from importer.targets.ti.rules import BULK_LIMIT, DEFAULT_AUDIENCE, TI_TYPES
@@ -58,6 +61,9 @@ __all__ = ["TiTarget", "open_ti_target"]
 
 _log = logging.getLogger(__name__)
 _DELETE_CONCURRENCY = 8
+# The API has no bulk update: an update batch is PATCHed one IOC per request, so it is kept as
+# small as a single-mode batch (bookkeeping per 16 requests, and a stop waits for at most 16).
+_UPDATE_BATCH = 16
 # Single mode takes indicators a few per batch rather than one, so the pipeline's bookkeeping (a
 # journal entry, a progress step) is per 16, not per request. A batch is posted in order, one
 # request at a time, each holding one of ``workers`` slots shared by the whole target; a slot left
@@ -85,6 +91,7 @@ class TiTarget:
         self._stats = stats
         self._bulk = bulk
         self.max_batch = BULK_LIMIT if bulk else _SINGLE_BATCH
+        self.max_update_batch = _UPDATE_BATCH
         self._slots = asyncio.Semaphore((in_flight or InFlight()).requests)  # single mode: requests in flight
 
     def unsupported(self, indicator: Indicator) -> str | None:
@@ -111,8 +118,8 @@ class TiTarget:
             definition_id = str(current["Id"])
             if not changes:
                 return ResolvedDefinition(definition_id, spec, "found")
-            if dry_run:
-                return ResolvedDefinition(definition_id, spec, "planned")
+            if dry_run:  # it exists and holds what it holds: only its settings would change
+                return ResolvedDefinition(definition_id, spec, "would_update")
             await self._definition_call(lambda: self._client.patch_definition(definition_id, changes), spec)
             return ResolvedDefinition(definition_id, spec, "updated")
         if dry_run:
@@ -169,14 +176,59 @@ class TiTarget:
                 if remote is not None:
                     yield remote
 
+    # --- what is sent, compactly -----------------------------------------------------------------
+    def stamp(self, definition: ResolvedDefinition, indicator: Indicator) -> Stamp:
+        spec = definition.spec
+        return sent_stamp(indicator, detection=spec[DETECTION_FUNCTION], expires_at=spec.expires_at)
+
+    def _body(self, definition: ResolvedDefinition, indicator: Indicator) -> dict[str, Any]:
+        spec = definition.spec
+        return ioc_body(
+            indicator, definition.id, detection=spec[DETECTION_FUNCTION], expires_at=spec.expires_at
+        )
+
+    # --- updating what the definition holds --------------------------------------------------------
+    async def update(
+        self,
+        definition: ResolvedDefinition,
+        items: Sequence[tuple[Indicator, str]],
+        *,
+        stopping: Callable[[], bool] = never,
+    ) -> BatchResult:
+        """PATCH each held IOC (by its remote id) to what ``send`` would create now: its detection
+        function, enabled flag and expiry. A 404 (deleted meanwhile) is failed, not rejected: the
+        journal then lists the definition on the next ``--reconcile``, and the rerun creates it."""
+        result = BatchResult()
+        for position, (indicator, remote_id) in enumerate(items):  # one request at a time
+            if stopping():  # no request starts after a stop
+                result.unsent.extend(i for i, _ in items[position:])
+                break
+            changes = ioc_changes(self._body(definition, indicator))
+            try:
+                await self._retrier.call(lambda: self._client.patch_ioc(remote_id, changes))  # noqa: B023 -- awaited here
+            except PermanentError as error:
+                bucket = result.rejected if error.status == 400 else result.failed
+                bucket.append((indicator, str(error)))
+            except ApiError as error:
+                result.failed.append((indicator, str(error)))
+            else:
+                result.imported.append((indicator, remote_id))
+        return result
+
     # --- sending -----------------------------------------------------------------------------------
-    async def send(self, definition: ResolvedDefinition, batch: Sequence[Indicator]) -> BatchResult:
+    async def send(
+        self,
+        definition: ResolvedDefinition,
+        batch: Sequence[Indicator],
+        *,
+        stopping: Callable[[], bool] = never,
+    ) -> BatchResult:
         result = BatchResult()
         if self._bulk:  # the pipeline's batches fit one upload (max_batch)
             await self._send_part(definition, list(batch), result)
         else:
             try:
-                await self._send_singles(definition, list(batch), result)
+                await self._send_singles(definition, list(batch), result, stopping)
             except BaseExceptionGroup as failed:
                 # Every outcome but an AuthError is classified into ``result``: the caller sees that
                 # error itself, as it would from a bulk upload.
@@ -184,25 +236,43 @@ class TiTarget:
         return result
 
     async def _send_singles(
-        self, definition: ResolvedDefinition, pending: list[Indicator], result: BatchResult
+        self,
+        definition: ResolvedDefinition,
+        pending: list[Indicator],
+        result: BatchResult,
+        stopping: Callable[[], bool],
     ) -> None:
         """Post ``pending`` one indicator per request, in order, on this sender's slot (one of the
         ``workers`` slots); whenever another slot is free (a worker without a batch: the end of a
         run, a small feed), the last indicators go out at once beside it. A TaskGroup: if one post
-        raises, the others are cancelled and awaited, never left running unaccounted for."""
+        raises, the others are cancelled and awaited, never left running unaccounted for.
+
+        Once ``stopping()`` is true no post starts: the rest of the batch is ``unsent``. It is
+        asked after every await (the slot, the last post); between the question and the post
+        below nothing yields, so a stop cannot slip in between."""
         async with self._slots, asyncio.TaskGroup() as group:
-            while pending:
+            while pending and not stopping():
                 while len(pending) > 1 and not self._slots.locked():
-                    await self._slots.acquire()  # free, so this does not wait
-                    group.create_task(self._post_holding(definition, pending.pop(), result))
+                    await self._slots.acquire()  # free, so this does not wait (nor yield)
+                    group.create_task(self._post_holding(definition, pending.pop(), result, stopping))
                 await self._send_part(definition, [pending.pop(0)], result)
+            result.unsent.extend(pending)
+            pending.clear()
 
     async def _post_holding(
-        self, definition: ResolvedDefinition, indicator: Indicator, result: BatchResult
+        self,
+        definition: ResolvedDefinition,
+        indicator: Indicator,
+        result: BatchResult,
+        stopping: Callable[[], bool],
     ) -> None:
-        """Post one indicator on a slot already taken for it, then give the slot back."""
+        """Post one indicator on a slot already taken for it, then give the slot back; unposted
+        (``unsent``) if the run stopped before this task got its first turn."""
         try:
-            await self._send_part(definition, [indicator], result)
+            if stopping():
+                result.unsent.append(indicator)
+            else:
+                await self._send_part(definition, [indicator], result)
         finally:
             self._slots.release()
 
@@ -267,11 +337,7 @@ class TiTarget:
         await self._retrier.call(attempt)
 
     async def _write(self, definition: ResolvedDefinition, pending: list[Indicator]) -> list[str]:
-        spec = definition.spec
-        detection = spec[DETECTION_FUNCTION]
-        bodies = [
-            ioc_body(i, definition.id, detection=detection, expires_at=spec.expires_at) for i in pending
-        ]
+        bodies = [self._body(definition, i) for i in pending]
         if self._bulk:
             return await self._client.bulk_create_iocs(bodies)
         return [await self._client.create_ioc(bodies[0])]
