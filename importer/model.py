@@ -114,6 +114,9 @@ class ResolvedDefinition:
     # "planned": a dry run would create it (it holds nothing); "would_update": a dry run would
     # change the settings of one that exists (it holds what it holds, as "found").
     outcome: Literal["found", "created", "updated", "planned", "would_update"]
+    # Other definitions of the same name (a race between hosts, or the past): ``--reconcile``
+    # merges them into this one (``Target.merge``); the oldest is the one kept.
+    extras: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

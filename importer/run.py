@@ -261,6 +261,7 @@ class _Run:
             "run": store.run_id,
             "resumed_after_interrupted_run": store.resumed,
             "listed_definitions": store.reconciled,
+            "merged_definitions": store.merged,
         }
 
     async def mirror(

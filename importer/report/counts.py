@@ -157,7 +157,8 @@ class RunReport:
         return {key: sum(getattr(feed, key) for feed in self.feeds) for key in keys}
 
     def indicators_per_second(self) -> float:
-        sent = self.totals()["imported"] + self.totals()["would_import"]
+        totals = self.totals()
+        sent = sum(totals[key] for key in ("imported", "would_import", "updated", "would_update"))
         return sent / self.duration if self.duration > 0 else 0.0
 
     def exit_code(self) -> int:

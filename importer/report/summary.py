@@ -1,11 +1,48 @@
-"""A run report rendered for people: the terminal table, the reasons records were not imported,
-and one sentence per problem for stderr. The counts and the exit code are ``counts``' job."""
+"""A run report rendered for people: the terminal table, what happened to the alert definitions and
+to mirror mode, the reasons records were not imported, and one sentence per problem for stderr.
+The counts and the exit code are ``counts``' job.
+
+The table's columns are the report's buckets. Those most runs never fill (``updated``, ``not
+sent``) appear only when some feed has one, so the everyday table stays narrow; the others are
+always there, so a script reading it finds them in the same place.
+"""
 
 from __future__ import annotations
 
-from importer.report.counts import RunReport
+from collections.abc import Callable
+from dataclasses import dataclass
 
-__all__ = ["headroom_line", "problems", "summary"]
+from importer.report.counts import FeedReport, RunReport
+
+__all__ = ["definitions_line", "headroom_line", "mirror_lines", "problems", "summary"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Column:
+    header: str
+    count: Callable[[dict[str, int]], int]  # from a feed's (or the total's) buckets and records_read
+    always: bool = True
+
+
+def _columns(dry_run: bool) -> tuple[_Column, ...]:
+    sent, changed = ("would_import", "would_update") if dry_run else ("imported", "updated")
+    return (
+        _Column("would import" if dry_run else "imported", lambda b: b[sent]),
+        _Column("would update" if dry_run else "updated", lambda b: b[changed], always=False),
+        _Column("present", lambda b: b["already_present"]),
+        _Column("dup", lambda b: b["duplicate_in_feed"]),
+        _Column("expired", lambda b: b["expired"]),
+        _Column("skipped", lambda b: b["skipped"]),
+        _Column("rejected", lambda b: b["rejected"]),
+        _Column("failed", lambda b: b["failed"]),
+        # Read, but the run stopped before a request carried it: not a failure, a rerun sends it.
+        _Column("not sent", lambda b: b["not_attempted"], always=False),
+        _Column("read", lambda b: b["records_read"]),
+    )
+
+
+def _counts(feed: FeedReport) -> dict[str, int]:
+    return {**feed.buckets(), "records_read": feed.records_read}
 
 
 def headroom_line(report: RunReport) -> str | None:
@@ -22,24 +59,13 @@ def headroom_line(report: RunReport) -> str | None:
 
 
 def summary(report: RunReport) -> str:
-    """The terminal table: one row per feed, a total row, then the wire counters."""
-    first = "would import" if report.dry_run else "imported"
-    columns = (first, "present", "dup", "expired", "skipped", "rejected", "failed", "read")
-    rows: list[tuple[str, ...]] = []
-    for feed in report.feeds:
-        b = feed.buckets()
-        rows.append(
-            (feed.name, str(b["would_import"] if report.dry_run else b["imported"]),
-             str(b["already_present"]), str(b["duplicate_in_feed"]), str(b["expired"]),
-             str(b["skipped"]), str(b["rejected"]), str(b["failed"]), str(feed.records_read))
-        )  # fmt: skip
-    t = report.totals()
-    rows.append(
-        ("total", str(t["would_import"] if report.dry_run else t["imported"]), str(t["already_present"]),
-         str(t["duplicate_in_feed"]), str(t["expired"]), str(t["skipped"]), str(t["rejected"]),
-         str(t["failed"]), str(t["records_read"]))
-    )  # fmt: skip
-    header = ("feed", *columns)
+    """The terminal table: one row per feed, a total row, then the wire counters and what else happened."""
+    per_feed = [(feed.name, _counts(feed)) for feed in report.feeds]
+    total = report.totals()
+    columns = [c for c in _columns(report.dry_run) if c.always or c.count(total)]
+    header = ("feed", *(c.header for c in columns))
+    rows = [(name, *(str(c.count(counts)) for c in columns)) for name, counts in per_feed]
+    rows.append(("total", *(str(c.count(total)) for c in columns)))
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
 
     def line(cells: tuple[str, ...]) -> str:
@@ -55,16 +81,54 @@ def summary(report: RunReport) -> str:
         f"{s.server_errors} server errors, {s.connection_errors} connection errors, "
         f"{s.token_refreshes} tokens"
     )
-    room = headroom_line(report)
-    if room is not None:
-        out.append(room)
+    for extra in (definitions_line(report), headroom_line(report)):
+        if extra is not None:
+            out.append(extra)
+    out.extend(mirror_lines(report))
     out.extend(_top_reasons(report))
-    for feed in report.feeds:
-        if feed.mirror and (feed.deleted or feed.stale):
-            out.append(
-                f"{feed.name}: mirror mode deleted {feed.deleted:,} of {feed.stale:,} stale indicators"
-            )
     return "\n".join(out)
+
+
+# What a definition's outcome is called in the summary; "found" (unchanged) goes unsaid. A dry run
+# resolves a definition it would create as "planned" and one whose settings changed as "would_update".
+_OUTCOME_WORDS = {
+    "planned": "would create",
+    "would_update": "would update",
+    "created": "created",
+    "updated": "updated",
+}
+
+
+def definitions_line(report: RunReport) -> str | None:
+    """ "alert definitions: would create 'A'; would update 'B'" (None when none changes)."""
+    named: dict[str, list[str]] = {}
+    for feed in report.feeds:
+        words = _OUTCOME_WORDS.get(feed.definition_outcome or "")
+        if words is not None:
+            named.setdefault(words, []).append(repr(feed.name))
+    if not named:
+        return None
+    order = [words for words in _OUTCOME_WORDS.values() if words in named]
+    return "alert definitions: " + "; ".join(f"{words} {', '.join(named[words])}" for words in order)
+
+
+def mirror_lines(report: RunReport) -> list[str]:
+    """What mirror mode did (or, in a dry run, would do) per mirrored feed.
+
+    A refusal is left to ``problems``: it is the run's failure, said once, on stderr."""
+    out = []
+    for feed in report.feeds:
+        if not feed.mirror or feed.mirror_refused:
+            continue
+        if feed.mirror_skipped:
+            out.append(f"{feed.name}: {feed.mirror_skipped}")
+        elif report.dry_run and feed.stale:
+            out.append(f"{feed.name}: mirror mode would delete {feed.stale:,} stale indicators")
+        elif feed.stale:
+            done = f"{feed.deleted:,} of {feed.stale:,}"
+            kept = f" ({feed.kept_shared:,} kept: another feed lists them)" if feed.kept_shared else ""
+            out.append(f"{feed.name}: mirror mode deleted {done} stale indicators{kept}")
+    return out
 
 
 def _top_reasons(report: RunReport, shown: int = 5) -> list[str]:

@@ -41,11 +41,12 @@ import logging
 from collections.abc import Sequence
 
 from feeds.model import Indicator
+from importer.errors import ApiError
 from importer.model import Held, ResolvedDefinition
 from importer.pipeline.present import Acked, Key
 from importer.state.journal import Acked as JournalAcked
 from importer.state.journal import Journal
-from importer.targets.base import Target
+from importer.targets.base import CanMerge, Target
 
 __all__ = ["JournalPresent", "tenant_key"]
 
@@ -71,6 +72,7 @@ class JournalPresent:
         self._reconcile = reconcile
         self._mirror = mirror  # definition names (spec.name) in mirror mode
         self.reconciled: dict[str, int] = {}  # definition id -> indicators listed
+        self.merged: dict[str, list[str]] = {}  # definition id -> namesakes merged into it
         self.definitions: dict[str, ResolvedDefinition] = {}  # by feed name: what mirror mode works on
         # Acknowledged batches waiting for the next group commit, and the task committing them.
         self._waiting: list[tuple[str, list[JournalAcked], asyncio.Future[None]]] = []
@@ -92,6 +94,8 @@ class JournalPresent:
                           definition.id, stale)  # fmt: skip
                 self.journal.replace_from_remote(definition.id, ())
             return 0
+        if self._reconcile and definition.extras and isinstance(target, CanMerge):
+            await self._merge(target, definition)
         held = self.journal.count(definition.id)
         interrupted = self.journal.needs_listing(definition.id)
         if self._reconcile or interrupted or held == 0:
@@ -107,6 +111,20 @@ class JournalPresent:
             _log.info("journal of %s repaired: %s", definition.id, result)
             held = self.journal.count(definition.id)
         return held
+
+    async def _merge(self, target: CanMerge, definition: ResolvedDefinition) -> None:
+        """Fold the definition's namesakes into it (``--reconcile``); the listing that follows
+        puts what moved into the journal, and the namesakes' journals are forgotten."""
+        for extra in definition.extras:
+            try:
+                moved = await target.merge(definition, extra)
+            except ApiError as exc:  # the feed is still imported; a later --reconcile tries again
+                _log.warning("alert definition %s could not be merged into %s: %s", extra, definition.id, exc)
+                continue
+            self.journal.replace_from_remote(extra, ())
+            self.merged.setdefault(definition.id, []).append(extra)
+            _log.warning("alert definition %s merged into %s (%d indicators moved, the rest were held "
+                         "twice) and deleted", extra, definition.id, moved)  # fmt: skip
 
     async def present(self, definition: ResolvedDefinition, keys: Sequence[Key]) -> dict[Key, Held]:
         if not definition.id or definition.outcome == "planned":

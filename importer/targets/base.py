@@ -28,7 +28,7 @@ from importer.model import (
 from importer.transport.connection import ConnectionSettings
 from importer.transport.stats import TransportStats
 
-__all__ = ["HasHeadroom", "Opener", "Target", "TargetPackage", "never"]
+__all__ = ["CanMerge", "HasHeadroom", "Opener", "Target", "TargetPackage", "never"]
 
 
 def never() -> bool:
@@ -41,6 +41,15 @@ class HasHeadroom(Protocol):
     """A target with a per-tenant cap that a dry run can report (optional beside ``Target``)."""
 
     async def headroom(self) -> Headroom: ...
+
+
+@runtime_checkable
+class CanMerge(Protocol):
+    """A target whose definitions are entities that can be duplicated by name (``ti``): ``merge``
+    folds an extra one into the kept one (``ResolvedDefinition.extras``) and deletes it, returning
+    how many indicators moved. Optional beside ``Target``; ``--reconcile`` calls it."""
+
+    async def merge(self, definition: ResolvedDefinition, extra_id: str) -> int: ...
 
 
 class Target(Protocol):

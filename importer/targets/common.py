@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from feeds.model import Kind
+from importer.errors import ConfigError, PermanentError
 from importer.model import RemoteIndicator, Stamp
 
-__all__ = ["epoch_of", "iso_utc", "meta_digest", "remote_of", "stamp_of", "value_key"]
+__all__ = ["epoch_of", "iso_utc", "meta_digest", "missing_collection", "remote_of", "stamp_of", "value_key"]
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")  # services write up to 7 fractional digits; Python reads 6
 
@@ -84,3 +85,14 @@ def epoch_of(moment: datetime | str | None) -> int | None:
 def stamp_of(meta: Iterable[Any], expires: datetime | str | None) -> Stamp:
     """The stamp of an indicator's metadata values (in the target's fixed order) and its expiry."""
     return Stamp(meta_digest(meta), epoch_of(expires))
+
+
+def missing_collection(error: PermanentError, api_url: str, collection: str) -> ConfigError | None:
+    """A 404 on a collection every tenant has means the API URL is wrong, not that a request failed:
+    a configuration error (exit 2) that says where to look. None for any other refusal."""
+    if error.status != 404:
+        return None
+    return ConfigError(
+        f"the API at {api_url} has no {collection} collection (HTTP 404): check TI_API_URL "
+        "(or api_url in the config file's [target] table)"
+    )

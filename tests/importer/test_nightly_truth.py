@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from importer.emulator import Emulator, EmulatorConfig, running_emulator
@@ -25,11 +26,16 @@ from importer.settings import FeedSettings, OutputOptions, RunSettings, StateOpt
 from tests.helpers import (
     FakeTime,
     connection_settings,
+    create_definition,
+    get_token,
     mde_delete,
     mde_held,
+    post_json,
+    sha1,
     sha256,
     spec_for,
     ti_held,
+    ti_ioc,
     write_feed,
 )
 
@@ -253,3 +259,53 @@ async def test_two_mde_feeds_sharing_values_in_one_run_settle_on_one_owner(
             again = await run(emu, state, fake_time, "mde", a, b)
             assert [f.imported + f.updated for f in again.feeds] == [0, 0]
         assert len(await mde_held(emu)) == 30
+
+
+# --- 8. two definitions of one name (a race between hosts, or the past) ---------------------------------
+async def test_reconcile_merges_a_second_definition_of_the_same_name(
+    tmp_path: Path, fake_time: FakeTime, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = tmp_path / "state.sqlite"
+    feed = tmp_path / "a.txt"
+    feed.write_text("".join(f"{sha1(n)}\n" for n in range(6)))
+    options = {"name": "feed-a"}
+    async with running_emulator(EmulatorConfig(clock=fake_time.wall)) as emu:
+        async with aiohttp.ClientSession() as session:
+            token = await get_token(session, emu)
+            kept = await create_definition(session, emu, token)
+            extra = await create_definition(session, emu, token)
+            for definition, numbers in ((kept, range(0, 3)), (extra, range(2, 8))):
+                for n in numbers:
+                    status, _ = await post_json(session, emu.ti_url + "IndicatorsOfCompromise", token,
+                                                ti_ioc(definition, sha1(n)))  # fmt: skip
+                    assert status == 201
+        warned = await run(emu, state, fake_time, "ti", (feed, options))
+        assert f"Id {extra} is extra" in caplog.text and "--reconcile" in caplog.text
+        assert warned.feeds[0].definition_id == str(kept)
+
+        merged = await run(emu, state, fake_time, "ti", (feed, options), reconcile=True)
+        assert merged.journal is not None and merged.journal["merged_definitions"] == {
+            str(kept): [str(extra)]
+        }
+        (definition,) = emu.state()["tenants"]["contoso-demo"]["alert_definitions"]
+        assert definition["id"] == kept and definition["duplicate_iocs"] == 0
+        # 0..5 from the feed, 6 and 7 moved from the extra definition (mirror mode decides on those).
+        assert {i["Value"] for i in await ti_held(emu)} == {sha1(n) for n in range(8)}
+        again = await run(emu, state, fake_time, "ti", (feed, options))
+    assert counts(again.feeds[0]) == (0, 0, 6)
+
+
+@pytest.mark.parametrize("target", ["ti", "mde"])
+async def test_an_api_url_without_the_collection_is_a_configuration_error(
+    target: str, tmp_path: Path, fake_time: FakeTime
+) -> None:
+    feed = write_feed(tmp_path / "a.txt", range(3))
+    async with running_emulator(EmulatorConfig(clock=fake_time.wall)) as emu:
+        wrong = settings(emu, target, (feed, mde_options() if target == "mde" else {"name": "Feed A"}))
+        wrong = replace(wrong, connection=replace(wrong.connection, api_url=emu.base_url + "/nothing/here/"))
+        report = await run_import(
+            wrong, OutputOptions(progress=False), sleep=fake_time.sleep, clock=fake_time.clock
+        )
+    assert report.exit_code() == 2
+    assert "HTTP 404" in (report.feeds[0].error or "") and "check TI_API_URL" in (report.feeds[0].error or "")
+    assert report.feeds[0].failed == 3  # nothing silently dropped

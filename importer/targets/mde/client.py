@@ -164,6 +164,7 @@ class MdeClient:
         minute, hour = 60.0 * pace.scale, 3600.0 * pace.scale
         self.pace = pace
         self.retrier = http.retrier
+        self.api_url = api_url
         self._base = api_url if api_url.endswith("/") else api_url + "/"
         self._page_size = page_size
 

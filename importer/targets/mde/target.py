@@ -43,6 +43,7 @@ from importer.model import (
     Stamp,
 )
 from importer.targets.base import never
+from importer.targets.common import missing_collection
 from importer.targets.mde.client import (
     ImportItem,
     MdeClient,
@@ -107,7 +108,11 @@ class MdeTarget:
         # import updates an existing indicator's metadata too). "found" tells the pipeline there
         # is something to list; "created" that a new title holds nothing yet.
         title = spec[TITLE]
-        if await self._client.any_titled(title):
+        try:
+            held = await self._client.any_titled(title)
+        except PermanentError as error:
+            raise missing_collection(error, self._client.api_url, "indicators") or error from None
+        if held:
             return ResolvedDefinition(title, spec, "found")
         return ResolvedDefinition(title, spec, "planned" if dry_run else "created")
 

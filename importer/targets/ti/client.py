@@ -125,6 +125,7 @@ class TiClient:
 
     def __init__(self, http: HttpClient, api_url: str) -> None:
         self.http = http
+        self.api_url = api_url
         self._base = api_url if api_url.endswith("/") else api_url + "/"
 
     def _url(self, path: str) -> str:
@@ -170,6 +171,11 @@ class TiClient:
             what="updating the alert definition",
         )
         return _entity(answer, "updating the alert definition")
+
+    async def delete_definition(self, definition_id: str) -> None:
+        """DELETE AlertDefinitions(id), its IOCs with it (one attempt; a 404 means already gone)."""
+        url = self._url(f"AlertDefinitions({int(definition_id)})")
+        await self.http.request("DELETE", url, what="deleting an alert definition")
 
     # --- indicators of compromise ---------------------------------------------------------------
     def iocs_of(self, definition_id: str) -> AsyncIterator[list[dict[str, Any]]]:

@@ -40,7 +40,7 @@ from importer.errors import (
 from importer.fields import DETECTION_FUNCTION
 from importer.model import BatchResult, DefinitionSpec, InFlight, RemoteIndicator, ResolvedDefinition, Stamp
 from importer.targets.base import never
-from importer.targets.common import value_key
+from importer.targets.common import missing_collection, value_key
 from importer.targets.ti.client import (
     TiClient,
     definition_body,
@@ -104,24 +104,28 @@ class TiTarget:
     # --- the alert definition --------------------------------------------------------------------
     async def resolve_definition(self, spec: DefinitionSpec, *, dry_run: bool) -> ResolvedDefinition:
         wanted = definition_body(spec)
-        found = await self._client.find_definitions(spec.name)
+        try:
+            found = await self._client.find_definitions(spec.name)
+        except PermanentError as error:
+            raise missing_collection(error, self._client.api_url, "AlertDefinitions") or error from None
         if found:
             current = found[0]
-            if len(found) > 1:
+            extras = tuple(str(d["Id"]) for d in found[1:])
+            if extras:
                 _log.warning(
-                    "%d alert definitions are named %r; using the oldest (Id %s)",
-                    len(found),
-                    spec.name,
-                    current["Id"],
-                )
+                    "%d alert definitions are named %r: Id %s is kept (the oldest), Id %s %s extra; "
+                    "rerun with --reconcile to merge %s into it",
+                    len(found), spec.name, current["Id"], ", ".join(extras),
+                    "is" if len(extras) == 1 else "are", "it" if len(extras) == 1 else "them",
+                )  # fmt: skip
             changes = definition_changes(current, wanted)
             definition_id = str(current["Id"])
             if not changes:
-                return ResolvedDefinition(definition_id, spec, "found")
+                return ResolvedDefinition(definition_id, spec, "found", extras)
             if dry_run:  # it exists and holds what it holds: only its settings would change
-                return ResolvedDefinition(definition_id, spec, "would_update")
+                return ResolvedDefinition(definition_id, spec, "would_update", extras)
             await self._definition_call(lambda: self._client.patch_definition(definition_id, changes), spec)
-            return ResolvedDefinition(definition_id, spec, "updated")
+            return ResolvedDefinition(definition_id, spec, "updated", extras)
         if dry_run:
             return ResolvedDefinition("", spec, "planned")
         created = await self._create_definition(spec, wanted)
@@ -357,6 +361,31 @@ class TiTarget:
                 result.imported.append((indicator, remote_id))
         _log.debug("lost answer: %d of %d already stored", len(pending) - len(remaining), len(pending))
         pending[:] = remaining
+
+    # --- merging a duplicate definition -------------------------------------------------------------
+    async def merge(self, definition: ResolvedDefinition, extra_id: str) -> int:
+        """Fold the extra definition ``extra_id`` (same name) into ``definition``: its IOCs that
+        ``definition`` lacks are created there, then the extra definition is deleted with all its
+        IOCs (the API deletes them together). Returns how many IOCs moved; raises ``ApiError`` if
+        any could not be moved, before anything is deleted."""
+        kept = {value_key(TI_TYPES[r.kind], r.value) async for r in self.existing(definition)}
+        extra = ResolvedDefinition(extra_id, definition.spec, "found")
+        moving = [
+            Indicator(remote.kind, remote.value, f"alert definition {extra_id}")
+            async for remote in self.existing(extra)
+            if value_key(TI_TYPES[remote.kind], remote.value) not in kept
+        ]
+        for start in range(0, len(moving), self.max_batch):
+            result = await self.send(definition, moving[start : start + self.max_batch])
+            if result.failed or result.rejected:
+                problem = (result.failed or result.rejected)[0][1]
+                raise ApiError(f"could not move the IOCs of alert definition {extra_id}: {problem}")
+        try:
+            await self._retrier.call(lambda: self._client.delete_definition(extra_id))
+        except PermanentError as error:
+            if error.status != 404:
+                raise
+        return len(moving)
 
     # --- deleting ----------------------------------------------------------------------------------
     async def delete(self, definition: ResolvedDefinition, remote_ids: Sequence[str]) -> list[str]:
