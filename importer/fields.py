@@ -28,6 +28,9 @@ __all__ = [
     "COMMON",
     "DESCRIPTION",
     "DETECTION_FUNCTION",
+    "DOWNLOAD_CONNECT_TIMEOUT",
+    "DOWNLOAD_READ_TIMEOUT",
+    "DOWNLOAD_TIMEOUT",
     "EXPIRE_DAYS",
     "EXPIRE_REFRESH",
     "FORMAT",
@@ -46,6 +49,8 @@ __all__ = [
     "options_of",
     "positive_int",
     "positive_int_flag",
+    "seconds",
+    "seconds_flag",
     "text",
     "text_list",
     "typed",
@@ -209,9 +214,39 @@ EXPIRE_REFRESH: Field[float] = Field(
     "of N remains (default 0.5)", share, 0.5, flag_type=share_flag, metavar="SHARE",
 )  # fmt: skip
 
+
+# How long an http(s) feed's download may take (``sources.download``); a stop cancels it anyway.
+def seconds(value: Any) -> float:
+    """A positive number of seconds (a whole number or a decimal)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def seconds_flag(value: str) -> float:
+    """A flag's text as a positive number of seconds (argparse ``type=``)."""
+    try:
+        return seconds(float(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {value!r}") from None
+
+
+DOWNLOAD_CONNECT_TIMEOUT: Field[float] = Field(
+    "download_connect_timeout", "an http(s) feed: seconds to connect (default 10)", seconds, 10.0,
+    part="reading", flag_type=seconds_flag, metavar="S",
+)  # fmt: skip
+DOWNLOAD_READ_TIMEOUT: Field[float] = Field(
+    "download_read_timeout", "an http(s) feed: seconds to wait for the next bytes (default 60)", seconds,
+    60.0, part="reading", flag_type=seconds_flag, metavar="S",
+)  # fmt: skip
+DOWNLOAD_TIMEOUT: Field[float] = Field(
+    "download_timeout", "an http(s) feed: seconds for the whole download (default 1800)", seconds, 1800.0,
+    part="reading", flag_type=seconds_flag, metavar="S",
+)  # fmt: skip
+
 COMMON: tuple[Field[Any], ...] = (
     FORMAT, COLUMNS, MIRROR, NAME, TITLE, DESCRIPTION, SEVERITY, RECOMMENDED_ACTION, DETECTION_FUNCTION,
-    EXPIRE_DAYS, EXPIRE_REFRESH,
+    EXPIRE_DAYS, EXPIRE_REFRESH, DOWNLOAD_CONNECT_TIMEOUT, DOWNLOAD_READ_TIMEOUT, DOWNLOAD_TIMEOUT,
 )  # fmt: skip
 
 

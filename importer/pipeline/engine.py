@@ -10,12 +10,16 @@ task each, and as many batches read ahead. Memory is bounded by the queue and th
 flight (``2 x workers x batch size`` indicators) plus one compact key per distinct indicator,
 never by the feed's size.
 
-Stopping: an ``AuthError`` anywhere stops the run (exit 3): producers stop reading and every
-indicator read but not sent is reported failed. ``stop`` (an ``asyncio.Event`` set e.g. on
-SIGTERM) makes producers stop reading while workers finish what is queued — for at most
-``PipelineOptions.grace`` seconds; then requests still in flight are cancelled and their
-indicators reported failed ("unsettled": the target may or may not have stored them, so the
-run must not be marked finished in the journal and the next one lists the target).
+Stopping: ``stop`` (an ``asyncio.Event`` set e.g. on SIGINT/SIGTERM) means no new request: a
+feed still being opened (downloaded) is given up, producers stop reading, what they read is not
+queued, a queued batch is not sent, and a target posting a batch one request at a time (single
+mode, ``ti``'s updates) posts no further one (``stopping`` of ``Target.send`` and ``update``).
+Those indicators are counted ``not_attempted``, not failed: a rerun sends them. Requests already
+in flight may finish for ``PipelineOptions.grace`` seconds; then they are cancelled and their
+indicators reported failed ("unsettled": the target may or may not have stored them, so the run
+must not be marked finished in the journal and the next one lists the target). An ``AuthError``
+anywhere stops the run the same way (exit 3), except that what was read but not sent is
+reported failed.
 
 Duplicates within a feed are dropped with a ``SeenSet`` (one 64-bit hash per distinct indicator).
 """

@@ -1,5 +1,6 @@
 """A configured feed as a job: a path, ``-`` (stdin), a ``.gz`` file or an http(s) URL (downloaded first),
-read by ``feeds.read_feed`` with the feed's reading options (``FORMAT``, ``COLUMNS``)."""
+read by ``feeds.read_feed`` with the feed's reading options (``FORMAT``, ``COLUMNS``, the
+``DOWNLOAD_*`` timeouts)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,16 @@ from contextlib import asynccontextmanager
 from feeds import read_feed
 from feeds.model import Record
 from feeds.options import FeedOptions
-from importer.fields import COLUMNS, FORMAT
+from importer.fields import COLUMNS, DOWNLOAD_CONNECT_TIMEOUT, DOWNLOAD_READ_TIMEOUT, DOWNLOAD_TIMEOUT, FORMAT
 from importer.model import DefinitionSpec, Options
 from importer.pipeline.job import FeedJob
 from importer.sources.download import download
 
 __all__ = ["job_for"]
 
-def job_for(
-    source: str, definition: DefinitionSpec, reading: Options | None = None, *, download_timeout: float = 60.0
-) -> FeedJob:
-    """The job of one configured feed (``reading``: its ``FORMAT`` and ``COLUMNS``)."""
+
+def job_for(source: str, definition: DefinitionSpec, reading: Options | None = None) -> FeedJob:
+    """The job of one configured feed (``reading``: its reading rows, ``FORMAT`` and the rest)."""
     reading = reading or Options()
     options = FeedOptions(columns=reading[COLUMNS])
     fmt = reading[FORMAT]
@@ -27,7 +27,12 @@ def job_for(
     @asynccontextmanager
     async def open_records() -> AsyncIterator[Iterator[Record]]:
         if source.lower().startswith(("http://", "https://")):
-            async with download(source, read_timeout=download_timeout) as path:
+            async with download(
+                source,
+                connect_timeout=reading[DOWNLOAD_CONNECT_TIMEOUT],
+                read_timeout=reading[DOWNLOAD_READ_TIMEOUT],
+                total_timeout=reading[DOWNLOAD_TIMEOUT],
+            ) as path:
                 yield read_feed(path, fmt, name=source, options=options)
         else:
             yield read_feed(source, fmt, name=source, options=options)
