@@ -60,6 +60,11 @@ def read_feed(
         parser = FORMATS.get(chosen)
         if parser is None:
             raise FeedError(f"{opened.name} looks like {chosen}, but the {chosen} reader is not available.")
+        if options is not None and options.columns is not None and chosen != "csv":
+            # Only the CSV reader maps columns: ignoring the mapping would read another layout
+            # than the one the user described.
+            hint = " (give --format csv if it is CSV)" if format == "auto" else ""
+            raise FeedError(f"{opened.name} is a {chosen} feed; --columns applies to CSV feeds only{hint}.")
         try:
             yield from parser(opened.stream, opened.name, options or FeedOptions())
         except (OSError, EOFError, zlib.error) as exc:

@@ -53,6 +53,7 @@ __all__ = [
     "seconds_flag",
     "text",
     "text_list",
+    "type_name",
     "typed",
 ]
 
@@ -63,13 +64,32 @@ _NAME_MAX = 100  # a readable default name; no target holds a longer one (ti's N
 # -- checks: a given value -> the checked value, or ValueError("must ...") ------------------------
 
 
+# What a type is called in a message to a person ("must be an integer", not "must be a int"):
+# the names TOML's own documentation uses for its values.
+_TYPE_NAMES: dict[type, str] = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "a table",
+}
+
+
+def type_name(kind: type | tuple[type, ...]) -> str:
+    """``kind`` in words: "an integer", "a string or a number" (a number covers an integer too)."""
+    kinds = (kind,) if isinstance(kind, type) else kind
+    if float in kinds:
+        kinds = tuple(k for k in kinds if k is not int)
+    return " or ".join(_TYPE_NAMES.get(k, f"a {k.__name__}") for k in kinds)
+
+
 def check_type(value: Any, kind: type | tuple[type, ...]) -> Any:
-    """``value`` if it is a ``kind`` (one of ``kind``), else ValueError("must be a ..., got ...").
+    """``value`` if it is a ``kind`` (one of ``kind``), else ValueError("must be an integer, got ...").
 
     bool is an int in Python; a TOML ``true`` where a number belongs is still a mistake."""
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ValueError(f"must be a {names}, got {value!r}")
+        raise ValueError(f"must be {type_name(kind)}, got {value!r}")
     return value
 
 

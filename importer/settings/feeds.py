@@ -1,18 +1,23 @@
 """The feeds of a run, from FEED arguments with per-feed flags or from ``[[feed]]`` tables.
 
 It loops over the per-feed rows (``importer.fields`` and each target's ``fields``) and knows
-none by name but ``source`` and ``name``; what an API accepts is its target's
-``check_definition``.
+none by name but ``source``, ``name`` and the CSV-only ``columns``; what an API accepts is its
+target's ``check_definition``.
+
+A relative path in a ``[[feed]]`` table is the config file's neighbour: cron and systemd start
+the run in another folder than the one the file was written in. A relative FEED argument stays
+relative to the current folder, as a shell user expects.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from importer.errors import ConfigError
-from importer.fields import NAME, build_definition, options_of
+from importer.fields import COLUMNS, FORMAT, NAME, build_definition, options_of
 from importer.model import Field
 from importer.settings.tables import check_keys, get
 from importer.settings.values import CliOptions, FeedSettings
@@ -43,19 +48,40 @@ def feeds_of(
     for index, table in enumerate(tables, start=1):
         feed_where = f"{where}: [[feed]] #{index}"
         check_keys(table, frozenset({"source", *rows}), feed_where)
-        feeds.append(feed_of(table, feed_where, now, target, rows))
+        feeds.append(feed_of(table, feed_where, now, target, rows, folder=_folder_of(cli.config)))
     for source in cli.feeds:
         feeds.append(feed_of({"source": source, **cli.feed_options}, "the command line", now, target, rows))
     return feeds
 
 
+def _folder_of(config: Path | None) -> Path | None:
+    # Absolute, so the sources in the report and the rejects file say where they were read.
+    return None if config is None else config.absolute().parent
+
+
+def _resolve_source(source: str, folder: Path | None) -> str:
+    """``source`` as a path read from ``folder`` (None: the current one); '-' and URLs unchanged."""
+    if folder is None or source == "-" or "://" in source:
+        return source
+    path = Path(source).expanduser()  # no shell expanded "~" in a file
+    return str(path if path.is_absolute() else folder / path)
+
+
 def feed_of(
-    table: Mapping[str, Any], where: str, now: datetime, target: TargetPackage, rows: Mapping[str, Field[Any]]
+    table: Mapping[str, Any],
+    where: str,
+    now: datetime,
+    target: TargetPackage,
+    rows: Mapping[str, Field[Any]],
+    *,
+    folder: Path | None = None,
 ) -> FeedSettings:
-    """One feed from its given values (a ``[[feed]]`` table, or a FEED argument with the flags)."""
+    """One feed from its given values (a ``[[feed]]`` table, or a FEED argument with the flags);
+    a relative path ``source`` is read from ``folder`` when given (a config file's)."""
     source = get(table, "source", str, where)
     if not source:
         raise ConfigError(f"{where}: key 'source' is required (a path, '-' or an http(s) URL)")
+    source = _resolve_source(source, folder)
     given: dict[str, Any] = {}
     for key, value in table.items():
         row = rows.get(key)
@@ -74,6 +100,7 @@ def feed_of(
         if not (checked == "" and row.derive is not None):
             given[key] = checked
     name = given.pop(NAME.key, None) or NAME.default_for(source, "")
+    _check_columns(given, name, where)
     definition_rows = (row for row in rows.values() if row.target in (None, target.name))
     spec = build_definition(
         definition_rows,
@@ -87,3 +114,15 @@ def feed_of(
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return FeedSettings(source=source, definition=spec, options=options_of(rows.values(), given))
+
+
+def _check_columns(given: Mapping[str, Any], name: str, where: str) -> None:
+    """A column mapping only means something to the CSV reader: with another format, it is a mistake.
+
+    With ``format`` left to detection the format is known only when the feed is read; the feeds
+    reader refuses the mapping there (``feeds.read_feed``)."""
+    fmt = given.get(FORMAT.key, FORMAT.default)
+    if given.get(COLUMNS.key) is not None and fmt not in ("auto", "csv"):
+        raise ConfigError(
+            f"{where}: key 'columns' applies to CSV feeds only, and feed {name!r} has format {fmt!r}"
+        )

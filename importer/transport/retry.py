@@ -9,6 +9,10 @@ A 429 with ``Retry-After`` is the server scheduling us, not a failure: it waits 
 little jitter (so the senders it paused do not wake as one herd) and counts against the time
 budget only, so a throttled run with many workers slows down instead of failing.
 
+When a 429's wait starts a new pause (or pushes the current one further), it is logged (``-v``)
+and told to ``TransportStats.paused``, so the progress bars can say why nothing moves; the other
+workers answered 429 in the same wave are the same pause and are not told again.
+
 Nearly every request succeeds at once, so ``Retrier.call`` runs the first attempt bare; only
 after a retryable failure does it build a tenacity loop, whose first attempt replays that error
 so the same strategies count and schedule it. Sleep, clock and RNG are injected: tests never wait.
@@ -36,6 +40,9 @@ __all__ = ["Retrier", "RetryPolicy", "Sleep"]
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
+# A 429's wait ending within this long of the pause already announced is that pause, met by
+# another worker (Retry-After plus its own jitter): not news.
+_SAME_PAUSE = 1.0
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 
@@ -154,6 +161,7 @@ class Retrier:
         self._sleep = sleep
         self._clock = clock
         rng = rng or random.Random()  # jitter only; not security-relevant
+        self._pause_ends = float("-inf")  # when the last pause announced ends (on ``clock``)
         self._retry = retry_if_exception_type(RetryableError)
         self._wait = wait_longest(
             wait_full_jitter(multiplier=policy.initial_backoff, max=policy.max_backoff, rng=rng),
@@ -202,12 +210,23 @@ class Retrier:
 
     def _before_sleep(self, retry_state: RetryCallState) -> None:
         self._stats.retries += 1
+        error = _error_of(retry_state)
+        if _retry_after_of(error) is not None:  # the server scheduled us: the limiter holds everyone
+            self._announce_pause(retry_state.upcoming_sleep, error)
         _log.debug(
             "attempt %d failed (%s); retry in %.2fs",
             retry_state.attempt_number,
-            _error_of(retry_state),
+            error,
             retry_state.upcoming_sleep,
         )
+
+    def _announce_pause(self, seconds: float, error: BaseException | None) -> None:
+        ends = self._clock() + seconds
+        if ends <= self._pause_ends + _SAME_PAUSE:
+            return
+        self._pause_ends = ends
+        _log.info("paused %.0f s: %s", seconds, error)
+        self._stats.paused(seconds, "throttled")
 
 
 def _error_of(state: RetryCallState) -> BaseException | None:

@@ -126,7 +126,7 @@ def test_a_secret_in_a_world_readable_config_file_warns(
         ("[[feed]]\nsource = 'a'\nseverity = 'Critical'\n", "[[feed]] #1: key 'severity' must be one of"),
         ("[[feed]]\nsource = 'a'\nsevrity = 'High'\n", "[[feed]] #1: unknown key 'sevrity'"),
         ("[[feed]]\nname = 'x'\n", "key 'source' is required"),
-        ("[[feed]]\nsource = 'a'\nexpire_days = 'ten'\n", "key 'expire_days' must be a int"),
+        ("[[feed]]\nsource = 'a'\nexpire_days = 'ten'\n", "key 'expire_days' must be an integer, got 'ten'"),
         (
             "[[feed]]\nsource = 'a'\ndetection_function = 'Like'\n",
             "#1: key 'detection_function' must be one of Equals",

@@ -41,7 +41,7 @@ async def test_resolve_definition_creates_finds_updates_and_plans(
         created = await target.resolve_definition(SPEC, dry_run=False)
         found = await target.resolve_definition(SPEC, dry_run=False)
         changed = spec_for("feed-a", title="Feed A", description="Indicators from feed A", severity="High")
-        assert (await target.resolve_definition(changed, dry_run=True)).outcome == "planned"
+        assert (await target.resolve_definition(changed, dry_run=True)).outcome == "would_update"
         updated = await target.resolve_definition(changed, dry_run=False)
     assert created.outcome == "created" and found.outcome == "found" and updated.outcome == "updated"
     assert created.id == found.id == updated.id
