@@ -203,6 +203,7 @@ async def _judge(
     updates: list[tuple[Indicator, str]] = []
     adopted: list[Acked] = []
     shared: list[tuple[Indicator, Held]] = []
+    stamp, judge = run.target.stamp, feed.freshness.judge  # per held indicator: kept cheap
     for candidate in candidates:
         found = held.get((candidate.kind, candidate.value))
         if found is None:
@@ -210,8 +211,10 @@ async def _judge(
         elif found.elsewhere:
             shared.append((candidate, found))
         else:
-            wanted = run.target.stamp(definition, candidate)
-            verdict = feed.freshness.judge(found, wanted, own_expiry=candidate.expires is not None)
+            wanted = stamp(definition, candidate)
+            if found.stamp == wanted:  # the usual night: exactly what would be sent
+                continue
+            verdict = judge(found, wanted, own_expiry=candidate.expires is not None)
             if verdict.send:
                 updates.append((candidate, found.remote_id))
             elif verdict.adopt is not None:

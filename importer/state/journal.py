@@ -2,8 +2,10 @@
 
 A SQLite file (``--state FILE``; default ``default_state_path()``) shared by every target and
 tenant, each seeing only its own rows. Per ``(target, tenant)`` it holds each feed's alert
-definition id and, per definition, each indicator's kind, value, remote id, when it was first
-recorded, and the id of the last run whose feed held it. Nothing of it lives in Python memory:
+definition id and, per definition, each indicator's kind, value, remote id, the stamp of what was
+sent (``model.Stamp``: metadata digest and expiry), whether the definition owns the value
+(``unique_values`` targets), when it was first recorded, and the id of the last run whose feed
+held it. Nothing of it lives in Python memory:
 lookups go to the disk B-tree a batch at a time, so a million-indicator feed costs megabytes.
 
 How the pipeline uses it (one ``Journal`` per run; calls are synchronous and take milliseconds)::
@@ -16,10 +18,11 @@ How the pipeline uses it (one ``Journal`` per run; calls are synchronous and tak
         if journal.needs_listing(resolved.id):                 # a killed run wrote to it
             journal.replace_from_remote(resolved.id, listing); journal.settle(resolved.id)
         for batch in batches:                                  # ~500 keys each
-            held = journal.present(resolved.id, keys)          # skip these: already in the target
+            held = journal.held(resolved.id, keys)             # key -> remote id, stamp, owner
             journal.mark_seen(resolved.id, list(held), run)
-            result = await target.send(resolved, new_ones)
-            journal.record_imported(resolved.id, acknowledged, run)   # committed on return
+            journal.mark_shared(resolved.id, owned_elsewhere, run)     # unique values only
+            result = await target.send(resolved, new_ones)     # or target.update(changed ones)
+            journal.record([(resolved.id, acknowledged)], run)  # with stamps; committed on return
         for kind, value, remote_id in journal.stale(resolved.id, run): ...   # --mirror
         journal.forget(resolved.id, deleted_remote_ids)
         journal.replace_from_remote(resolved.id, listing)      # --reconcile (or areplace_...)
@@ -27,7 +30,7 @@ How the pipeline uses it (one ``Journal`` per run; calls are synchronous and tak
 
 Guarantees:
 
-- ``record_imported`` is one transaction, committed before it returns; call it only once the
+- ``record`` (and ``record_imported``) is one transaction, committed before it returns; call it only once the
   target acknowledged the batch. A ``kill -9`` of the process loses nothing committed, and nothing
   half-written is ever visible (see ``importer.state.schema`` on WAL and ``synchronous``).
 - Run ids only grow; ``stale`` is everything under a definition not seen in the given run.

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from feeds.model import Indicator, Kind
+from feeds.model import Detection, Indicator, Kind
 from importer.errors import (
     AmbiguousWriteError,
     ApiError,
@@ -92,6 +92,7 @@ class TiTarget:
         self._bulk = bulk
         self.max_batch = BULK_LIMIT if bulk else _SINGLE_BATCH
         self.max_update_batch = _UPDATE_BATCH
+        self._stamps: dict[tuple[str, Detection], Stamp] = {}
         self._slots = asyncio.Semaphore((in_flight or InFlight()).requests)  # single mode: requests in flight
 
     def unsupported(self, indicator: Indicator) -> str | None:
@@ -182,6 +183,17 @@ class TiTarget:
 
     # --- what is sent, compactly -----------------------------------------------------------------
     def stamp(self, definition: ResolvedDefinition, indicator: Indicator) -> Stamp:
+        # A rerun stamps every held IOC: those without their own expiry share one stamp per
+        # definition and detection function, computed once.
+        if indicator.expires is None:
+            key = (definition.id, indicator.detection)
+            shared = self._stamps.get(key)
+            if shared is None:
+                shared = self._stamps[key] = self._stamp(definition, indicator)
+            return shared
+        return self._stamp(definition, indicator)
+
+    def _stamp(self, definition: ResolvedDefinition, indicator: Indicator) -> Stamp:
         spec = definition.spec
         return sent_stamp(indicator, detection=spec[DETECTION_FUNCTION], expires_at=spec.expires_at)
 
