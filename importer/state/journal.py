@@ -227,13 +227,14 @@ class Journal:
                 return found
             groups = _by_kind(keys)
             if scope is not None:
+                recent = self._log.recent  # acknowledged, not yet in the table: newer
                 for kind, values in groups.items():
                     found.update(self._rows(scope, kind, values))
-                    recent = self._log.recent  # acknowledged, not yet in the table: newer
-                    for value in values:
-                        hit = recent.get((scope, kind, value))
-                        if hit is not None:
-                            found[kind, value] = hit
+                    if recent:
+                        for value in values:
+                            hit = recent.get((scope, kind, value))
+                            if hit is not None:
+                                found[kind, value] = hit
             if self._unique:
                 self._find_owners(scope, groups, found)
         return found
@@ -257,9 +258,10 @@ class Journal:
                 f"WHERE {where} AND kind = ? AND value IN ({marks})",
                 (*head, kind, *chunk),
             )
+            # Positional named tuples: one per held indicator of every rerun.
             for value, remote_id, meta, expires, since, owned in rows:
                 stamp = None if meta is None else Stamp(meta, expires)
-                yield (kind, value), Held(remote_id, stamp, since, elsewhere=elsewhere or not owned)
+                yield (kind, value), Held(remote_id, stamp, since, elsewhere or not owned)
 
     def _find_owners(
         self, scope: int | None, groups: dict[Kind, list[str]], found: dict[tuple[Kind, str], Held]
