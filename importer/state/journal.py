@@ -364,28 +364,22 @@ class Journal:
 
     def forget(self, definition_id: str, remote_ids: Sequence[str]) -> None:
         """Drop the indicators the target deleted (committed on return)."""
-        self._log.merge()
-        with self._db.writing():
-            scope = self._db.scope(definition_id, create=False)
-            if scope is None:
-                return
-            self._conn.executemany(
-                "DELETE FROM indicators WHERE scope = ? AND remote_id = ?",
-                ((scope, remote_id) for remote_id in remote_ids),
-            )
+        self._delete(definition_id, "remote_id = ?", [(remote_id,) for remote_id in remote_ids])
 
     def forget_rows(self, definition_id: str, keys: Sequence[tuple[Kind, str]]) -> None:
         """Drop these keys from the definition only (the target keeps them: another definition
         lists them); committed on return."""
+        self._delete(definition_id, "kind = ? AND value = ?", keys)
+
+    def _delete(self, definition_id: str, match: str, rows: Sequence[tuple[str, ...]]) -> None:
         self._log.merge()
         with self._db.writing():
             scope = self._db.scope(definition_id, create=False)
-            if scope is None:
-                return
-            self._conn.executemany(
-                "DELETE FROM indicators WHERE scope = ? AND kind = ? AND value = ?",
-                ((scope, kind, value) for kind, value in keys),
-            )
+            if scope is not None:
+                self._conn.executemany(
+                    f"DELETE FROM indicators WHERE scope = ? AND {match}",  # noqa: S608 -- fixed text
+                    ((scope, *row) for row in rows),
+                )
 
     # -- reconciliation ---------------------------------------------------------------------------
 

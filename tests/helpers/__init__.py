@@ -8,6 +8,7 @@ name is importable from ``tests.helpers``.
 
 from __future__ import annotations
 
+from tests.helpers.cli import run_cli, use_emulator
 from tests.helpers.clock import (
     FakeTime,
     settle,
@@ -97,6 +98,7 @@ __all__ = [
     "mde_held",
     "post_json",
     "reached_before_exit",
+    "run_cli",
     "send_all",
     "settle",
     "sha1",
@@ -110,6 +112,7 @@ __all__ = [
     "ti_held",
     "ti_ioc",
     "ti_target",
+    "use_emulator",
     "wait_until",
     "wait_until_sync",
     "write_feed",

@@ -3,7 +3,6 @@ format, a retry with nothing retryable, and the exit codes in ``run --help``."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from pathlib import Path
@@ -13,23 +12,11 @@ import pytest
 
 from importer.cli import main
 from importer.cli.logs import JsonFormatter
-from importer.emulator import DEMO_CLIENT, Emulator
-from tests.helpers import write_list
+from importer.emulator import Emulator
+from tests.helpers import run_cli, use_emulator, write_list
 
 # The keys of a JSON log line; a fatal line has these and its exit code.
 LOG_KEYS = set(json.loads(JsonFormatter().format(logging.makeLogRecord({"msg": "m"}))))
-
-
-def use_emulator(monkeypatch: pytest.MonkeyPatch, emu: Emulator) -> None:
-    monkeypatch.setenv("TI_CLIENT_ID", DEMO_CLIENT.client_id)
-    monkeypatch.setenv("TI_CLIENT_SECRET", DEMO_CLIENT.client_secret)
-    monkeypatch.setenv("TI_AUTH_URL", emu.auth_url(1))
-    monkeypatch.setenv("TI_API_URL", emu.ti_url)
-
-
-async def run(*argv: str) -> int:
-    # The command runs its own event loop; the emulator keeps serving from this one.
-    return await asyncio.to_thread(main, ["run", "--no-progress", "-q", *argv])
 
 
 def json_lines(err: str) -> list[dict[str, Any]]:
@@ -44,7 +31,7 @@ async def test_a_fatal_settings_error_is_a_json_line(
     use_emulator(monkeypatch, emulator)
     config = tmp_path / "feeds.toml"
     config.write_text("[[feed]]\nsource = 'x.txt'\nseverity = 'Severe'\n")
-    assert await run("--config", str(config), "--log-format", "json") == 2
+    assert await run_cli("-q", "--config", str(config), "--log-format", "json") == 2
     (line,) = json_lines(capsys.readouterr().err)
     assert line["level"] == "error" and line["exit_code"] == 2
     assert line["message"].startswith(f"{config}: [[feed]] #1: key 'severity'")
@@ -55,7 +42,7 @@ async def test_the_problems_of_a_run_are_json_lines(
 ) -> None:
     use_emulator(monkeypatch, emulator)
     good = write_list(tmp_path / "good.txt", 5)
-    assert await run(str(good), str(tmp_path / "missing.txt"), "--log-format", "json") == 2
+    assert await run_cli("-q", str(good), str(tmp_path / "missing.txt"), "--log-format", "json") == 2
     (line,) = json_lines(capsys.readouterr().err)
     assert line["exit_code"] == 2 and "missing.txt" in line["message"]
 
@@ -67,7 +54,7 @@ async def test_a_refused_lock_is_a_json_line_too(
     state = tmp_path / "state.sqlite"
     state.mkdir()
     feed = write_list(tmp_path / "h.txt", 5)
-    assert await run(str(feed), "--state", str(state), "--log-format", "json") == 2
+    assert await run_cli("-q", str(feed), "--state", str(state), "--log-format", "json") == 2
     (line,) = json_lines(capsys.readouterr().err)
     assert "is a folder" in line["message"]
 
@@ -76,7 +63,7 @@ async def test_text_logs_keep_text_fatal_lines(
     emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     use_emulator(monkeypatch, emulator)
-    assert await run(str(tmp_path / "missing.txt")) == 2
+    assert await run_cli("-q", str(tmp_path / "missing.txt")) == 2
     err = capsys.readouterr().err
     assert err.startswith("ti-import: missing.txt: ") and err.count("\n") == 1
 
@@ -87,7 +74,7 @@ async def test_a_retry_with_nothing_retryable_says_so_and_exits_0(
     use_emulator(monkeypatch, emulator)
     rejects = tmp_path / "rejects.jsonl"
     rejects.write_text(json.dumps({"bucket": "rejected", "retryable": False, "value": "not one"}) + "\n")
-    assert await run("--retry-from", str(rejects)) == 0
+    assert await run_cli("-q", "--retry-from", str(rejects)) == 0
     assert f"nothing to retry in {rejects}" in capsys.readouterr().err
     assert emulator.state()["totals"]["alert_definitions"] == 0
 

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
 from importer.cli import main
-from importer.emulator import DEMO_CLIENT, Emulator, EmulatorConfig, running_emulator
-from tests.helpers import write_list
-
-
-def use_emulator(
-    monkeypatch: pytest.MonkeyPatch, emu: Emulator, secret: str = DEMO_CLIENT.client_secret
-) -> None:
-    monkeypatch.setenv("TI_CLIENT_ID", DEMO_CLIENT.client_id)
-    monkeypatch.setenv("TI_CLIENT_SECRET", secret)
-    monkeypatch.setenv("TI_AUTH_URL", emu.auth_url(1))
-    monkeypatch.setenv("TI_API_URL", emu.ti_url)
-
-
-async def run(*argv: str) -> int:
-    # The command runs its own event loop; the emulator keeps serving from this one.
-    return await asyncio.to_thread(main, ["run", "--no-progress", *argv])
+from importer.emulator import Emulator, EmulatorConfig, running_emulator
+from tests.helpers import run_cli, use_emulator, write_list
 
 
 async def test_exit_0_with_report_rejects_and_summary(
@@ -33,8 +18,17 @@ async def test_exit_0_with_report_rejects_and_summary(
     use_emulator(monkeypatch, emulator)
     feed = write_list(tmp_path / "hashes.txt", 100, bad_every=50)
     report, rejects = tmp_path / "report.json", tmp_path / "rejects.jsonl"
-    code = await run(str(feed), "--name", "Hashes", "--severity", "High", "--report", str(report),
-                     "--rejects", str(rejects))
+    code = await run_cli(
+        str(feed),
+        "--name",
+        "Hashes",
+        "--severity",
+        "High",
+        "--report",
+        str(report),
+        "--rejects",
+        str(rejects),
+    )
     assert code == 0
     out = capsys.readouterr()
     assert out.out.splitlines()[1].split()[:2] == ["Hashes", "100"]
@@ -46,7 +40,7 @@ async def test_exit_0_with_report_rejects_and_summary(
     (definition,) = emulator.state()["tenants"]["contoso-demo"]["alert_definitions"]
     assert definition["name"] == "Hashes" and definition["ioc_count"] == 100
 
-    assert await run(str(feed), "--name", "Hashes", "--severity", "High", "--quiet") == 0  # rerun
+    assert await run_cli(str(feed), "--name", "Hashes", "--severity", "High", "--quiet") == 0  # rerun
     assert capsys.readouterr().out == ""
     assert emulator.state()["totals"]["iocs"] == 100
 
@@ -58,7 +52,9 @@ async def test_exit_1_on_quota_then_retry_from_the_rejects_file(
     rejects = tmp_path / "rejects.jsonl"
     async with running_emulator(EmulatorConfig(max_iocs=50)) as small:
         use_emulator(monkeypatch, small)
-        code = await run(str(feed), "--batch-size", "10", "--workers", "1", "--rejects", str(rejects), "-q")
+        code = await run_cli(
+            str(feed), "--batch-size", "10", "--workers", "1", "--rejects", str(rejects), "-q"
+        )
         assert code == 1
         assert small.state()["totals"]["iocs"] == 50
     lines = [json.loads(line) for line in rejects.read_text().splitlines()]
@@ -66,7 +62,7 @@ async def test_exit_1_on_quota_then_retry_from_the_rejects_file(
     # The failed ones, and only they, can be sent again (here: to a tenant with room).
     async with running_emulator() as roomy:
         use_emulator(monkeypatch, roomy)
-        assert await run("--retry-from", str(rejects), "-q") == 0
+        assert await run_cli("--retry-from", str(rejects), "-q") == 0
         (definition,) = roomy.state()["tenants"]["contoso-demo"]["alert_definitions"]
         assert definition["name"] == "hashes.txt" and definition["ioc_count"] == 70
 
@@ -77,11 +73,11 @@ async def test_exit_2_for_bad_config_and_unreadable_feed(
     use_emulator(monkeypatch, emulator)
     config = tmp_path / "feeds.toml"
     config.write_text("[[feed]]\nsource = 'x.txt'\nseverity = 'Severe'\n")
-    assert await run("--config", str(config)) == 2
+    assert await run_cli("--config", str(config)) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"ti-import: {config}: [[feed]] #1: key 'severity'") and err.count("\n") == 1
 
-    assert await run(str(tmp_path / "missing.txt"), "-q") == 2
+    assert await run_cli(str(tmp_path / "missing.txt"), "-q") == 2
     err = capsys.readouterr().err
     assert "missing.txt" in err and "Traceback" not in err
     assert emulator.state()["totals"]["alert_definitions"] == 0
@@ -96,7 +92,7 @@ async def test_exit_3_for_a_wrong_secret_which_is_never_printed(
 ) -> None:
     use_emulator(monkeypatch, emulator, secret="wrong-secret-value")
     report = tmp_path / "report.json"
-    assert await run(str(write_list(tmp_path / "h.txt", 10)), "--report", str(report)) == 3
+    assert await run_cli(str(write_list(tmp_path / "h.txt", 10)), "--report", str(report)) == 3
     captured = capsys.readouterr()
     assert "authentication failed" in captured.err and "Traceback" not in captured.err
     assert "wrong-secret-value" not in captured.out + captured.err + report.read_text()
@@ -108,7 +104,7 @@ async def test_dry_run_writes_nothing(
     emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     use_emulator(monkeypatch, emulator)
-    assert await run(str(write_list(tmp_path / "h.txt", 30)), "--dry-run") == 0
+    assert await run_cli(str(write_list(tmp_path / "h.txt", 30)), "--dry-run") == 0
     assert capsys.readouterr().out.splitlines()[0].split()[1:3] == ["would", "import"]
     assert emulator.state()["totals"]["alert_definitions"] == 0
 
@@ -129,6 +125,6 @@ async def test_a_closed_stdout_ends_quietly_with_141_after_the_import(
     use_emulator(monkeypatch, emulator)
     feed = write_list(tmp_path / "hashes.txt", 20)
     monkeypatch.setattr("sys.stdout", _ClosedPipe())
-    assert await run(str(feed), "--no-state") == 141  # what a shell reports for SIGPIPE
+    assert await run_cli(str(feed), "--no-state") == 141  # what a shell reports for SIGPIPE
     assert capsys.readouterr().err == ""  # no traceback
     assert emulator.state()["totals"]["iocs"] == 20  # the import itself was done

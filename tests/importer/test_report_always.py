@@ -13,29 +13,14 @@ from typing import Any
 import pytest
 
 from importer import __version__
-from importer.cli import main
 from importer.emulator import DEMO_CLIENT, Emulator
 from importer.errors import ConfigError
 from importer.run import failure, run_import
 from importer.settings import OutputOptions
 from importer.state.store import tenant_key
-from tests.helpers import FakeTime, journaled_settings, write_list
+from tests.helpers import FakeTime, journaled_settings, run_cli, use_emulator, write_list
 
 YESTERDAY = {"exit_code": 0, "totals": {"imported": 5000}}
-
-
-def use_emulator(
-    monkeypatch: pytest.MonkeyPatch, emu: Emulator, secret: str = DEMO_CLIENT.client_secret
-) -> None:
-    monkeypatch.setenv("TI_CLIENT_ID", DEMO_CLIENT.client_id)
-    monkeypatch.setenv("TI_CLIENT_SECRET", secret)
-    monkeypatch.setenv("TI_AUTH_URL", emu.auth_url(1))
-    monkeypatch.setenv("TI_API_URL", emu.ti_url)
-
-
-async def run(*argv: str) -> int:
-    # The command runs its own event loop; the emulator keeps serving from this one.
-    return await asyncio.to_thread(main, ["run", "--no-progress", "-q", *argv])
 
 
 def stale_report(tmp_path: Path) -> Path:
@@ -68,7 +53,7 @@ async def test_bad_settings_replace_yesterdays_report(
     config = tmp_path / "feeds.toml"
     config.write_text("[[feed]]\nsource = 'x.txt'\nseverity = 'Severe'\n")
     report = stale_report(tmp_path)
-    assert await run("--config", str(config), "--report", str(report)) == 2
+    assert await run_cli("-q", "--config", str(config), "--report", str(report)) == 2
     data = read_report(report)
     assert data["exit_code"] == 2 and data["error"] == fatal_line(capsys.readouterr().err)
     assert data["target"] is None and data["tenant_key"] is None  # the settings never named them
@@ -82,7 +67,7 @@ async def test_a_failure_while_opening_writes_the_report(
     feed = write_list(tmp_path / "h.txt", 10)
     report = stale_report(tmp_path)
     (tmp_path / "journal").mkdir()
-    assert await run(str(feed), "--state", str(tmp_path / "journal"), "--report", str(report)) == 2
+    assert await run_cli("-q", str(feed), "--state", str(tmp_path / "journal"), "--report", str(report)) == 2
     data = read_report(report)
     assert data["exit_code"] == 2 and data["error"] == fatal_line(capsys.readouterr().err)
     assert "is a folder" in data["error"]
@@ -96,7 +81,7 @@ async def test_authentication_failure_says_why_and_never_the_secret(
 ) -> None:
     use_emulator(monkeypatch, emulator, secret="wrong-secret-value")
     report = stale_report(tmp_path)
-    assert await run(str(write_list(tmp_path / "h.txt", 10)), "--report", str(report)) == 3
+    assert await run_cli("-q", str(write_list(tmp_path / "h.txt", 10)), "--report", str(report)) == 3
     data = read_report(report, secret="wrong-secret-value")
     assert data["exit_code"] == 3 and data["error"].startswith("authentication failed")
 
@@ -106,7 +91,7 @@ async def test_a_finished_run_stamps_its_report(
 ) -> None:
     use_emulator(monkeypatch, emulator)
     report = stale_report(tmp_path)
-    assert await run(str(write_list(tmp_path / "h.txt", 10)), "--report", str(report)) == 0
+    assert await run_cli("-q", str(write_list(tmp_path / "h.txt", 10)), "--report", str(report)) == 0
     data = read_report(report)
     assert data["exit_code"] == 0 and data["error"] is None and data["totals"]["imported"] == 10
     assert data["target"] == "ti" and data["tenant_key"] == tenant_key(emulator.ti_url, DEMO_CLIENT.client_id)
@@ -128,6 +113,7 @@ def test_an_unknown_error_is_named_by_its_type_only() -> None:
     code, sentence = failure(RuntimeError("token=abc123 leaked into a message"))
     assert code == 1 and "RuntimeError" in sentence and "abc123" not in sentence
     assert failure(ConfigError("the config file x.toml does not exist")) == (
-        2, "the config file x.toml does not exist"
+        2,
+        "the config file x.toml does not exist",
     )
     assert failure(KeyboardInterrupt())[0] == failure(asyncio.CancelledError())[0] == 130

@@ -3,16 +3,14 @@ mirror refusal said once — from hand-made reports and from ``ti-import run`` a
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
-from importer.cli import main
-from importer.emulator import DEMO_CLIENT, Emulator
+from importer.emulator import Emulator
 from importer.report.counts import FeedReport, RunReport
 from importer.report.summary import definitions_line, mirror_lines, summary
-from tests.helpers import write_feed
+from tests.helpers import run_cli, use_emulator, write_feed
 
 
 def feed(name: str, **counts: int) -> FeedReport:
@@ -79,16 +77,6 @@ def test_mirror_lines_say_would_delete_in_a_dry_run_and_leave_a_refusal_to_the_p
 
 
 # --- through the command line -------------------------------------------------------------------
-def use_emulator(monkeypatch: pytest.MonkeyPatch, emu: Emulator) -> None:
-    monkeypatch.setenv("TI_CLIENT_ID", DEMO_CLIENT.client_id)
-    monkeypatch.setenv("TI_CLIENT_SECRET", DEMO_CLIENT.client_secret)
-    monkeypatch.setenv("TI_AUTH_URL", emu.auth_url(1))
-    monkeypatch.setenv("TI_API_URL", emu.ti_url)
-
-
-async def run(*argv: str) -> int:
-    # The command runs its own event loop; the emulator keeps serving from this one.
-    return await asyncio.to_thread(main, ["run", "--no-progress", *argv])
 
 
 async def test_dry_run_after_a_change_says_would_update_would_create_and_would_delete(
@@ -96,11 +84,11 @@ async def test_dry_run_after_a_change_says_would_update_would_create_and_would_d
 ) -> None:
     use_emulator(monkeypatch, emulator)
     held = write_feed(tmp_path / "held.txt", range(100))
-    assert await run(str(held), "--quiet") == 0
+    assert await run_cli(str(held), "--quiet") == 0
     write_feed(held, range(20, 100))  # 20 gone from the feed
     fresh = write_feed(tmp_path / "fresh.txt", range(500, 510))
     capsys.readouterr()
-    assert await run(str(held), str(fresh), "--severity", "High", "--mirror", "--dry-run") == 0
+    assert await run_cli(str(held), str(fresh), "--severity", "High", "--mirror", "--dry-run") == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert "alert definitions: would create 'fresh.txt'; would update 'held.txt'" in lines
@@ -116,10 +104,10 @@ async def test_a_mirror_refusal_is_printed_once(
 ) -> None:
     use_emulator(monkeypatch, emulator)
     source = write_feed(tmp_path / "feed.txt", range(100))
-    assert await run(str(source), "--quiet") == 0
+    assert await run_cli(str(source), "--quiet") == 0
     write_feed(source, range(30))  # a download cut short, say
     capsys.readouterr()
-    assert await run(str(source), "--mirror") == 1
+    assert await run_cli(str(source), "--mirror") == 1
     captured = capsys.readouterr()
     both = captured.out + captured.err
     assert both.count("mirror mode refused to delete 70 of 100 indicators") == 1, both
