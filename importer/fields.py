@@ -34,6 +34,7 @@ __all__ = [
     "EXPIRE_DAYS",
     "EXPIRE_REFRESH",
     "FORMAT",
+    "MAX_DOWNLOAD_BYTES",
     "MIRROR",
     "NAME",
     "RECOMMENDED_ACTION",
@@ -264,9 +265,17 @@ DOWNLOAD_TIMEOUT: Field[float] = Field(
     part="reading", flag_type=seconds_flag, metavar="S",
 )  # fmt: skip
 
+# The most an http(s) feed's download writes to disk (``sources.download``): a feed that never
+# ends, or is far larger than it should be, stops there instead of filling the disk.
+MAX_DOWNLOAD_BYTES: Field[int] = Field(
+    "max_download_bytes", "an http(s) feed: the most bytes to download (default 4 GiB)", positive_int,
+    4 << 30, part="reading", flag_type=positive_int_flag, metavar="N",
+)  # fmt: skip
+
 COMMON: tuple[Field[Any], ...] = (
     FORMAT, COLUMNS, MIRROR, NAME, TITLE, DESCRIPTION, SEVERITY, RECOMMENDED_ACTION, DETECTION_FUNCTION,
     EXPIRE_DAYS, EXPIRE_REFRESH, DOWNLOAD_CONNECT_TIMEOUT, DOWNLOAD_READ_TIMEOUT, DOWNLOAD_TIMEOUT,
+    MAX_DOWNLOAD_BYTES,
 )  # fmt: skip
 
 

@@ -188,7 +188,8 @@ class _Run:
 
     def jobs(self) -> list[FeedJob]:
         """The feeds of the settings, then the retryable lines of ``--retry-from`` (other feeds only)."""
-        jobs = [job_for(feed.source, feed.definition, feed.options) for feed in self.settings.feeds]
+        network = self.settings.connection.network  # downloads trust and refuse what API calls do
+        jobs = [job_for(feed.source, feed.definition, feed.options, network) for feed in self.settings.feeds]
         if self.settings.retry_from is not None:
             names = {job.name for job in jobs}
             rows: tuple[Field[Any], ...] = COMMON + package(self.settings.target).fields

@@ -10,6 +10,7 @@ from typing import Any
 
 from importer.emulator import DEMO_CLIENT, EmulatorConfig, Faults
 from importer.fields import positive_int_flag
+from importer.transport.urls import is_loopback
 
 __all__ = ["add_parser", "build_config", "run"]
 
@@ -154,6 +155,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"ti-import emulator: {error}", file=sys.stderr)
         return 2
+    if not is_loopback(args.host):
+        # By design the inspection endpoints take no credentials (tests and demos need them bare):
+        # on an address other machines reach, anyone there can read and reset the state.
+        print(f"ti-import emulator: warning: listening on {args.host or 'every address'}, not loopback: "
+              "its /_emulator/* endpoints have no authentication, so anyone who can reach it can read "
+              "and reset its state", file=sys.stderr, flush=True)  # fmt: skip
     try:
         asyncio.run(_serve(config, args.host, args.port))
     except OSError as error:

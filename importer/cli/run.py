@@ -63,6 +63,7 @@ def add_parser(subparsers: Any) -> None:
     _add_tuning_flags(parser.add_argument_group("tuning"))
     _add_state_flags(parser.add_argument_group("state journal, resume and mirror mode"))
     _add_output_flags(parser.add_argument_group("output"))
+    _add_network_flags(parser.add_argument_group("network (proxies: HTTPS_PROXY, HTTP_PROXY, NO_PROXY)"))
     parser.set_defaults(handler=handle)
 
 
@@ -118,6 +119,18 @@ def _add_output_flags(output: argparse._ArgumentGroup) -> None:
     output.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
 
 
+def _add_network_flags(network: argparse._ArgumentGroup) -> None:
+    network.add_argument(
+        "--ca-bundle", type=Path, metavar="FILE",
+        help="PEM file of CA certificates trusted besides the system's (a proxy's or a private CA; "
+        "also SSL_CERT_FILE)",
+    )  # fmt: skip
+    network.add_argument(
+        "--allow-http", action="store_true",
+        help="allow plain http:// token, API and feed URLs to other machines (unencrypted: off by default)",
+    )  # fmt: skip
+
+
 def _add_feed_flags(group: argparse._ArgumentGroup) -> None:
     for row in all_fields():
         if not row.cli:
@@ -159,6 +172,8 @@ def _cli_options(args: argparse.Namespace) -> CliOptions:
         rate=args.rate,
         dry_run=args.dry_run,
         retry_from=args.retry_from,
+        ca_bundle=args.ca_bundle,
+        allow_http=args.allow_http,
     )
 
 

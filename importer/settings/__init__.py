@@ -51,7 +51,8 @@ __all__ = [
 
 _MAX_WORKERS = 256
 _TABLE_KEYS: dict[str, frozenset[str]] = {
-    "target": frozenset({"name", "api_url"}),
+    # ca_bundle and allow_http are here, with the API's URL: they say how to reach it (and the feeds).
+    "target": frozenset({"name", "api_url", "ca_bundle", "allow_http"}),
     "auth": frozenset({"url", "tenant", "client_id", "client_secret", "audience", "version"}),
     "tuning": frozenset(
         {
@@ -106,6 +107,8 @@ def load_run_settings(
         rate=rate,
         config_path=cli.config,
         default_api_url=target.default_api_url,
+        ca_bundle=cli.ca_bundle,
+        allow_http=cli.allow_http,
     )
     return RunSettings(
         target=target.name,

@@ -2,6 +2,12 @@
 
 The environment wins over the config file's ``[auth]`` and ``[target]`` tables. A secret read
 from a config file that every user can read is used, with a warning to ``chmod 600`` it.
+
+Here too the network: the token and API URLs are checked (http(s), a usable port, https unless
+the host is this machine or plain http is allowed), naming the variable or key they came from;
+the CA bundle (``--ca-bundle``, ``SSL_CERT_FILE`` or ``[target] ca_bundle``) is loaded once;
+``--allow-http`` (or ``[target] allow_http = true``) warns once; ``HTTPS_PROXY``, ``HTTP_PROXY``
+and ``NO_PROXY`` are read for every request of the run.
 """
 
 from __future__ import annotations
@@ -14,7 +20,10 @@ from typing import Any
 
 from importer.errors import ConfigError
 from importer.settings.tables import get
-from importer.transport.connection import ConnectionSettings, Secret
+from importer.transport.connection import ConnectionSettings, NetworkSettings, Secret
+from importer.transport.proxies import proxies_of
+from importer.transport.tls import tls_context
+from importer.transport.urls import url_problem
 
 __all__ = ["connection_of"]
 
@@ -31,28 +40,41 @@ def connection_of(
     rate: float | None,
     config_path: Path | None,
     default_api_url: str,
+    ca_bundle: Path | None = None,
+    allow_http: bool = False,
 ) -> ConnectionSettings:
-    auth_where, tuning_where = f"{where}: [auth]", f"{where}: [tuning]"
-    client_id = env.get("TI_CLIENT_ID") or get(auth_t, "client_id", str, auth_where)
+    """The connection the environment and the config file's tables describe (``ca_bundle`` and
+    ``allow_http``: the flags, which win over both)."""
+    auth_where, target_where, tuning_where = f"{where}: [auth]", f"{where}: [target]", f"{where}: [tuning]"
+    # Every key of the file is checked, also where the environment overrides it: a mistake in the
+    # file must not wait to surface until the day the variable is unset.
+    file_auth = {
+        key: get(auth_t, key, str, auth_where) for key in ("client_id", "client_secret", "url", "tenant")
+    }
+    file_api_url = get(target_t, "api_url", str, target_where)
+    client_id = env.get("TI_CLIENT_ID") or file_auth["client_id"]
     if not client_id:
         raise ConfigError("no client id: set TI_CLIENT_ID or client_id in the config file's [auth] table")
     secret = env.get("TI_CLIENT_SECRET")
     if not secret:
-        secret = get(auth_t, "client_secret", str, auth_where)
+        secret = file_auth["client_secret"]
         if secret and config_path is not None:
             _warn_if_world_readable(config_path)
     if not secret:
         raise ConfigError(
             "no client secret: set TI_CLIENT_SECRET or client_secret in the config file's [auth] table"
         )
-    auth_url = env.get("TI_AUTH_URL") or get(auth_t, "url", str, auth_where)
+    network = _network(
+        env, target_t, target_where, ca_bundle=ca_bundle, allow_http=allow_http, config_path=config_path
+    )
+    auth_url = _url(env, "TI_AUTH_URL", file_auth["url"], f"{auth_where} key 'url'", network)
     if not auth_url:
-        tenant = env.get("TI_TENANT") or get(auth_t, "tenant", str, auth_where)
+        tenant, named = _given(env, "TI_TENANT", file_auth["tenant"], f"{auth_where} key 'tenant'")
         if not tenant:
             raise ConfigError("no token URL: set TI_AUTH_URL (the portal's authorization URL) or TI_TENANT")
         auth_url = f"https://login.windows.net/{tenant}/oauth2/token"
-    api_url = env.get("TI_API_URL") or get(target_t, "api_url", str, f"{where}: [target]")
-    api_url = api_url or default_api_url
+        _check_url(auth_url, f"the token URL built from {named}", network)
+    api_url = _url(env, "TI_API_URL", file_api_url, f"{target_where} key 'api_url'", network)
     version = get(auth_t, "version", str, auth_where)
     if version not in (None, "v1", "v2"):
         raise ConfigError(f"{auth_where}: key 'version' must be 'v1' or 'v2', got {version!r}")
@@ -66,13 +88,78 @@ def connection_of(
         numbers["max_attempts"] = attempts
     return ConnectionSettings(
         auth_url=auth_url,
-        api_url=api_url,
+        api_url=api_url or default_api_url,
         client_id=client_id,
         client_secret=Secret(secret),
         audience=get(auth_t, "audience", str, auth_where),
         auth_version=version,
         rate_per_minute=rate,
+        network=network,
         **numbers,
+    )
+
+
+def _given(env: Mapping[str, str], variable: str, from_file: str | None, key: str) -> tuple[str | None, str]:
+    """The variable's value if set (the environment wins), else the file's; and which one it was."""
+    if env.get(variable):
+        return env[variable], variable
+    return from_file, key
+
+
+def _url(
+    env: Mapping[str, str], variable: str, from_file: str | None, key: str, network: NetworkSettings
+) -> str | None:
+    url, named = _given(env, variable, from_file, key)
+    if url:
+        _check_url(url, named, network)
+    return url
+
+
+def _check_url(url: str, named: str, network: NetworkSettings) -> None:
+    # Here, not at the first request: a bad port or a plain-http URL is the user's to fix, said
+    # once and naming where it came from, not a traceback or "the answer was not valid JSON".
+    problem = url_problem(url, allow_http=network.allow_http)
+    if problem is not None:
+        raise ConfigError(f"{named} {problem}")
+
+
+def _network(
+    env: Mapping[str, str],
+    target_t: Mapping[str, Any],
+    where: str,
+    *,
+    ca_bundle: Path | None,
+    allow_http: bool,
+    config_path: Path | None,
+) -> NetworkSettings:
+    """The CA bundle (--ca-bundle, else SSL_CERT_FILE, else [target] ca_bundle, relative to the file)
+    checked by building its TLS context now, and whether plain http may leave the machine."""
+    file_bundle = get(target_t, "ca_bundle", str, where)
+    file_allow = get(target_t, "allow_http", bool, where)
+    bundle: Path | None = None
+    named = ""
+    if ca_bundle is not None:
+        bundle, named = ca_bundle, "--ca-bundle"
+    elif env.get("SSL_CERT_FILE"):
+        bundle, named = Path(env["SSL_CERT_FILE"]), "SSL_CERT_FILE"
+    elif file_bundle:
+        bundle, named = Path(file_bundle), f"{where} key 'ca_bundle'"
+        if config_path is not None:  # like a [[feed]] path: the file's neighbour, wherever cron runs
+            bundle = config_path.absolute().parent / bundle
+    if bundle is not None:
+        try:
+            tls_context(str(bundle))
+        except ConfigError as error:
+            raise ConfigError(f"{named}: {error}") from None
+    allowed = allow_http or bool(file_allow)
+    if allowed:
+        # Once per run: the setting, not each URL, is what the operator chose.
+        _log.warning(
+            "plain http is allowed (--allow-http): the client secret, the token and the indicators may "
+            "cross the network unencrypted, for anyone on the way to read or change"
+        )
+    return NetworkSettings(
+        ca_bundle=None if bundle is None else str(bundle), allow_http=allowed, proxies=proxies_of(env)
     )
 
 

@@ -98,3 +98,5 @@ class CliOptions:
     rate: str | None = None
     dry_run: bool = False
     retry_from: Path | None = None
+    ca_bundle: Path | None = None  # --ca-bundle: roots trusted besides the system's
+    allow_http: bool = False  # --allow-http: plain http to other machines too

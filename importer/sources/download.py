@@ -4,6 +4,12 @@ The feed reader then reads the file like any other (``.gz`` detection included);
 deleted when the context ends — also when the download is cancelled (a stopped run cancels it,
 see ``pipeline.produce``) and, via ``removed_on_hard_exit``, when a second signal exits the
 process at once. Failures become ``FeedError`` — one sentence, no traceback.
+
+The request goes out as the run's token and API calls do: through the proxy ``HTTPS_PROXY``,
+``HTTP_PROXY`` and ``NO_PROXY`` choose (``transport.proxies``), TLS verified against the system's
+roots and the run's CA bundle. The URL must be https unless its host is this machine or plain http is allowed
+(``NetworkSettings``); redirects are followed here, hop by hop, so that a hop from https to plain
+http is refused before anything is asked of it: a downgrade is how a feed gets swapped on the way.
 """
 
 from __future__ import annotations
@@ -18,14 +24,22 @@ from pathlib import Path
 from typing import BinaryIO
 
 import aiohttp
+from yarl import URL
 
 from feeds.model import FeedError
 from importer.pipeline.signals import removed_on_hard_exit
+from importer.transport.connection import NetworkSettings
+from importer.transport.http import describe_connection_error
+from importer.transport.proxies import Proxies
+from importer.transport.tls import tls_context, tls_problem
+from importer.transport.urls import redirect_target, shown, url_problem
 
 __all__ = ["download"]
 
 _log = logging.getLogger(__name__)
 _CHUNK = 1 << 16
+_REDIRECTS = {301, 302, 303, 307, 308}
+_MAX_REDIRECTS = 10  # as browsers and curl bound a chain: a loop ends, a long honest chain does not
 
 
 @asynccontextmanager
@@ -36,18 +50,24 @@ async def download(
     read_timeout: float = 60.0,
     total_timeout: float = 1800.0,
     max_bytes: int = 4 << 30,
+    network: NetworkSettings | None = None,
 ) -> AsyncIterator[Path]:
     """Stream ``url`` into a temporary file and yield its path (deleted afterwards).
 
     ``connect_timeout`` bounds connecting, ``read_timeout`` each wait for the next bytes,
-    ``total_timeout`` the whole transfer (seconds; the feed's ``download_*`` options).
+    ``total_timeout`` the whole transfer (seconds; the feed's ``download_*`` options), ``max_bytes``
+    its size (``max_download_bytes``); ``network`` says whom TLS trusts and whether plain http may go.
     """
+    network = network or NetworkSettings()
+    problem = url_problem(url, allow_http=network.allow_http)
+    if problem is not None:
+        raise FeedError(f"the feed URL {problem}")
     timeout = aiohttp.ClientTimeout(total=total_timeout, sock_connect=connect_timeout, sock_read=read_timeout)
     fd, name = tempfile.mkstemp(prefix="ti-import-", suffix=".feed")
     try:
         with removed_on_hard_exit(name):
             with os.fdopen(fd, "wb") as out:
-                size = await _fetch(url, out, timeout, max_bytes)
+                size = await _fetch(url, out, timeout, max_bytes, network)
             _log.info("downloaded %s (%d bytes)", url, size)
             yield Path(name)
     finally:
@@ -56,13 +76,16 @@ async def download(
             os.remove(name)
 
 
-async def _fetch(url: str, out: BinaryIO, limits: aiohttp.ClientTimeout, max_bytes: int) -> int:
+async def _fetch(
+    url: str, out: BinaryIO, limits: aiohttp.ClientTimeout, max_bytes: int, network: NetworkSettings
+) -> int:
     """Write the body of ``url`` to ``out``; its size. Every way it fails is one ``FeedError``."""
     size = 0
+    connector = aiohttp.TCPConnector(ssl=tls_context(network.ca_bundle))
     try:
         async with (
-            aiohttp.ClientSession(timeout=limits) as session,
-            session.get(url, headers={"Accept-Encoding": "identity"}) as response,
+            aiohttp.ClientSession(timeout=limits, connector=connector) as session,
+            await _follow(session, url, network) as response,
         ):
             if response.status >= 400:
                 raise FeedError(f"downloading {url} failed: HTTP {response.status} {response.reason}")
@@ -71,6 +94,8 @@ async def _fetch(url: str, out: BinaryIO, limits: aiohttp.ClientTimeout, max_byt
                 if size > max_bytes:
                     raise FeedError(f"downloading {url} stopped: larger than {max_bytes} bytes")
                 out.write(chunk)
+    except aiohttp.ClientSSLError as exc:
+        raise FeedError(f"downloading {url} failed: {tls_problem(exc)}") from None
     # aiohttp's own timeouts are ClientErrors too, and all of them TimeoutErrors: most specific first.
     except aiohttp.ConnectionTimeoutError:
         why = f"no connection within {limits.sock_connect:g} s (download_connect_timeout)"
@@ -82,5 +107,38 @@ async def _fetch(url: str, out: BinaryIO, limits: aiohttp.ClientTimeout, max_byt
         why = f"not done after {limits.total:g} s (download_timeout)"
         raise FeedError(f"downloading {url} timed out: {why}") from None
     except aiohttp.ClientError as exc:
-        raise FeedError(f"downloading {url} failed: {type(exc).__name__}") from None
+        raise FeedError(f"downloading {url} failed: {describe_connection_error(exc)}") from None
     return size
+
+
+async def _follow(
+    session: aiohttp.ClientSession, url: str, network: NetworkSettings
+) -> aiohttp.ClientResponse:
+    """The first answer to ``url`` that is not a redirect, each hop checked before it is asked."""
+    current = URL(url)
+    proxies = Proxies(network)
+    for _ in range(_MAX_REDIRECTS + 1):
+        proxy, proxy_headers = proxies.for_url(current)
+        response = await session.get(
+            current,
+            headers={"Accept-Encoding": "identity"},
+            allow_redirects=False,
+            proxy=proxy,
+            proxy_headers=proxy_headers,
+        )
+        if response.status not in _REDIRECTS:
+            return response
+        response.release()
+        target = redirect_target(current, response.headers.get("Location"))
+        if target is None:
+            raise FeedError(f"downloading {url} failed: HTTP {response.status} redirect to no usable URL")
+        if current.scheme == "https" and target.scheme != "https":
+            raise FeedError(
+                f"downloading {url} stopped: the server redirected from https to {shown(target)}, "
+                "and a downgrade to plain http is refused"
+            )
+        problem = url_problem(str(target), allow_http=network.allow_http)
+        if problem is not None:
+            raise FeedError(f"downloading {url} stopped: the redirect target {problem}")
+        current = target
+    raise FeedError(f"downloading {url} stopped: more than {_MAX_REDIRECTS} redirects")

@@ -16,6 +16,12 @@ bypasses the middleware. Token-endpoint
 refusals become one ``AuthError`` sentence naming the AADSTS code and what to do; an endpoint
 that cannot be reached becomes a ``ConfigError`` naming the URL. The secret and the tokens never
 appear in logs, errors or reprs.
+
+The token goes to the API's origin only (scheme, host and port of ``api_url``): the middleware
+adds it to no request for another origin, whatever led there. The token request follows no
+redirect: a 307/308 would re-post the form, secret included, to wherever it points, and a 302's
+target could answer with a token of its choosing; any 3xx is a ``ConfigError`` naming the token
+URL. A TLS failure (an untrusted certificate) is a ``ConfigError`` too: retrying cannot help.
 """
 
 from __future__ import annotations
@@ -30,12 +36,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from yarl import URL
 
 from importer.errors import AuthError, ConfigError, RetryableError
 from importer.transport.connection import ConnectionSettings, auth_version_of
+from importer.transport.proxies import Proxies
 from importer.transport.retry import Retrier
 from importer.transport.stats import TransportStats
+from importer.transport.tls import tls_problem
+from importer.transport.urls import origin_of, redirect_target, shown
 
 __all__ = ["ClientCredentials", "token_error_message"]
 
@@ -131,6 +139,8 @@ class ClientCredentials:
         self._wall_clock = wall_clock
         self._audience = settings.audience or default_audience
         self._version = auth_version_of(settings)
+        self._api_origin = origin_of(settings.api_url)
+        self.proxies = Proxies(settings.network)  # the run's one table: HttpClient uses it too
         self._token: _Token | None = None
         self._lock = asyncio.Lock()
         self._fatal: AuthError | ConfigError | None = None  # once refused, every waiter hears why
@@ -154,6 +164,10 @@ class ClientCredentials:
         self, request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
     ) -> aiohttp.ClientResponse:
         """Attach the bearer token; on 401, refresh (if still current) and re-send once (see the module)."""
+        if origin_of(request.url) != self._api_origin:
+            # Not the API: whatever led here (a link, a caller's mistake), it gets no token.
+            request.headers.popall("Authorization", None)
+            return await handler(request)
         token = self._token
         if token is None or self._clock() >= token.refresh_at:
             token = await self._refresh(request.session, failed=None)
@@ -205,8 +219,7 @@ class ClientCredentials:
             raise AuthError(f"the token endpoint kept failing ({error}): try again later") from None
 
     def _endpoint(self) -> str:
-        url = URL(self._settings.auth_url)
-        return str(url.with_query(None).with_fragment(None))
+        return shown(self._settings.auth_url)
 
     def _form(self) -> dict[str, str]:
         form = {
@@ -225,12 +238,31 @@ class ClientCredentials:
         asked = self._clock()  # the server's lifetime starts no earlier than this
         try:
             # middlewares=(): the token call must not go through the middleware that needs a token.
-            async with session.post(self._settings.auth_url, data=self._form(), middlewares=()) as resp:
+            proxy, proxy_headers = self.proxies.for_url(self._settings.auth_url)
+            async with session.post(
+                self._settings.auth_url,
+                data=self._form(),
+                middlewares=(),
+                allow_redirects=False,
+                proxy=proxy,
+                proxy_headers=proxy_headers,
+            ) as resp:
                 status = resp.status
+                location = resp.headers.get("Location", "")
                 body = (await resp.read()).decode("utf-8", "replace")
         except (aiohttp.ClientError, TimeoutError) as error:
             self._stats.connection_errors += 1
+            if (problem := tls_problem(error)) is not None:
+                raise ConfigError(f"cannot reach the token endpoint {self._endpoint()}: {problem}") from None
             raise RetryableError(_connection_reason(error)) from None
+        if 300 <= status < 400:
+            target = redirect_target(self._settings.auth_url, location)
+            where = "an unreadable location" if target is None else shown(target)
+            raise ConfigError(
+                f"the token endpoint {self._endpoint()} answered HTTP {status}, a redirect to {where}, and "
+                "the token request follows no redirect (the client secret goes to the configured URL "
+                "only): set TI_AUTH_URL to the final token URL"
+            )
         if status == 429 or status >= 500:
             raise RetryableError(f"HTTP {status}", status=status)
         if status != 200:
@@ -264,6 +296,10 @@ class ClientCredentials:
 def _connection_reason(error: BaseException) -> str:
     if isinstance(error, TimeoutError):
         return "no answer before the timeout"
+    if isinstance(error, aiohttp.ClientProxyConnectionError):
+        return f"cannot connect to the proxy: {error.os_error.strerror or type(error.os_error).__name__}"
+    if isinstance(error, aiohttp.ClientHttpProxyError):
+        return f"the proxy refused the connection (HTTP {error.status})"
     if isinstance(error, aiohttp.ClientConnectorError):
         return f"cannot connect: {error.os_error.strerror or type(error.os_error).__name__}"
     return f"connection failed: {type(error).__name__}"

@@ -1,8 +1,10 @@
 """How to reach a target API: URLs, credentials, timeouts and retry bounds, as plain frozen values.
 
-Only ``importer/settings.py`` reads the environment or a config file; everything below it gets a
+Only ``importer/settings/`` reads the environment or a config file; everything below it gets a
 ``ConnectionSettings``. The client secret travels wrapped in ``Secret`` so that no repr, log line
-or exception can show it by accident.
+or exception can show it by accident. ``NetworkSettings`` is what every request of a run shares,
+feed downloads included: the CA bundle to trust besides the system's, whether plain http to
+another machine is allowed, and the proxy variables the settings read from the environment.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from importer.errors import ConfigError
+from importer.transport.urls import url_problem
 
-__all__ = ["ConnectionSettings", "Secret", "auth_version_of"]
+__all__ = ["ConnectionSettings", "NetworkSettings", "Secret", "auth_version_of"]
 
 
 class Secret:
@@ -42,6 +45,16 @@ class Secret:
 
 
 @dataclass(frozen=True, slots=True)
+class NetworkSettings:
+    """How any request of a run leaves this host: whom TLS trusts, and whether plain http may go out."""
+
+    ca_bundle: str | None = None  # PEM file of roots trusted besides the system's (transport.tls)
+    allow_http: bool = False  # plain http to hosts other than this machine (never needed for loopback)
+    # HTTPS_PROXY, HTTP_PROXY, NO_PROXY as (scheme or "no", value) pairs (``transport.proxies``).
+    proxies: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionSettings:
     """One target's connection: where, who, and how patiently (timeouts and retry bounds)."""
 
@@ -57,13 +70,15 @@ class ConnectionSettings:
     max_retry_seconds: float = 300.0  # total time budget for one request's retries
     rate_per_minute: float | None = None  # shared limiter; None = unlimited
     verify_tls: bool = True
+    network: NetworkSettings = NetworkSettings()
 
     def __post_init__(self) -> None:
         # Configuration mistakes surface here as one sentence, not later as a confusing failure.
+        # (The settings check the URLs first, naming the variable or key they came from.)
         for name in ("auth_url", "api_url"):
-            url: str = getattr(self, name)
-            if not url.startswith(("https://", "http://")):
-                raise ConfigError(f"{name} must be an http(s) URL, got {url!r}")
+            problem = url_problem(getattr(self, name), allow_http=self.network.allow_http)
+            if problem is not None:
+                raise ConfigError(f"{name} {problem}")
         if not self.client_id:
             raise ConfigError("the client id is empty")
         if not self.client_secret:

@@ -1,9 +1,10 @@
 """The HTTP layer every target shares: one session, its timeouts and limits, and errors by type.
 
-``open_http`` builds, for one run, one ``aiohttp.ClientSession`` (TLS verified, a total and a
-connect timeout on every call, connection pool sized for the worker count, the auth middleware)
-with one shared rate limiter and one retrier. ``HttpClient.request`` sends one request and turns
-its outcome into JSON or a typed error, here and only here:
+``open_http`` builds, for one run, one ``aiohttp.ClientSession`` (TLS verified against the
+system's roots and the CA bundle, proxies of ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``, a total
+and a connect timeout on every call, connection pool sized for the worker count, the auth
+middleware) with one shared rate limiter and one retrier. ``HttpClient.request`` sends one request
+and turns its outcome into JSON or a typed error, here and only here:
 
     401 (after the middleware's one refresh)  AuthError
     429                                       ThrottledError (Retry-After) + a pause for all senders
@@ -12,6 +13,8 @@ its outcome into JSON or a typed error, here and only here:
     507                                       QuotaError
     no answer to a write (reset, timeout)     AmbiguousWriteError: it may have been applied
     no connection at all, or no answer to a read   RetryableError
+    3xx (API calls follow no redirect)        ConfigError naming where it pointed
+    an untrusted certificate, a TLS failure   ConfigError saying what to do
 
 It knows no target's URLs or JSON: ``ti_client`` (and the MDE client) build those.
 """
@@ -33,6 +36,7 @@ import aiohttp
 from importer.errors import (
     AmbiguousWriteError,
     AuthError,
+    ConfigError,
     PermanentError,
     QuotaError,
     RetryableError,
@@ -44,6 +48,8 @@ from importer.transport.connection import ConnectionSettings
 from importer.transport.ratelimit import RateLimiter
 from importer.transport.retry import Retrier, RetryPolicy, Sleep
 from importer.transport.stats import TransportStats
+from importer.transport.tls import tls_context, tls_problem
+from importer.transport.urls import redirect_target, shown
 
 __all__ = ["HttpClient", "client_timeout", "describe_connection_error", "open_http", "parse_retry_after"]
 
@@ -80,6 +86,10 @@ def describe_connection_error(error: BaseException) -> str:
         return "no answer before the timeout"
     if isinstance(error, aiohttp.ServerDisconnectedError):
         return "the server closed the connection without answering"
+    if isinstance(error, aiohttp.ClientProxyConnectionError):
+        return f"cannot connect to the proxy ({error.os_error.strerror or error.os_error})"
+    if isinstance(error, aiohttp.ClientHttpProxyError):
+        return f"the proxy refused the connection (HTTP {error.status})"
     if isinstance(error, aiohttp.ClientConnectorError):
         return f"cannot connect ({error.os_error.strerror or error.os_error})"
     return f"connection failed ({type(error).__name__})"
@@ -147,6 +157,7 @@ class HttpClient:
         self.limiter = limiter
         self.retrier = retrier
         self.stats = stats
+        self.proxies = auth.proxies  # one table per run, whichever HttpClient (an MDE lane) asks
 
     async def request(
         self,
@@ -165,8 +176,19 @@ class HttpClient:
         if not self.auth.fresh():
             await self.auth.token(self.session)
         self.stats.requests += 1
+        proxy, proxy_headers = self.proxies.for_url(url)
         try:
-            async with self.session.request(method, url, json=json_body, params=params) as resp:
+            async with self.session.request(
+                method,
+                url,
+                json=json_body,
+                params=params,
+                allow_redirects=False,
+                proxy=proxy,
+                proxy_headers=proxy_headers,
+            ) as resp:
+                if 300 <= resp.status < 400:
+                    raise _redirected(what, url, resp.status, resp.headers.get("Location"))
                 if 200 <= resp.status < 300:
                     if resp.status == 204:
                         return None
@@ -175,6 +197,9 @@ class HttpClient:
                 text = (await resp.content.read(_ERROR_BODY_LIMIT)).decode("utf-8", "replace")
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                 answer = _server_message(resp.status, resp.reason, text)
+        except aiohttp.ClientSSLError as error:
+            self.stats.connection_errors += 1
+            raise ConfigError(f"{what} failed: {tls_problem(error)}") from None
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
             # Never connected: nothing was sent, so even a write is safe to repeat as is.
             self.stats.connection_errors += 1
@@ -195,6 +220,17 @@ class HttpClient:
             self.stats.server_errors += 1
         _log.debug("%s answered HTTP %d", what, answer.status)
         raise _error_for(answer, retry_after, what)
+
+
+def _redirected(what: str, url: str, status: int, location: str | None) -> ConfigError:
+    # Following it would send the request (a write's body, and to the same origin the token) where
+    # the API did not say it lives: the API URL is what is wrong, or someone is leading us away.
+    target = redirect_target(url, location)
+    where = "an unreadable location" if target is None else shown(target)
+    return ConfigError(
+        f"{what}: the API answered HTTP {status}, a redirect to {where}, and API calls follow no "
+        "redirect (the token goes to the API's own origin only): check TI_API_URL"
+    )
 
 
 @asynccontextmanager
@@ -220,7 +256,8 @@ async def open_http(
         wall_clock=wall_clock,
     )
     pool = (in_flight or InFlight()).connections
-    connector = aiohttp.TCPConnector(limit=pool, limit_per_host=pool, ssl=settings.verify_tls)
+    trust = tls_context(settings.network.ca_bundle) if settings.verify_tls else False
+    connector = aiohttp.TCPConnector(limit=pool, limit_per_host=pool, ssl=trust)
     async with aiohttp.ClientSession(
         connector=connector,
         timeout=client_timeout(settings),

@@ -1,6 +1,7 @@
 """Helpers the test modules share (no test module imports another): the one injected test clock,
 polling waits, definitions and settings for the emulator, feeds written to disk, the emulator's API
-by hand, miniatures of the pipeline, and the importer and emulator run as child processes.
+by hand, miniatures of the pipeline, the importer and emulator run as child processes, and
+loopback stand-ins for the network (a forward proxy, TLS with a private CA, recording servers).
 
 Fixtures live in the ``conftest.py`` files and build on these. One module per subject; every
 name is importable from ``tests.helpers``.
@@ -39,6 +40,13 @@ from tests.helpers.emulator_api import (
     post_json,
     ti_held,
     ti_ioc,
+)
+from tests.helpers.network import (
+    ForwardProxy,
+    RecordingServer,
+    forward_proxy,
+    https_emulator,
+    recording_server,
 )
 from tests.helpers.processes import (
     FAST_EMULATOR,
@@ -79,14 +87,18 @@ __all__ = [
     "UNSCHEDULED",
     "EmulatorProcess",
     "FakeTime",
+    "ForwardProxy",
+    "RecordingServer",
     "auth",
     "connection_settings",
     "create_definition",
     "failed_state",
     "fake_retrier",
     "feed_spec",
+    "forward_proxy",
     "get_json",
     "get_token",
+    "https_emulator",
     "importer_env",
     "journaled_run",
     "journaled_settings",
@@ -98,6 +110,7 @@ __all__ = [
     "mde_held",
     "post_json",
     "reached_before_exit",
+    "recording_server",
     "run_cli",
     "send_all",
     "settle",
