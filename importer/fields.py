@@ -13,6 +13,7 @@ Adding an option: a row here (or in a target's ``fields``), then the code that u
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
@@ -46,6 +47,8 @@ __all__ = [
     "definition_from_json",
     "definition_to_json",
     "flag_bool",
+    "int_between",
+    "int_flag",
     "one_of",
     "options_of",
     "positive_int",
@@ -88,9 +91,13 @@ def type_name(kind: type | tuple[type, ...]) -> str:
 def check_type(value: Any, kind: type | tuple[type, ...]) -> Any:
     """``value`` if it is a ``kind`` (one of ``kind``), else ValueError("must be an integer, got ...").
 
-    bool is an int in Python; a TOML ``true`` where a number belongs is still a mistake."""
+    bool is an int in Python; a TOML ``true`` where a number belongs is still a mistake. TOML
+    also has ``nan`` and ``inf``, which no setting means: a NaN timeout never fires, an infinite
+    one waits for ever."""
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise ValueError(f"must be {type_name(kind)}, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {value!r}")
     return value
 
 
@@ -168,6 +175,34 @@ def _optional_detection(value: Any) -> Detection | None:
     return None if value is None else _detection(value)
 
 
+def int_between(low: int, high: int, unit: str = "") -> Callable[[Any], int]:
+    """A whole number from ``low`` to ``high`` (``unit``: said after the numbers, e.g. " days")."""
+
+    def check(value: Any) -> int:
+        number = typed(int)(value)
+        if not low <= number <= high:
+            raise ValueError(f"must be between {low:,} and {high:,}{unit}, got {number:,}")
+        return number
+
+    return check
+
+
+def int_flag(check: Callable[[Any], T]) -> Callable[[str], T]:
+    """A whole-number row check as an argparse ``type=``: the flag's text as an int, then checked."""
+
+    def flag(value: str) -> T:
+        try:
+            parsed = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+        try:
+            return check(parsed)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return flag
+
+
 def positive_int_flag(value: str) -> int:
     """A flag's text as a whole number of at least 1 (argparse ``type=``)."""
     try:
@@ -222,9 +257,12 @@ DETECTION_FUNCTION: Field[Detection | None] = Field(
     "detection_function", "Equals, StartWith, EndWith or Contains (default: each indicator's own)",
     _optional_detection, None,
 )  # fmt: skip
+# A century: the expiry must stay a date (a few million days overflow it), and no feed means more.
+_EXPIRE_DAYS_MAX = 36_500
+_expire_days = int_between(1, _EXPIRE_DAYS_MAX, " days")
 EXPIRE_DAYS: Field[int | None] = Field(
-    "expire_days", "indicators expire after N days", positive_int, None,
-    flag_type=positive_int_flag, metavar="N",
+    "expire_days", f"indicators expire after N days (1 to {_EXPIRE_DAYS_MAX:,})", _expire_days, None,
+    flag_type=int_flag(_expire_days), metavar="N",
 )  # fmt: skip
 
 # Rolling expiry: an indicator the feed still lists has its expiry pushed forward once less than
@@ -237,19 +275,28 @@ EXPIRE_REFRESH: Field[float] = Field(
 
 
 # How long an http(s) feed's download may take (``sources.download``); a stop cancels it anyway.
+_SECONDS_MAX = 7 * 86_400  # a week: a download any longer is stuck (and 400 digits are no float)
+
+
 def seconds(value: Any) -> float:
-    """A positive number of seconds (a whole number or a decimal)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"must be a positive number of seconds, got {value!r}")
+    """A positive number of seconds up to a week (a whole number or a decimal)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= _SECONDS_MAX:
+        raise ValueError(
+            f"must be a positive number of seconds, got {value!r} (at most {_SECONDS_MAX:,}: a week)"
+        )
     return float(value)
 
 
 def seconds_flag(value: str) -> float:
     """A flag's text as a positive number of seconds (argparse ``type=``)."""
     try:
-        return seconds(float(value))
+        number = float(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {value!r}") from None
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    try:
+        return seconds(number)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 DOWNLOAD_CONNECT_TIMEOUT: Field[float] = Field(

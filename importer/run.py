@@ -5,7 +5,9 @@ this host's lock of the target and tenant, opens the state journal (unless told 
 the target named by the settings through the registry, runs the pipeline over the feeds (and
 the retryable lines of a rejects file), lets mirror mode delete what the feeds dropped, settles
 the journal, and writes the JSON report — also when it fails, saying why and with which exit
-code. It prints nothing; the command line renders the report it returns.
+code. Before anything is read it refuses outputs that would destroy something (``run_inputs``:
+a feed, the journal, the ``--retry-from`` file; ``report.outputs``: a device, a folder). It
+prints nothing; the command line renders the report it returns.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from importer.pipeline.progress import make_progress
 from importer.pipeline.rejects import RejectsWriter
 from importer.pipeline.signals import stop_on_signals
 from importer.report.counts import EXIT_CONFIG, EXIT_FAILED, EXIT_STOPPED, RunReport
+from importer.report.outputs import check_outputs
 from importer.settings import OutputOptions, RunSettings, StateOptions
 from importer.sources.feed import job_for
 from importer.sources.retry import retry_jobs
@@ -38,7 +41,7 @@ from importer.targets.base import HasHeadroom, Target
 from importer.targets.registry import open_target, package
 from importer.transport.stats import TransportStats
 
-__all__ = ["failure", "run_import", "write_failure_report"]
+__all__ = ["failure", "run_import", "run_inputs", "write_failure_report"]
 
 _log = logging.getLogger(__name__)
 # Merging the journal's log every 25,000 rows keeps its in-memory index of recent keys ~5 MB.
@@ -69,7 +72,11 @@ async def run_import(
     state = state or StateOptions()
     tenant = tenant_key(settings.connection.api_url, settings.connection.client_id)
     started = wall()
+    inputs = run_inputs(settings, state)
+    # A report path that is refused is not written either, not even to say why.
+    check_outputs({"the report": output.report}, inputs)
     try:
+        check_outputs({"the report": output.report, "the rejects file": output.rejects}, inputs)
         report = await _locked_run(
             settings, output, state, tenant, sleep=sleep, clock=clock, stop=stop, signals=signals, grace=grace
         )
@@ -82,11 +89,22 @@ async def run_import(
         raise
     _stamp(report, tenant, started, wall())
     if output.report is not None:
-        try:
-            report.write_json(output.report)
-        except OSError as exc:
-            raise ConfigError(f"the report {output.report} cannot be written: {exc.strerror}") from None
+        report.write_json(output.report)  # a full disk: a ConfigError, exit 2
     return report
+
+
+def run_inputs(settings: RunSettings, state: StateOptions) -> dict[Path, str]:
+    """The local files a run reads (path -> what it is), which no output may overwrite."""
+    inputs = {
+        Path(feed.source): f"the feed {feed.definition.name!r}"
+        for feed in settings.feeds
+        if feed.source != "-" and "://" not in feed.source
+    }
+    if settings.retry_from is not None:
+        inputs[settings.retry_from] = "the --retry-from file"
+    if state.path is not None:
+        inputs[state.path] = "the state journal"
+    return inputs
 
 
 async def _locked_run(
@@ -117,6 +135,7 @@ async def _locked_run(
                 merge_every=_JOURNAL_MERGE_EVERY,
                 unique_values=package(settings.target).unique_values,
             )
+        report: RunReport | None = None
         try:
             with stop_on_signals(stop) if signals else _no_signals() as handler:
                 run = _Run(settings, output, state, journal, sleep=sleep, clock=clock, stop=stop, grace=grace)
@@ -124,8 +143,21 @@ async def _locked_run(
                 report.signalled = handler is not None and handler.received is not None
         finally:
             if journal is not None:
-                journal.close()
+                _close(journal, report)
+    assert report is not None
     return report
+
+
+def _close(journal: Journal, report: RunReport | None) -> None:
+    """Close the journal. Its last merge failing (a full disk) loses nothing — the next open
+    folds the log in — but the run says so (exit 2) and keeps its counts."""
+    try:
+        journal.close()
+    except ConfigError as exc:
+        if report is None:  # the run's own error is on its way: that one is raised
+            _log.error("%s", exc)
+        elif report.error is None:
+            report.error, report.error_exit = str(exc), EXIT_CONFIG
 
 
 def failure(exc: BaseException) -> tuple[int, str]:
@@ -146,8 +178,8 @@ def write_failure_report(report: RunReport, path: Path | None) -> None:
         return
     try:
         report.write_json(path)
-    except OSError as exc:
-        _log.error("the report %s cannot be written: %s", path, exc.strerror)
+    except ConfigError as exc:
+        _log.error("%s", exc)
 
 
 def _stamp(report: RunReport, tenant: str, started: float, finished: float) -> None:
@@ -209,6 +241,7 @@ class _Run:
         settings, tuning = self.settings, self.settings.tuning
         jobs = self.jobs()
         rejects = RejectsWriter(self.output.rejects)
+        report: RunReport | None = None
         progress = make_progress(self.output.progress, stats=self.stats)  # a 429 pause shows on the bars
         options = PipelineOptions(
             batch_size=tuning.batch_size,
@@ -243,7 +276,13 @@ class _Run:
             if self.store is not None:
                 await self.store.drain()
             progress.close()
-            rejects.close()
+            try:
+                rejects.close()
+            except ConfigError as exc:  # e.g. a full disk at the last flush
+                if report is None:  # the run's own error is on its way: that one is raised
+                    _log.error("%s", exc)
+                elif report.error is None:
+                    report.error, report.error_exit = str(exc), EXIT_CONFIG
         return report
 
     async def settle(self, target: Target, report: RunReport) -> None:
@@ -253,9 +292,10 @@ class _Run:
             return
         await store.drain()  # a cancelled worker's batch may still be committing
         await self.mirror(target, journal, store, report)
-        if not report.unsettled and report.auth_error is None:
+        if not report.unsettled and report.auth_error is None and report.error is None:
             # Finished (even if stopped: every acknowledged batch is committed). A run killed
-            # before stays unfinished for the definitions this run did not list.
+            # before stays unfinished for the definitions this run did not list; so does one
+            # whose journal could not commit (a full disk): the next run lists its definitions.
             journal.finish_run(store.run_id)
         report.journal = {
             "path": str(journal.path),

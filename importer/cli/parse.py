@@ -11,10 +11,13 @@ or not), 2 when it was refused (one sentence on stderr), 141 when stdout is clos
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from collections import Counter
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TextIO
 
 from feeds import FORMATS, Expired, FeedError, FeedOptions, Indicator, Kind, Rejected, Skipped, read_feed
@@ -77,6 +80,13 @@ def summary_line(
     )
 
 
+class _RejectsFailed(Exception):
+    """The rejects file could not be written (a full disk, the file-size limit)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__((error.strerror or str(error)).lower())
+
+
 def _emit(
     source: str, args: argparse.Namespace, out: TextIO, rejects: TextIO | None
 ) -> tuple[str, Counter[str], Counter[Kind], dict[Kind, set[str]]]:
@@ -99,7 +109,10 @@ def _emit(
         elif isinstance(record, Rejected):
             counts["rejected"] += 1
             if rejects is not None:
-                rejects.write(dumps(record.to_json()) + "\n")
+                try:
+                    rejects.write(dumps(record.to_json()) + "\n")
+                except OSError as exc:
+                    raise _RejectsFailed(exc) from None
         elif isinstance(record, Expired):
             counts["expired"] += 1
         elif isinstance(record, Skipped):
@@ -110,8 +123,31 @@ def _emit(
     return name, counts, kinds, values
 
 
+def _refusal(args: argparse.Namespace) -> str | None:
+    """Why ``args`` cannot be parsed at all, before anything is opened; None if they can."""
+    if "://" in args.feed:
+        return (
+            f"parse reads a local file or '-' (stdin) only, not {args.feed.split('://')[0]}:// URLs: "
+            "download it first (e.g. curl -o feed.txt URL), or import it with 'ti-import run URL'"
+        )
+    if args.rejects and args.feed != "-" and _same_file(Path(args.rejects), Path(args.feed)):
+        return f"the rejects file {args.rejects} is the feed itself: writing it would destroy it"
+    return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
 def run(args: argparse.Namespace) -> int:
     """Parse ``args.feed``; the exit code (0 read, 2 refused, 141 stdout closed early)."""
+    refused = _refusal(args)
+    if refused is not None:
+        print(f"ti-import: {refused}.", file=sys.stderr)
+        return _EXIT_REFUSED
     rejects: TextIO | None = None
     try:
         if args.rejects:
@@ -122,12 +158,26 @@ def run(args: argparse.Namespace) -> int:
                 print(f"ti-import: cannot write the rejects file {args.rejects}: {reason}.", file=sys.stderr)
                 return _EXIT_REFUSED
         name, counts, kinds, values = _emit(args.feed, args, sys.stdout, rejects)
+        if rejects is not None:
+            try:  # here, so a full disk at the last flush is said like any other
+                rejects.close()
+            except OSError as exc:
+                raise _RejectsFailed(exc) from None
     except FeedError as exc:
         print(f"ti-import: {exc}", file=sys.stderr)
         return _EXIT_REFUSED
+    except _RejectsFailed as exc:
+        print(f"ti-import: cannot write the rejects file {args.rejects}: {exc}.", file=sys.stderr)
+        return _EXIT_REFUSED
+    except BrokenPipeError:
+        raise  # ``| head``: ``cli.main`` ends quietly
+    except OSError as exc:  # the reader turns its own errors into FeedError: this is stdout
+        print(f"ti-import: cannot write stdout: {(exc.strerror or str(exc)).lower()}.", file=sys.stderr)
+        return _EXIT_REFUSED
     finally:
         if rejects is not None:
-            rejects.close()
+            with contextlib.suppress(OSError):
+                rejects.close()
     distinct = {kind: len(found) for kind, found in values.items()}
     print(summary_line(name, counts, kinds, distinct), file=sys.stderr)
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from importer.cli.logs import configure_logging, fatal
 from importer.errors import ConfigError
 from importer.fields import MIRROR, positive_int_flag
 from importer.report.counts import EXIT_CONFIG, RunReport
+from importer.report.outputs import check_outputs, is_stdout
 from importer.report.summary import problems, summary
 from importer.run import failure, run_import, write_failure_report
 from importer.settings import CliOptions, OutputOptions, RunSettings, StateOptions, load_run_settings
@@ -34,13 +36,16 @@ exit codes:
   0    every valid indicator is in the target
   1    some indicators failed (after retries, or a quota): they are in --rejects and a
        rerun retries them; or mirror mode's guard refused to delete
-  2    usage or configuration, an unreadable feed, or another run is importing into
-       this target and tenant (the message names it)
+  2    usage or configuration, an unreadable feed, another run is importing into
+       this target and tenant (the message names it), or the journal, the report or
+       the rejects file cannot be written (a full disk, a read-only file system)
   3    authentication failed
   130  stopped by SIGINT/SIGTERM: requests in flight finished, a rerun carries on
   141  stdout was closed early (e.g. piped into head)
 
-With --report FILE the JSON report is written whatever the exit code, and states it."""
+With --report FILE the JSON report is written whatever the exit code, and states it.
+--report and --rejects take a regular file (replaced whole at the end) or '-' for
+stdout; then stdout carries that output only and the summary goes to stderr."""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -101,10 +106,13 @@ def _add_state_flags(state: argparse._ArgumentGroup) -> None:
 
 
 def _add_output_flags(output: argparse._ArgumentGroup) -> None:
-    output.add_argument("--report", type=Path, metavar="FILE", help="write the JSON run report here")
     output.add_argument(
-        "--rejects", type=Path, metavar="FILE", help="write records not imported (JSON lines)"
+        "--report", type=_output_path, metavar="FILE", help="write the JSON run report here ('-': stdout)"
     )
+    output.add_argument(
+        "--rejects", type=_output_path, metavar="FILE",
+        help="write records not imported (JSON lines; '-': stdout)",
+    )  # fmt: skip
     output.add_argument(
         "--retry-from", type=Path, metavar="FILE", help="send again the failed lines of a rejects file"
     )
@@ -143,6 +151,12 @@ def _add_feed_flags(group: argparse._ArgumentGroup) -> None:
             metavar=row.metavar or row.key.upper(),
             help=row.help,
         )
+
+
+def _output_path(text: str) -> Path:
+    """``-`` (stdout) as given; a file that ``Path`` would shorten to ``-`` (``./-``) made absolute."""
+    path = Path(text)
+    return path if text == "-" or not is_stdout(path) else path.absolute()
 
 
 def _share(text: str) -> float:
@@ -189,7 +203,17 @@ def handle(args: argparse.Namespace) -> int:
         mirror_max_share=args.mirror_max_share,
         force=args.force,
     )
+    inputs = _inputs_named(args, state)
     try:
+        # Before the failure report below is written there: a report path that is refused (a
+        # device, the config file) is not written at all. ``run_import`` checks the feeds of
+        # ``[[feed]]`` tables too, once the config file is read.
+        check_outputs({"the report": output.report}, inputs)
+    except ConfigError as exc:
+        fatal(str(exc), EXIT_CONFIG)
+        return EXIT_CONFIG
+    try:
+        check_outputs({"the report": output.report, "the rejects file": output.rejects}, inputs)
         settings = _settings(args)
     except (ConfigError, KeyboardInterrupt) as exc:
         # No settings, but the report's path is on the command line: the file must not keep
@@ -208,6 +232,18 @@ def handle(args: argparse.Namespace) -> int:
     return finish(report, output)
 
 
+def _inputs_named(args: argparse.Namespace, state: StateOptions) -> dict[Path, str]:
+    """The files the command line names for reading (config, FEED paths, ``--retry-from``, journal)."""
+    inputs = {Path(feed): f"the feed {feed}" for feed in args.feeds if feed != "-" and "://" not in feed}
+    if args.config is not None:
+        inputs[args.config] = "the config file"
+    if args.retry_from is not None:
+        inputs[args.retry_from] = "the --retry-from file"
+    if state.path is not None:
+        inputs[state.path] = "the state journal"
+    return inputs
+
+
 def _settings(args: argparse.Namespace) -> RunSettings:
     settings = load_run_settings(_cli_options(args))
     if not args.mirror:
@@ -219,10 +255,19 @@ def _settings(args: argparse.Namespace) -> RunSettings:
 
 
 def finish(report: RunReport, output: OutputOptions) -> int:
-    """Print the summary (unless quiet), one line per fatal problem, and return the exit code."""
-    if not output.quiet:
-        print(summary(report))
+    """Print the summary (unless quiet), one line per fatal problem, and return the exit code.
+
+    With ``--report -`` or ``--rejects -`` stdout carries that output alone (a pipe reads JSON),
+    so the summary goes to stderr."""
     code = report.exit_code()
+    if not output.quiet:
+        to_stdout = not any(path is not None and is_stdout(path) for path in (output.report, output.rejects))
+        print(summary(report), file=sys.stdout if to_stdout else sys.stderr)
+    if report.error is not None:
+        # What stopped the run (a journal or rejects file that cannot be written): the sentence
+        # that decides the exit code; the other problems follow from it.
+        fatal(report.error, code)
+        return code
     for problem in problems(report):
         fatal(problem, code)
     return code

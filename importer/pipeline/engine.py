@@ -19,7 +19,9 @@ in flight may finish for ``PipelineOptions.grace`` seconds; then they are cancel
 indicators reported failed ("unsettled": the target may or may not have stored them, so the run
 must not be marked finished in the journal and the next one lists the target). An ``AuthError``
 anywhere stops the run the same way (exit 3), except that what was read but not sent is
-reported failed.
+reported failed. So does a worker's failure of any other kind (``Shared.halt``): a journal commit
+or a rejects line that cannot be written (a full disk: exit 2, its one sentence the report's
+``error``), or a bug (exit 1); the workers keep emptying the queue, so no producer waits on it.
 
 Duplicates within a feed are dropped with a ``SeenSet`` (one 64-bit hash per distinct indicator).
 """
@@ -31,6 +33,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
+from importer.errors import ConfigError
 from importer.fields import definition_to_json
 from importer.pipeline.job import FeedJob
 from importer.pipeline.present import InMemoryPresent, PresentStore
@@ -39,7 +42,7 @@ from importer.pipeline.progress import NoProgress, Progress
 from importer.pipeline.rejects import RejectsWriter
 from importer.pipeline.send import watchdog, work
 from importer.pipeline.shared import Feed, PipelineOptions, Shared
-from importer.report.counts import FeedReport, RunReport
+from importer.report.counts import EXIT_CONFIG, EXIT_FAILED, FeedReport, RunReport
 from importer.targets.base import Target
 from importer.transport.stats import TransportStats
 
@@ -98,9 +101,19 @@ async def run_pipeline(
     report.unsettled = run.unsettled
     if run.auth_error is not None:
         report.auth_error = str(run.auth_error)
+    if run.error is not None:
+        report.error, report.error_exit = _ended_by(run.error)
     for feed in feeds:
         try:
             feed.report.check()
         except AssertionError as exc:  # a bug; say so loudly, but still hand back the report
             _log.error("%s", exc)
     return report
+
+
+def _ended_by(error: Exception) -> tuple[str, int]:
+    """The report's sentence and exit code for what stopped the run (``Shared.halt``)."""
+    if isinstance(error, ConfigError):  # a journal or rejects file that cannot be written: exit 2
+        return str(error), EXIT_CONFIG
+    # A bug: its text may hold anything, so only its type (the traceback is in the log).
+    return f"stopped by an internal error ({type(error).__name__}); see the log", EXIT_FAILED

@@ -137,9 +137,7 @@ def _sort(run: Shared, feed: Feed, chunk: list[Record]) -> list[Indicator]:
             else:
                 candidates.append(record)
         elif isinstance(record, Rejected):
-            report.rejected += 1
-            report.note_reason(record.reason)
-            run.rejects.parse_reject(report.name, record)
+            run.parse_reject(feed, record)
         elif isinstance(record, Expired):
             report.expired += 1
         elif isinstance(record, Skipped):

@@ -9,30 +9,40 @@ definition, so ``ti-import run --retry-from FILE`` can send exactly those again 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from feeds.model import Indicator, Rejected
 from importer.errors import ConfigError
 from importer.fields import definition_to_json
 from importer.model import DefinitionSpec
+from importer.pipeline.signals import removed_on_hard_exit
+from importer.report.outputs import AtomicFile, OutputFile, open_output
 
 __all__ = ["RejectsWriter"]
 
 
 class RejectsWriter:
-    """Appends dead-letter lines to a file (or discards them when no file was asked for)."""
+    """Appends dead-letter lines to a file (or discards them when no file was asked for).
+
+    The file (``report.outputs``) is ``-`` for stdout or a regular file written under a temporary
+    name and renamed over ``path`` by ``close``: the last run's file stays whole until this one's
+    is. A line that cannot be written (a full disk, the file-size limit) raises one ``ConfigError``
+    and drops the temporary file; later lines are not written (the pipeline stops the run on that
+    error, and the report still counts every record)."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.lines = 0
-        self._handle: IO[str] | None = None
+        self._out: OutputFile | None = None
+        self._cleanup = contextlib.ExitStack()
         if path is not None:
-            try:
-                self._handle = path.open("w", encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(f"the rejects file {path} cannot be written: {exc.strerror}") from None
+            self._out = open_output(path, "the rejects file")
+            if isinstance(self._out, AtomicFile):
+                # A second signal exits at once, without ``close``: no temporary file is left behind.
+                self._cleanup.enter_context(removed_on_hard_exit(str(self._out.temporary)))
 
     def parse_reject(self, feed: str, record: Rejected) -> None:
         self._write({"feed": feed, **record.to_json(), "bucket": "rejected", "retryable": False})
@@ -60,11 +70,27 @@ class RejectsWriter:
         self._write(line)
 
     def _write(self, line: dict[str, Any]) -> None:
-        if self._handle is not None:
-            self._handle.write(json.dumps(line, ensure_ascii=False) + "\n")
-            self.lines += 1
+        if self._out is None:
+            return
+        try:
+            self._out.write(json.dumps(line, ensure_ascii=False) + "\n")
+        except ConfigError:
+            self._give_up()
+            raise
+        self.lines += 1
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        """Make the file final (renamed over ``path``); a ConfigError if that fails (the
+        temporary file is removed then)."""
+        out, self._out = self._out, None
+        try:
+            if out is not None:
+                out.commit()
+        finally:
+            self._cleanup.close()
+
+    def _give_up(self) -> None:
+        if self._out is not None:
+            self._out.discard()
+            self._out = None
+        self._cleanup.close()

@@ -36,13 +36,19 @@ async def watchdog(run: Shared) -> None:
 
 
 async def work(run: Shared) -> None:
-    """Send batches until the queue hands this worker ``None``."""
+    """Send batches until the queue hands this worker ``None``.
+
+    A failure of any kind (the journal cannot commit an acknowledged batch, a bug) stops the run
+    (``Shared.halt``), and the worker goes on taking batches off the queue — no longer sending
+    them — so that no producer waits for ever on a full queue that nobody empties."""
     while True:
         item = await run.queue.get()
         try:
             if item is None:
                 return
             await _send(run, *item)
+        except Exception as exc:
+            run.halt(exc)
         finally:
             run.queue.task_done()
 
@@ -117,14 +123,17 @@ async def _account(
         report.updated += len(result.imported)
     else:
         report.imported += len(result.imported)
-    if result.imported:
-        definition = feed.definition
-        assert definition is not None
-        stamp = run.target.stamp  # of what was just sent: what the target holds from now on
-        await run.present.record(definition, [(i, rid, stamp(definition, i)) for i, rid in result.imported])
     for indicator, reason in result.rejected:
         run.reject(feed, indicator, reason)
     for indicator, reason in result.failed:
         run.fail(feed, [indicator], reason)
     if result.unsent:
         hold_back(run, feed, result.unsent)
+    if result.imported:
+        # Last, once every indicator is counted: a commit that fails (a full disk) stops the run
+        # from ``work`` and the report still adds up. The target holds them all the same; the
+        # run is then not marked finished, so the next one lists the definition.
+        definition = feed.definition
+        assert definition is not None
+        stamp = run.target.stamp  # of what was just sent: what the target holds from now on
+        await run.present.record(definition, [(i, rid, stamp(definition, i)) for i, rid in result.imported])

@@ -9,8 +9,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from feeds.model import Indicator
-from importer.errors import AuthError
+from feeds.model import Indicator, Rejected
+from importer.errors import AuthError, ConfigError
 from importer.model import BatchResult, InFlight, ResolvedDefinition
 from importer.pipeline.freshness import Freshness
 from importer.pipeline.job import FeedJob
@@ -78,6 +78,9 @@ class Shared:
             maxsize=options.in_flight.read_ahead
         )
         self.auth_error: AuthError | None = None
+        # What ended the run other than authentication: a journal or rejects file that cannot be
+        # written (a ConfigError: exit 2), or a bug in a worker. The run stops as on a signal.
+        self.error: Exception | None = None
         self.abandoned = False  # the grace period after a stop ran out
         self.unsettled = 0  # batches cancelled in flight: stored or not, nobody knows
         self.inflight: set[asyncio.Future[BatchResult]] = set()
@@ -89,19 +92,45 @@ class Shared:
             self.auth_error = exc
         self.stop.set()
 
+    def halt(self, exc: Exception) -> None:
+        """Something the whole run needs failed (the journal, the rejects file, a worker's bug):
+        stop reading and sending everywhere; the first such error is the run's (``error``)."""
+        if self.error is None:
+            if isinstance(exc, ConfigError):
+                _log.info("stopping the run: %s", exc)
+            else:  # a bug: its traceback is the one clue
+                _log.error("stopping the run after an internal error", exc_info=exc)
+            self.error = exc
+        self.stop.set()
+
     def fail(self, feed: Feed, indicators: Sequence[Indicator], reason: str) -> None:
         """Count ``indicators`` failed (retryable: their rejects lines carry the definition)."""
         feed.report.failed += len(indicators)
         feed.report.note_reason(reason, len(indicators))
-        for indicator in indicators:
-            self.rejects.indicator(
-                feed.report.name, indicator, reason, failed=True, definition=feed.job.definition
-            )
+        try:
+            for indicator in indicators:
+                self.rejects.indicator(
+                    feed.report.name, indicator, reason, failed=True, definition=feed.job.definition
+                )
+        except ConfigError as exc:  # the rejects file cannot be written: counted all the same
+            self.halt(exc)
 
     def reject(self, feed: Feed, indicator: Indicator, reason: str) -> None:
         """Count ``indicator`` rejected (the target or its rules refused it: not retryable)."""
         feed.report.rejected += 1
         feed.report.note_reason(reason)
-        self.rejects.indicator(
-            feed.report.name, indicator, reason, failed=False, definition=feed.job.definition
-        )
+        try:
+            self.rejects.indicator(
+                feed.report.name, indicator, reason, failed=False, definition=feed.job.definition
+            )
+        except ConfigError as exc:
+            self.halt(exc)
+
+    def parse_reject(self, feed: Feed, record: Rejected) -> None:
+        """Count a record the reader refused (not retryable)."""
+        feed.report.rejected += 1
+        feed.report.note_reason(record.reason)
+        try:
+            self.rejects.parse_reject(feed.report.name, record)
+        except ConfigError as exc:
+            self.halt(exc)

@@ -16,6 +16,7 @@ from typing import Any
 
 from importer import __version__
 from importer.model import Headroom
+from importer.report.outputs import open_output
 from importer.transport.stats import TransportStats
 
 __all__ = [
@@ -143,7 +144,9 @@ class RunReport:
     tenant: str | None = None  # the tenant key: API URL and client id (never a secret)
     started_at: float | None = None  # wall-clock seconds since the epoch
     finished_at: float | None = None
-    error: str | None = None  # what ended the run before its pipeline did, in one sentence
+    # What ended the run early, in one sentence: before its pipeline did, or during it (a journal
+    # or rejects file that cannot be written, ``pipeline.shared.Shared.halt``).
+    error: str | None = None
     error_exit: int | None = None  # the exit code ``error`` means (2 configuration, 130 a signal, ...)
     version: str = __version__
 
@@ -220,7 +223,11 @@ class RunReport:
         return {"cap": room.cap, "held": room.held, "free": room.free, "this_run_adds": adds}
 
     def write_json(self, path: Path) -> None:
-        """Write the JSON report (via a temporary file, so a reader never sees half of it)."""
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.as_dict(), indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        """Write the JSON report to ``path`` (``-``: stdout), replacing the file atomically so a
+        reader never sees half of it; a ConfigError says why it cannot be (``report.outputs``)."""
+        out = open_output(path, "the report")
+        try:
+            out.write(json.dumps(self.as_dict(), indent=2) + "\n")
+            out.commit()
+        finally:
+            out.discard()  # after a commit: nothing left to remove

@@ -15,6 +15,7 @@ tables, ``credentials`` the connection, ``tables`` the TOML reading they share.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -69,6 +70,34 @@ _TABLE_KEYS: dict[str, frozenset[str]] = {
 }
 
 
+# The type of each key, checked wherever the key is present — also when a flag or a variable wins
+# over it: a mistake in the file must not wait until the day the override is gone.
+_KEY_TYPES: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "target": {"name": str, "api_url": str, "ca_bundle": str, "allow_http": bool},
+    "auth": {key: str for key in _TABLE_KEYS["auth"]},
+    "tuning": {
+        "mode": str,
+        "batch_size": int,
+        "workers": int,
+        "rate": (str, int, float),
+        "connect_timeout": (int, float),
+        "total_timeout": (int, float),
+        "max_attempts": int,
+        "max_retry_seconds": (int, float),
+    },
+}
+# Numbers of [tuning] that only the connection uses, and their ranges: (low, whether low itself
+# is allowed, high). A day bounds the waits: past it a run is stuck, not patient (and a number of
+# 400 digits would not even be a float).
+_DAY = 86_400
+_RANGES: dict[str, tuple[int, bool, int]] = {
+    "connect_timeout": (0, False, _DAY),
+    "total_timeout": (0, False, _DAY),
+    "max_retry_seconds": (0, True, _DAY),  # 0: no retry after the first failure
+    "max_attempts": (1, True, 1000),
+}
+
+
 def load_run_settings(
     cli: CliOptions, env: Mapping[str, str] | None = None, *, now: datetime | None = None
 ) -> RunSettings:
@@ -79,11 +108,12 @@ def load_run_settings(
     for table, keys in _TABLE_KEYS.items():
         if table in config:
             check_keys(config[table], keys, f"{where}: [{table}]")
+            _check_types(config[table], _KEY_TYPES.get(table, {}), f"{where}: [{table}]")
     unknown = set(config) - set(_TABLE_KEYS) - {"feed"}
     if unknown:
         raise ConfigError(f"{where}: unknown table or key {sorted(unknown)[0]!r}")
     target_t: dict[str, Any] = config.get("target", {})
-    target = package(cli.target or get(target_t, "name", str, f"{where}: [target]") or DEFAULT_TARGET)
+    target = _target(cli, target_t, f"{where}: [target]")
 
     feeds = feeds_of(cli, config, where, now or datetime.now(UTC), target)
     if not feeds and cli.retry_from is None:
@@ -120,30 +150,67 @@ def load_run_settings(
     )
 
 
+def _check_types(table: Mapping[str, Any], types: Mapping[str, type | tuple[type, ...]], where: str) -> None:
+    for key, kind in types.items():
+        get(table, key, kind, where)
+    for key, (low, low_allowed, high) in _RANGES.items():
+        value = table.get(key)
+        if value is None or (low < value <= high) or (low_allowed and value == low):
+            continue
+        lower = f"from {low:,} to" if low_allowed else f"more than {low:,} and at most"
+        raise ConfigError(f"{where}: key {key!r} must be {lower} {high:,}, got {value!r}")
+
+
+def _target(cli: CliOptions, table: Mapping[str, Any], where: str) -> TargetPackage:
+    if cli.target is not None:  # argparse offered the known names only
+        return package(cli.target)
+    name = get(table, "name", str, where)
+    try:
+        return package(name or DEFAULT_TARGET)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: key 'name': {exc}") from None
+
+
+def _given_where(flag: str, cli_value: object, key: str, where: str) -> str:
+    """Who set a tuning value, for its error: the flag if given, else the file's table and key."""
+    return flag if cli_value is not None else f"{where}: key {key!r}"
+
+
 def _tuning(
     cli: CliOptions, table: Mapping[str, Any], where: str, target: TargetPackage
 ) -> tuple[Tuning, float | None]:
     mode = cli.mode or get(table, "mode", str, where) or "bulk"
     if mode not in ("bulk", "single"):
-        raise ConfigError(f"the mode must be 'bulk' or 'single', got {mode!r}")
+        named = _given_where("--mode", cli.mode, "mode", where)
+        raise ConfigError(f"{named}: the mode must be 'bulk' or 'single', got {mode!r}")
     batch_size = first_given(cli.batch_size, get(table, "batch_size", int, where), DEFAULT_BATCH_SIZE)
     workers = first_given(cli.workers, get(table, "workers", int, where), Tuning().workers)
     if not 1 <= batch_size <= target.max_batch:
+        named = _given_where("--batch-size", cli.batch_size, "batch_size", where)
         raise ConfigError(
-            f"the batch size must be between 1 and {target.max_batch} (the most one request to the "
-            f"{target.name} target takes), got {batch_size}"
+            f"{named}: the batch size must be between 1 and {target.max_batch} (the most one request "
+            f"to the {target.name} target takes), got {batch_size}"
         )
     if not 1 <= workers <= _MAX_WORKERS:
-        raise ConfigError(f"the number of workers must be between 1 and {_MAX_WORKERS}, got {workers}")
+        named = _given_where("--workers", cli.workers, "workers", where)
+        raise ConfigError(
+            f"{named}: the number of workers must be between 1 and {_MAX_WORKERS}, got {workers}"
+        )
     rate_text = cli.rate or get(table, "rate", (str, int, float), where)
-    rate = parse_rate(str(rate_text)) if rate_text is not None else None
+    rate = None
+    if rate_text is not None:
+        try:
+            rate = parse_rate(str(rate_text))
+        except ConfigError as exc:
+            raise ConfigError(f"{_given_where('--rate', cli.rate, 'rate', where)}: {exc}") from None
     return Tuning(mode=mode, batch_size=batch_size, workers=workers), rate  # type: ignore[arg-type]
 
 
 def parse_rate(text: str) -> float:
     """``"600/min"``, ``"10/s"``, ``"36000/h"`` or a bare number (per minute) → requests per minute."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|min|minute|h|hour))?\s*", text)
-    if match is None or float(match.group(1)) <= 0:
+    # Finite: 400 digits read as a float are "inf", which no limiter means.
+    if match is None or not 0 < float(match.group(1)) < math.inf:
         raise ConfigError(f"the rate must look like '600/min', '10/s' or '36000/h', got {text!r}")
     value, unit = float(match.group(1)), match.group(2) or "min"
     return value * 60 if unit.startswith("s") else value / 60 if unit.startswith("h") else value

@@ -29,6 +29,17 @@ def read_config(path: Path) -> dict[str, Any]:
         raise ConfigError(f"the config file {path} cannot be read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"the config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 only: random bytes, or saved as UTF-16
+        raise ConfigError(
+            f"the config file {path} is not UTF-8 text (byte {exc.start + 1} is not); save it as UTF-8"
+        ) from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise ConfigError(f"the config file {path} nests arrays or tables too deeply") from None
+    except ValueError:  # Python's limit on the digits of an int (4,300) is the one known so far
+        raise ConfigError(
+            f"the config file {path} holds a value that cannot be read, such as a number thousands of "
+            "digits long"
+        ) from None
 
 
 def check_keys(table: object, allowed: frozenset[str], where: str) -> None:

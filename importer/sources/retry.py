@@ -40,7 +40,8 @@ def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                     continue
                 try:
                     line = json.loads(text)
-                except json.JSONDecodeError:
+                # ValueError: also a number past Python's digit limit; RecursionError: nesting.
+                except (ValueError, RecursionError):
                     raise ConfigError(f"{path}:{number} is not a JSON line of a rejects file") from None
                 if not isinstance(line, dict):
                     raise ConfigError(f"{path}:{number} is not a JSON object of a rejects file")
@@ -49,6 +50,8 @@ def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise ConfigError(f"the rejects file {path} does not exist") from None
     except OSError as exc:
         raise ConfigError(f"the rejects file {path} cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:  # ``--retry-from`` given some other file: what we write is UTF-8
+        raise ConfigError(f"{path} is not a rejects file: it is not UTF-8 text") from None
 
 
 def read_retry_groups(path: Path, rows: Iterable[Field[Any]]) -> list[RetryGroup]:
@@ -73,7 +76,10 @@ def read_retry_groups(path: Path, rows: Iterable[Field[Any]]) -> list[RetryGroup
 def retry_indicators(path: Path, definition_name: str) -> Iterator[Indicator | Rejected]:
     """The retryable indicators of one definition, rebuilt from their lines."""
     for number, line in _lines(path):
-        if not line.get("retryable") or line.get("definition", {}).get("name") != definition_name:
+        definition = line.get("definition")
+        if not line.get("retryable") or not isinstance(definition, dict):
+            continue
+        if definition.get("name") != definition_name:
             continue
         origin = str(line.get("origin", f"{path.name}:{number}"))
         try:

@@ -142,6 +142,10 @@ class JournalPresent:
     async def record(self, definition: ResolvedDefinition, acked: Sequence[Acked]) -> None:
         items: list[JournalAcked] = [(i.kind, i.value, remote_id, stamp) for i, remote_id, stamp in acked]
         committed = asyncio.get_running_loop().create_future()
+        # A failed commit (a full disk) reaches the worker awaiting it through the shield below;
+        # a worker cancelled meanwhile no longer awaits it, and asyncio would log the unheard
+        # exception with a traceback when the future is collected. The run has it already.
+        committed.add_done_callback(_heard)
         self._waiting.append((definition.id, items, committed))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.ensure_future(self._commit_waiting())
@@ -178,3 +182,8 @@ class JournalPresent:
     def close(self) -> None:
         """Nothing of the run to flush once ``drain`` returned: every batch was committed."""
         return None
+
+
+def _heard(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()  # marks it retrieved; awaiting it still raises it
