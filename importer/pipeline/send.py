@@ -16,7 +16,7 @@ import logging
 from collections.abc import Sequence
 
 from feeds.model import Indicator
-from importer.errors import ApiError, AuthError
+from importer.errors import ApiError, AuthError, ConfigError
 from importer.model import BatchResult, ResolvedDefinition
 from importer.pipeline.shared import Feed, Shared
 
@@ -96,6 +96,9 @@ async def _send(run: Shared, feed: Feed, batch: list[Indicator], remote_ids: lis
     except AuthError as exc:
         run.fatal(exc)
         result = BatchResult(failed=[(i, "not sent: authentication failed") for i in batch])
+    except ConfigError as exc:  # found mid-run (a redirect, an untrusted certificate): exit 2
+        run.halt(exc)
+        result = BatchResult(failed=[(i, str(exc)) for i in batch])
     except ApiError as exc:  # a target should classify per indicator; never lose a batch if not
         result = BatchResult(failed=[(i, str(exc)) for i in batch])
     except Exception as exc:  # a bug must not hang the run or lose the batch silently

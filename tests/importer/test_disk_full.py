@@ -16,11 +16,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from feeds.model import Indicator
 from importer.emulator import DEMO_CLIENT, Emulator
 from importer.errors import ConfigError
-from importer.model import Held, InFlight, ResolvedDefinition
+from importer.model import BatchResult, Held, InFlight, ResolvedDefinition
 from importer.pipeline.engine import PipelineOptions, run_pipeline
 from importer.pipeline.present import Acked, Key
 from importer.pipeline.progress import NoProgress
@@ -225,3 +226,41 @@ async def test_a_report_past_the_limit_says_so_and_leaves_no_temporary_file(
     assert code == 2
     assert _one_sentence(err) == f"ti-import: the report {report} cannot be written: file too large"
     assert sorted(p.name for p in out.iterdir()) == ["feed.txt"]
+
+
+class RefusedAfter:
+    """The ti target, whose ``send`` meets a configuration error after ``good`` batches — as when
+    the API starts redirecting, or its certificate changes to one not trusted, mid-run."""
+
+    def __init__(self, inner: Target, good: int) -> None:
+        self.inner = inner
+        self.good = good
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def send(
+        self, definition: ResolvedDefinition, batch: Sequence[Indicator], **kw: Any
+    ) -> BatchResult:
+        self.good -= 1
+        if self.good < 0:
+            raise ConfigError("the API at https://api.example/ redirected to https://elsewhere.example/")
+        return await self.inner.send(definition, batch, **kw)
+
+
+async def test_a_configuration_error_met_while_sending_stops_the_run_with_exit_2(
+    emulator: Emulator, fake_time: FakeTime, tmp_path: Path
+) -> None:
+    feed = write_list(tmp_path / "feed.txt", 2000)
+    options = PipelineOptions(batch_size=20, in_flight=InFlight(2))
+    async with ti_target(emulator, fake_time, TransportStats(), workers=2) as target:
+        job = job_for(str(feed), feed_spec("Redirected"))
+        report = await asyncio.wait_for(
+            run_pipeline(RefusedAfter(target, 3), [job], options=options),
+            DEADLINE,  # type: ignore[arg-type]
+        )
+    assert report.exit_code() == 2 and report.stopped
+    assert report.error is not None and "redirected" in report.error
+    (feed_report,) = report.feeds
+    feed_report.check()
+    assert feed_report.imported == 60 and "internal error" not in str(feed_report.reject_reasons)
