@@ -3,7 +3,10 @@
 ``read_feed(source)`` opens a path, ``-`` (stdin) or a binary stream, gunzips by magic bytes,
 decodes UTF-8, detects the format from the content (or takes the one given), and yields the
 format parser's records: ``Indicator``, ``Rejected``, ``Expired`` or ``Skipped``. A feed refused
-as a whole raises ``FeedError`` (one sentence naming the source) on the first iteration.
+as a whole raises ``FeedError`` (one sentence naming the source): on the first iteration, or
+where the reading finds it (a STIX document broken halfway, a gzip bomb, a CSV quote never
+closed) after the records before it. Memory and time stay bounded whatever the input: the limits
+are ``FeedOptions``' (docs/feeds.md, "Limits").
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ def read_feed(
     if format != "auto" and format not in FORMATS:
         known = ", ".join(["auto", *sorted(FORMATS)])
         raise FeedError(f"unknown feed format {format!r} (known: {known}).")
-    opened = open_feed(source, name)
+    options = options or FeedOptions()
+    opened = open_feed(source, name, max_gzip_ratio=options.max_gzip_ratio)
     try:
         if format == "auto":
             chosen = detect_format(opened.head, opened.name)
@@ -60,13 +64,13 @@ def read_feed(
         parser = FORMATS.get(chosen)
         if parser is None:
             raise FeedError(f"{opened.name} looks like {chosen}, but the {chosen} reader is not available.")
-        if options is not None and options.columns is not None and chosen != "csv":
+        if options.columns is not None and chosen != "csv":
             # Only the CSV reader maps columns: ignoring the mapping would read another layout
             # than the one the user described.
             hint = " (give --format csv if it is CSV)" if format == "auto" else ""
             raise FeedError(f"{opened.name} is a {chosen} feed; --columns applies to CSV feeds only{hint}.")
         try:
-            yield from parser(opened.stream, opened.name, options or FeedOptions())
+            yield from parser(opened.stream, opened.name, options)
         except (OSError, EOFError, zlib.error) as exc:
             raise read_error(opened.name, exc) from None
     finally:

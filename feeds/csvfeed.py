@@ -52,7 +52,9 @@ from collections.abc import Iterable, Iterator
 from typing import TextIO
 
 from feeds.csvlayout import choose
-from feeds.csvrows import RowPosition, column_rows, typed_rows
+from feeds.csvrows import RowPosition, column_rows, long_line_records, typed_rows
+from feeds.lines import LongLine
+from feeds.lines import lines as bounded_lines
 from feeds.model import FeedError, Record
 from feeds.options import FeedOptions
 
@@ -61,18 +63,29 @@ __all__ = ["parse"]
 _DELIMITERS = (",", "\t", ";", "|")
 _SAMPLE_ROWS = 64  # content lines read ahead to decide delimiter, header and layout
 _SAMPLE_LINES = 2000  # ...unless a banner is this long
+_SAMPLE_CHARS = 1 << 20  # ...or the lines read ahead hold this much text (long lines)
 
 
-def _feed(lines: Iterable[str], position: RowPosition, offset: int = 0) -> Iterator[str]:
+def _feed(lines: Iterable[str | LongLine], position: RowPosition, offset: int = 0) -> Iterator[str]:
     """Pass physical lines to ``csv.reader``, dropping ``#`` and blank lines found between rows.
 
     ``position`` is shared with the row loop, which sets ``lines_read_at_row_end``; this sets
     ``row_line`` and ``last_comment``. A ``#`` line inside a quoted field is passed on: it is
     only dropped at a row boundary. ``offset`` counts the lines already dropped before ``lines``.
+    An over-long line goes to ``position.long_lines`` with its number, and the reader gets an
+    empty line in its place: an empty row, on which the row loop reports it (in file order).
     """
     physical, passed = offset, 0
     for line in lines:
         physical += 1
+        if type(line) is LongLine:
+            position.long_lines.append((physical, line))
+            if passed == position.lines_read_at_row_end:
+                position.row_line = physical
+            passed += 1
+            yield "\n"
+            continue
+        assert isinstance(line, str)  # for mypy: the LongLine case is above
         if passed == position.lines_read_at_row_end:
             first = line[:1]
             if first in {"#", "\n", "\r"}:
@@ -84,27 +97,35 @@ def _feed(lines: Iterable[str], position: RowPosition, offset: int = 0) -> Itera
         yield line
 
 
-def _head(stream: TextIO) -> tuple[list[str], Iterator[str], bool, int]:
+def _head(stream: TextIO, limit: int) -> tuple[list[str | LongLine], Iterator[str | LongLine], bool, int]:
     """The first lines (enough to hold ``_SAMPLE_ROWS`` content lines), the rest, whether at EOF,
     and how many leading banner lines were dropped (only the last few before the data are kept)."""
-    lines = iter(stream)
-    head: list[str] = []
-    content = dropped = 0
+    lines = bounded_lines(stream, limit)
+    head: list[str | LongLine] = []
+    content = dropped = chars = 0
     for line in lines:
-        if not head and not dropped and line[:1] == "\ufeff":
-            line = line[1:]  # noqa: PLW2901 - a BOM the decoder left is not part of the header
-        head.append(line)
-        if line[:1] not in ("#", "\n", "\r"):
+        if type(line) is LongLine:
+            text = ""  # not a banner line: a row, though one that says nothing of the layout
             content += 1
-        if content >= _SAMPLE_ROWS or (content and len(head) >= _SAMPLE_LINES):
+        else:
+            assert isinstance(line, str)  # for mypy: the LongLine case is above
+            text = line
+            if not head and not dropped and text[:1] == "\ufeff":
+                text = text[1:]  # a BOM the decoder left is not part of the header
+            if text[:1] not in ("#", "\n", "\r"):
+                content += 1
+        head.append(line if type(line) is LongLine else text)
+        chars += len(text)
+        if content >= _SAMPLE_ROWS or (content and (len(head) >= _SAMPLE_LINES or chars > _SAMPLE_CHARS)):
             return head, lines, False, dropped
-        if not content and len(head) >= _SAMPLE_LINES:
+        if not content and (len(head) >= _SAMPLE_LINES or chars > _SAMPLE_CHARS):
             dropped += len(head) - 1  # a huge banner: keep memory flat, keep its last line
             del head[:-1]
+            chars = len(text)
     return head, lines, True, dropped
 
 
-def _sample(head: list[str], delimiter: str) -> tuple[list[list[str]], str | None]:
+def _sample(head: list[str | LongLine], delimiter: str) -> tuple[list[list[str]], str | None]:
     """The rows of ``head`` read with ``delimiter``, and the comment line just before the first row."""
     position = RowPosition()
     reader = csv.reader(_feed(head, position), delimiter=delimiter, skipinitialspace=True, strict=False)
@@ -122,7 +143,7 @@ def _sample(head: list[str], delimiter: str) -> tuple[list[list[str]], str | Non
     return rows, comment
 
 
-def _sniff(head: list[str]) -> str:
+def _sniff(head: list[str | LongLine]) -> str:
     """The delimiter that splits most rows into one width > 1 (ties: the earlier in ``_DELIMITERS``)."""
     best, best_score = ",", (0, 0)
     for delimiter in _DELIMITERS:
@@ -142,7 +163,7 @@ def _sniff(head: list[str]) -> str:
 
 def parse(stream: TextIO, name: str, options: FeedOptions) -> Iterator[Record]:
     """The records of the CSV feed ``stream`` (see the module docstring for the rules)."""
-    head, rest, at_eof, offset = _head(stream)
+    head, rest, at_eof, offset = _head(stream, options.max_line_bytes)
     delimiter = _sniff(head)
     rows, comment = _sample(head, delimiter)
     if rows and not at_eof:
@@ -170,8 +191,11 @@ def parse(stream: TextIO, name: str, options: FeedOptions) -> Iterator[Record]:
                 position.lines_read_at_row_end = reader.line_num
                 if any(cell.strip() for cell in row):
                     break
-        yield from rows_of(reader, position, layout, name, delimiter)
+            yield from long_line_records(position, name, options.max_line_bytes)
+        yield from rows_of(reader, position, layout, name, delimiter, limit=options.max_line_bytes)
     except csv.Error as exc:
         raise FeedError(
             f"{name}:{position.row_line}: unreadable CSV row ({exc}); is a quote unbalanced?"
         ) from None
+    # Over-long lines inside a quoted field (the row loop reports the others as it meets them).
+    yield from long_line_records(position, name, options.max_line_bytes)

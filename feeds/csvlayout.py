@@ -166,6 +166,9 @@ def parse_spec(spec: str) -> list[tuple[str, str]]:
 def _from_spec(pairs: Sequence[tuple[str, str]], keys: Sequence[str] | None) -> Layout:
     def index_of(column: str) -> int:
         if column.isdigit():
+            # ASCII and short: int() refuses "²" (a digit to isdigit) and 5,000-digit numbers.
+            if not column.isascii() or len(column) > 6:
+                raise FeedError(f"--columns: {column[:20]!r} is not a column number a file can have.")
             if int(column) < 1:
                 raise FeedError(f"--columns: column numbers start at 1, not {column}.")
             return int(column) - 1

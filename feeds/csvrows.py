@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
@@ -21,9 +21,10 @@ from typing import Any
 from feeds.canonical import InvalidValue
 from feeds.csvlayout import Layout
 from feeds.csvvocab import HEX_KINDS, NULLS, PACKED, SKIP_TYPES, TYPE_KINDS, Convert, is_null, type_key
+from feeds.lines import LongLine
 from feeds.model import Indicator, Record, Rejected, Skipped
 
-__all__ = ["RowPosition", "column_rows", "typed_rows"]
+__all__ = ["RowPosition", "column_rows", "long_line_records", "typed_rows"]
 
 _RAW_LIMIT = 300  # characters of a rejected row kept in its ``raw``
 _PACK_SPLIT = re.compile(r"[\s,;|]+").split
@@ -42,6 +43,15 @@ class RowPosition:
     lines_read_at_row_end: int = 0  # the reader's ``line_num`` after its last row (the loops set it)
     row_line: int = 0  # the physical line where the current row starts (the feeder sets it)
     last_comment: str | None = None  # the last ``#`` line the feeder dropped between rows
+    # Over-long lines the feeder met and the loops have not reported yet, with their numbers.
+    long_lines: list[tuple[int, LongLine]] = field(default_factory=list)
+
+
+def long_line_records(position: RowPosition, name: str, limit: int) -> Iterator[Rejected]:
+    """A ``Rejected`` for each over-long line not reported yet (the feeder passed an empty row)."""
+    for line_number, line in position.long_lines:
+        yield Rejected(f"{name}:{line_number}", line.head, line.reason(limit))
+    position.long_lines.clear()
 
 
 def _raw(row: Sequence[str], delimiter: str) -> str:
@@ -98,7 +108,9 @@ class _Meta:
         index = self.confidence
         if 0 <= index < size:
             cell = row[index].strip()
-            confidence = int(cell) if cell.isdigit() and len(cell) <= 3 and int(cell) <= 100 else None
+            # ASCII digits only: int() refuses "²", which isdigit() accepts.
+            ok = cell.isascii() and cell.isdigit() and len(cell) <= 3
+            confidence = int(cell) if ok and int(cell) <= 100 else None
         index = self.first_seen
         if 0 <= index < size:
             cell = row[index].strip()
@@ -146,7 +158,7 @@ def _convert(convert: Convert, packed: bool, cell: str, origin: str, meta: Meta)
 
 
 def column_rows(
-    reader: Any, position: RowPosition, layout: Layout, name: str, delimiter: str
+    reader: Any, position: RowPosition, layout: Layout, name: str, delimiter: str, *, limit: int
 ) -> Iterator[Record]:
     """Records of the *columns* layout: each picked column's cell is a value of its kind."""
     # The per-file plan: for each picked column, its converter, whether it packs several values,
@@ -187,8 +199,11 @@ def column_rows(
                 meta = metas.of(row)
                 description, labels, confidence, first_seen = meta
             yield make(kind, cell, origin, description, labels, confidence, first_seen)
-        if meta is None and any(cell.strip() for cell in row):
-            yield Rejected(origin, _raw(row, delimiter), "no indicator value in this row")
+        if meta is None:
+            if any(cell.strip() for cell in row):
+                yield Rejected(origin, _raw(row, delimiter), "no indicator value in this row")
+            elif not row and position.long_lines:  # the feeder's stand-in for an over-long line
+                yield from long_line_records(position, name, limit)
 
 
 def _type_of(cell: str) -> tuple[str, tuple[Convert | None, ...]]:
@@ -208,7 +223,7 @@ def _type_of(cell: str) -> tuple[str, tuple[Convert | None, ...]]:
 
 
 def typed_rows(
-    reader: Any, position: RowPosition, layout: Layout, name: str, delimiter: str
+    reader: Any, position: RowPosition, layout: Layout, name: str, delimiter: str, *, limit: int
 ) -> Iterator[Record]:
     """Records of the *type + value* layout: the type cell says what the value cell is."""
     type_at, value_at = layout.type_index, layout.value_index
@@ -231,6 +246,8 @@ def typed_rows(
         elif what == "missing" and is_null(value):
             if any(cell.strip() for cell in row):
                 yield Rejected(origin, _raw(row, delimiter), "no indicator value in this row")
+            elif not row and position.long_lines:  # the feeder's stand-in for an over-long line
+                yield from long_line_records(position, name, limit)
         elif what == "missing":
             yield Rejected(origin, value, "no indicator type given for this value")
         elif what == "unsupported":

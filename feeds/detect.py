@@ -6,6 +6,8 @@ Content decides, in this order:
    (STIX 1.x goes to the ``stix`` reader, whose refusal explains the conversion).
 2. JSON (``{`` or a ``[`` opening a list of objects) is ``stix``.
 3. Nothing but blank and comment lines: an empty ``list`` (a valid feed of zero records).
+   Lines starting with ``;`` are comments to the list reader, and here too unless the cells
+   they split into hold indicators (a ``;``-separated CSV whose first column is empty).
 4. ``csv`` when a header names indicator columns (the first row, or a ``#`` comment line just
    above it, as abuse.ch writes it), when rows are quoted, or when a delimiter (``,`` tab
    ``;`` ``|``) splits nine rows in ten into the same number (>= 2) of cells and some cell other
@@ -33,7 +35,7 @@ _SAMPLE_LINES = 200
 _DELIMITERS = (",", "\t", ";", "|")
 _CSV_EXTENSIONS = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
 _INDICATOR_HEADERS = frozenset(COLUMN_KINDS) | GENERIC_NAMES | TYPE_NAMES | VALUE_NAMES
-_COMMENTS = ("#", "//")
+_COMMENTS = ("#", "//")  # and ";" when no ";"-separated cell holds an indicator (rule 3)
 
 
 def check_text(head: str, name: str) -> None:
@@ -131,8 +133,9 @@ def detect_format(head: str, name: str) -> str:
         raise FeedError(f"{name} is {kind}, not a CSV, STIX 2 JSON or plain-list feed.")
     data, above = _sample(head)
     by_extension = "csv" if name.lower().endswith(_CSV_EXTENSIONS) else "list"
-    if not data:
-        return "list"
+    commented = all(line.startswith(";") for line in data) and not _other_cells_hold_indicators(data, ";")
+    if not data or commented:
+        return "list"  # nothing but comments (the list reader's "; ..." too): an empty list
     if (above is not None and _names_columns(above)) or _names_columns(data[0]):
         return "csv"
     if sum(1 for line in data if line.startswith('"')) * 2 >= len(data):

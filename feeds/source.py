@@ -4,7 +4,9 @@
 then hands back a text stream that still starts at the first byte: nothing is read twice, and
 non-seekable inputs (pipes, stdin, gzip) work the same as files. Text is UTF-8 with the BOM
 removed and undecodable bytes replaced (U+FFFD), opened with ``newline=""`` as the format
-parsers expect. Every failure to open or read is a ``FeedError`` whose message names the source.
+parsers expect. Every failure to open or read is a ``FeedError`` whose message names the source;
+so is a gzip feed that inflates to more than ``max_gzip_ratio`` times its compressed bytes (past
+``GZIP_RATIO_FLOOR``), found as it is read.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, TextIO
 
 from feeds.model import FeedError
+from feeds.options import DEFAULT_MAX_GZIP_RATIO, GZIP_RATIO_FLOOR
 
 __all__ = ["HEAD_BYTES", "STDIN_NAME", "OpenedFeed", "display_name", "open_feed", "read_error"]
 
@@ -51,6 +54,55 @@ class OpenedFeed:
         """Close what ``open_feed`` opened (a caller's own binary stream is left open)."""
         if self._owned is not None:
             self._owned.close()
+
+
+class _Counted(io.RawIOBase):
+    """A binary stream that counts the bytes read through it (a gzip file's compressed bytes)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        super().__init__()
+        self._stream = stream
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._stream.read(len(buffer))
+        size = len(data)
+        memoryview(buffer).cast("B")[:size] = data
+        self.count += size
+        return size
+
+
+class _Inflated(io.RawIOBase):
+    """A gzip stream's inflated bytes, refused once they outgrow the compressed bytes ``max_ratio`` times.
+
+    Memory is bounded anyway (everything downstream streams); the cap bounds the time a gzip bomb
+    can cost: a feed that inflates a thousandfold is not a list of indicators. Past
+    ``GZIP_RATIO_FLOOR`` only, so a small feed of one repeated line is never refused.
+    """
+
+    def __init__(self, gz: gzip.GzipFile, compressed: _Counted, max_ratio: int, name: str) -> None:
+        super().__init__()
+        self._gz = gz
+        self._compressed = compressed
+        self._max_ratio = max_ratio
+        self._name = name
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        size = self._gz.readinto(buffer)
+        self.count += size
+        if self.count > GZIP_RATIO_FLOOR and self.count > self._max_ratio * self._compressed.count:
+            raise FeedError(
+                f"{self._name} inflates to more than {self._max_ratio} times its compressed size, "
+                "which no feed does (a gzip bomb?); if it is genuine, gunzip it and read the plain file."
+            )
+        return size
 
 
 class _Rejoined(io.RawIOBase):
@@ -135,8 +187,25 @@ def _refuse_container(head: bytes, name: str) -> None:
             raise FeedError(f"{name} is {what}.")
 
 
-def open_feed(source: str | os.PathLike[str] | BinaryIO, name: str | None = None) -> OpenedFeed:
-    """Open ``source`` for reading as UTF-8 text; FeedError (naming it) if it cannot be read."""
+def _gunzipped(stream: BinaryIO, max_ratio: int | None, name: str) -> BinaryIO:
+    """The inflated bytes of a gzip stream (capped at ``max_ratio`` times the compressed ones)."""
+    if max_ratio is None:
+        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+    compressed = _Counted(stream)
+    gz = gzip.GzipFile(fileobj=compressed, mode="rb")
+    return io.BufferedReader(_Inflated(gz, compressed, max_ratio, name), buffer_size=HEAD_BYTES)
+
+
+def open_feed(
+    source: str | os.PathLike[str] | BinaryIO,
+    name: str | None = None,
+    *,
+    max_gzip_ratio: int | None = DEFAULT_MAX_GZIP_RATIO,
+) -> OpenedFeed:
+    """Open ``source`` for reading as UTF-8 text; FeedError (naming it) if it cannot be read.
+
+    A gzip feed that inflates to more than ``max_gzip_ratio`` times the compressed bytes read
+    (None: no cap) raises FeedError when the reading gets there."""
     shown = name if name is not None else display_name(source)
     raw, owned = _open_binary(source, shown)
     try:
@@ -144,7 +213,7 @@ def open_feed(source: str | os.PathLike[str] | BinaryIO, name: str | None = None
         stream: BinaryIO = io.BufferedReader(_Rejoined(head, raw), buffer_size=HEAD_BYTES)
         compressed = head.startswith(_GZIP_MAGIC)
         if compressed:
-            stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
+            stream = _gunzipped(stream, max_gzip_ratio, shown)
             head = _read_up_to(stream, HEAD_BYTES)
             stream = io.BufferedReader(_Rejoined(head, stream), buffer_size=HEAD_BYTES)
         _refuse_container(head, shown)

@@ -1,8 +1,11 @@
 """STIX 2.0/2.1 feeds: each indicator-kind comparison in an indicator's pattern becomes an Indicator.
 
 Input: a bundle, a lone STIX object, or a JSON list of objects (STIX 2.0 or 2.1; 2.0 has no
-``pattern_type`` and may lack ``spec_version``). The JSON is read whole with ``json`` (a STIX
-document is one value; a 100k-indicator bundle stays well under 300 MB).
+``pattern_type`` and may lack ``spec_version``). The JSON is read streaming, an object at a time
+(``feeds.jsonstream``): memory follows the largest object, not the file, and records come out
+as the objects are read — so a document that turns out broken (truncated, say) is refused after
+the records of the objects before the break. A bundle's ``spec_version`` applies to the objects
+after it (STIX 2.0 writers put it first; it only picks which pattern grammar is tried first).
 
 Records, per object, in file order:
 - an ``indicator`` whose pattern holds equality tests on ``file:hashes.(MD5|SHA-1|SHA-256)``,
@@ -19,6 +22,10 @@ Records, per object, in file order:
   or that holds nothing importable, yields one ``Rejected`` for the object.
 - any other object yields ``Skipped(origin, what=<its type>)``.
 
+- an object the reader cannot hold (over ``options.max_object_chars``, nested too deeply, with a
+  number of thousands of digits or a lone surrogate escape) yields one ``Rejected`` and the
+  objects after it are read.
+
 Origins are ``<name>:<object id>`` (``bundle.json:indicator--8e2e2d2b-...``); an object without
 an id is ``<name>:#<n>``, its 1-based position among the objects. STIX 1.x (XML or STIX 1
 shaped JSON) and anything that is not JSON are refused with a one-sentence ``FeedError``.
@@ -26,14 +33,15 @@ shaped JSON) and anything that is not JSON are refused with a one-sentence ``Fee
 
 from __future__ import annotations
 
-import json
 import re
+import reprlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, TextIO
 
 from feeds.canonical import InvalidValue, normalise, normalise_domain, normalise_ip, normalise_url, refang
+from feeds.jsonstream import JsonStream, JsonSyntaxError, Problem
 from feeds.model import Detection, Expired, FeedError, Indicator, Kind, Record, Rejected, Skipped
 from feeds.options import FeedOptions
 from feeds.stixpattern import Comparison, PatternError, comparisons
@@ -52,6 +60,10 @@ _STIX1_HEAD = re.compile(
     r"|\"stix_header\"\s*:|\"observable\"\s*:\s*\{"  # not "version": "1.x": STIX 2 software has one
 )
 _FRAGMENT = re.compile(r"[a-z0-9.-]+")
+_TOP_KEYS = frozenset({"type", "spec_version", "id"})  # kept however big the rest of a document is
+_MAX_ID = 200  # characters of an id kept in an origin (a real one has ~50)
+_MAX_TIMESTAMP = 64  # longer text is no timestamp; and is not cached
+_MAX_RAW = 2000  # characters of a pattern kept as a record's raw text
 
 # What the feed says about an indicator: description, labels, confidence, first seen, expiry.
 _Meta = tuple[str | None, tuple[str, ...], int | None, datetime | None, datetime | None]
@@ -69,58 +81,98 @@ def _stix1_error(name: str) -> FeedError:
     )
 
 
-def _load(stream: TextIO, name: str) -> tuple[list[Any], str | None]:
-    """The list of objects and the bundle's spec_version; FeedError if it is not STIX 2 JSON."""
-    text = stream.read()
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if looks_like_stix1(text[:8192]):
-            raise _stix1_error(name) from None
-        raise FeedError(
-            f"{name} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}), "
-            "so it cannot be read as STIX 2."
-        ) from None
-    except RecursionError:
-        raise FeedError(f"{name} is JSON nested too deeply to be a STIX 2 document.") from None
-    del text
-    if isinstance(document, list):
-        return document, None
-    if not isinstance(document, dict):
+def _not_json(name: str, exc: JsonSyntaxError, head: str) -> FeedError:
+    if looks_like_stix1(head):
+        return _stix1_error(name)
+    return FeedError(
+        f"{name} is not valid JSON ({exc.msg} at line {exc.line}, column {exc.column}), "
+        "so it cannot be read as STIX 2."
+    )
+
+
+def _objects(doc: JsonStream, name: str, max_chars: int) -> Iterator[tuple[Any, str | None]]:
+    """Each STIX object of the document (or a ``Problem``), with the bundle's spec_version as known
+    so far; FeedError when the document is JSON but not STIX 2."""
+    first = doc.peek()
+    if first == "[":
+        yield from ((item, None) for item in doc.array())
+        doc.finish()
+        return
+    if first != "{":
+        doc.value()  # a syntax error if it is not JSON at all
+        doc.finish()
         raise FeedError(f"{name} is JSON but not STIX 2: expected a bundle, an object or a list of objects.")
-    kind = document.get("type")
+    top: dict[str, Any] = {}
+    streamed = False
+    trouble: Problem | None = None  # why the document, if it is one lone object, cannot be read
+    held = 0
+    for key in doc.members():
+        if key == "objects" and doc.peek() == "[" and top.get("type", "bundle") == "bundle":
+            # The bundle's objects, read one at a time; its spec_version counts for them when it
+            # comes first (STIX 2.0 writers put it there; it only picks the grammar tried first).
+            version = top.get("spec_version")
+            streamed = True
+            yield from ((item, version if isinstance(version, str) else None) for item in doc.array())
+            continue
+        value = doc.value()
+        held += doc.last_size()
+        if held > max_chars and key not in _TOP_KEYS and not isinstance(value, Problem):
+            value = Problem("", f"a STIX object of more than {max_chars:,} characters, skipped unread")
+        if isinstance(value, Problem):
+            trouble = trouble or Problem(doc.head[:200], value.reason)
+            value = None  # the key still tells what the document is (STIX 1 JSON, say)
+        top[key] = value
+    doc.finish()
+    kind = top.get("type")
     if kind == "bundle":
-        objects = document.get("objects", [])
+        objects = top.get("objects", [])
         if not isinstance(objects, list):
             raise FeedError(f"{name} is a STIX bundle whose 'objects' is not a list.")
-        version = document.get("spec_version")
-        return objects, version if isinstance(version, str) else None
+        version = top.get("spec_version")
+        yield from ((item, version if isinstance(version, str) else None) for item in objects)
+        return
+    if streamed:
+        what = f"its type is {kind!r}" if isinstance(kind, str) else "it has no 'type'"
+        raise FeedError(f"{name} is JSON with 'objects' but not a STIX 2 bundle: {what}.")
     if isinstance(kind, str):
-        return [document], None
-    if _STIX1_JSON_KEYS & document.keys() or str(document.get("version", "")).startswith("1."):
+        yield trouble or top, None
+        return
+    if _STIX1_JSON_KEYS & top.keys() or str(top.get("version", "")).startswith("1."):
         raise _stix1_error(name)
     raise FeedError(f"{name} is JSON but not STIX 2: its top-level object has no 'type'.")
 
 
 def parse(stream: TextIO, name: str, options: FeedOptions) -> Iterator[Record]:
     """Read a STIX 2.x document; yields a record per importable test, rejected test or object."""
-    objects, bundle_version = _load(stream, name)
+    doc = JsonStream(stream, options.max_object_chars)
     now = options.now or datetime.now(UTC)
-    for index, obj in enumerate(objects, 1):
-        if not isinstance(obj, dict):
-            raw = json.dumps(obj)[:200]
-            yield Rejected(f"{name}:#{index}", raw, "not a STIX object (a JSON object with a 'type')")
-            continue
-        obj_id = obj.get("id")
-        origin = f"{name}:{obj_id}" if isinstance(obj_id, str) and obj_id else f"{name}:#{index}"
-        kind = obj.get("type")
-        if kind != "indicator":
-            if isinstance(kind, str):
-                yield Skipped(origin, kind)
+    index = 0
+    try:
+        for obj, bundle_version in _objects(doc, name, options.max_object_chars):
+            index += 1
+            if type(obj) is not dict:
+                if isinstance(obj, Problem):
+                    yield Rejected(f"{name}:#{index}", obj.raw, obj.reason)
+                else:
+                    yield Rejected(
+                        f"{name}:#{index}", doc.last_raw(), "not a STIX object (a JSON object with a 'type')"
+                    )
+                continue
+            obj_id = obj.get("id")
+            if isinstance(obj_id, str) and obj_id:
+                origin = f"{name}:{obj_id if len(obj_id) <= _MAX_ID else obj_id[:_MAX_ID] + '...'}"
             else:
-                yield Rejected(origin, json.dumps(obj)[:200], "not a STIX object: it has no 'type'")
-            continue
-        yield from _indicator(obj, origin, bundle_version, now)
+                origin = f"{name}:#{index}"
+            kind = obj.get("type")
+            if kind != "indicator":
+                if isinstance(kind, str):
+                    yield Skipped(origin, kind[:_MAX_ID])
+                else:
+                    yield Rejected(origin, doc.last_raw(), "not a STIX object: it has no 'type'")
+                continue
+            yield from _indicator(obj, origin, bundle_version, now)
+    except JsonSyntaxError as exc:
+        raise _not_json(name, exc, doc.head) from None
 
 
 def _indicator(
@@ -128,30 +180,34 @@ def _indicator(
 ) -> Iterator[Record]:
     pattern = obj.get("pattern")
     raw = pattern if isinstance(pattern, str) else ""
+    shown = raw if len(raw) <= _MAX_RAW else raw[:_MAX_RAW] + "..."  # a record's raw text
     valid_until = obj.get("valid_until")
     expires = _timestamp(valid_until) if valid_until is not None else None
     if obj.get("revoked") is True:
-        yield Expired(origin, raw, "the indicator is revoked")
+        yield Expired(origin, shown, "the indicator is revoked")
         return
     if valid_until is not None and expires is None:
-        yield Rejected(origin, raw, f"valid_until is not a STIX timestamp: {valid_until!r}")
+        yield Rejected(origin, shown, f"valid_until is not a STIX timestamp: {reprlib.repr(valid_until)}")
         return
     if expires is not None and expires < now:
-        yield Expired(origin, raw, f"valid_until {valid_until} has passed")
+        yield Expired(origin, shown, f"valid_until {valid_until} has passed")
         return
     pattern_type = obj.get("pattern_type", "stix")
     if not isinstance(pattern_type, str) or pattern_type.lower() != "stix":
-        reason = f"pattern_type {pattern_type!r} is not STIX patterning; only 'stix' patterns can be imported"
-        yield Rejected(origin, raw, reason)
+        reason = (
+            f"pattern_type {reprlib.repr(pattern_type)} is not STIX patterning; "
+            "only 'stix' patterns can be imported"
+        )
+        yield Rejected(origin, shown, reason)
         return
     if not raw.strip():
-        yield Rejected(origin, raw, "the indicator has no pattern")
+        yield Rejected(origin, shown, "the indicator has no pattern")
         return
     version = obj.get("spec_version") or bundle_version or ("2.1" if "pattern_type" in obj else "2.0")
     try:
         found = comparisons(raw, version if isinstance(version, str) else "2.1")
     except PatternError as exc:
-        yield Rejected(origin, raw, str(exc))
+        yield Rejected(origin, shown, str(exc))
         return
     meta = _meta(obj, expires)
     produced = False
@@ -161,7 +217,7 @@ def _indicator(
             produced = True
             yield record
     if not produced:
-        yield Rejected(origin, raw, "the pattern holds no comparison that can become an indicator")
+        yield Rejected(origin, shown, "the pattern holds no comparison that can become an indicator")
 
 
 def _meta(obj: dict[str, Any], expires: datetime | None) -> _Meta:
@@ -170,7 +226,9 @@ def _meta(obj: dict[str, Any], expires: datetime | None) -> _Meta:
     for key in ("labels", "indicator_types"):
         values = obj.get(key)
         if isinstance(values, list):
-            labels += tuple(v for v in values if isinstance(v, str) and v not in labels)
+            # A set to test against: the lists may be hostile-long, and a tuple test is linear.
+            known = set(labels)
+            labels += tuple(v for v in values if isinstance(v, str) and v not in known)
     confidence = obj.get("confidence")
     if not isinstance(confidence, int) or isinstance(confidence, bool) or not 0 <= confidence <= 100:
         confidence = None
@@ -190,7 +248,9 @@ def _parse_timestamp(text: str) -> datetime | None:
 
 def _timestamp(value: Any) -> datetime | None:
     """A STIX timestamp as an aware datetime (naive ones taken as UTC); None if it is not one."""
-    return _parse_timestamp(value) if isinstance(value, str) else None
+    if not isinstance(value, str) or len(value) > _MAX_TIMESTAMP:
+        return None  # and not cached: the cache holds short strings only
+    return _parse_timestamp(value)
 
 
 def _record(comparison: Comparison, origin: str, meta: _Meta) -> Record | None:

@@ -25,7 +25,12 @@ from stix2patterns.inspector import INDEX_STAR
 from stix2patterns.v20.pattern import Pattern as Pattern20
 from stix2patterns.v21.pattern import Pattern as Pattern21
 
-__all__ = ["Comparison", "PatternError", "comparisons", "fast_comparisons", "slow_comparisons"]
+__all__ = ["MAX_PARSED", "Comparison", "PatternError", "comparisons", "fast_comparisons", "slow_comparisons"]
+
+# The parser's time grows faster than a pattern's length (~0.5 ms for a short one, and ANTLR's
+# Python runtime recurses): a pattern longer than this in a shape the fast path does not read is
+# rejected instead. Real ones are under 2 KB; long OR-lists take the fast path.
+MAX_PARSED = 16 * 1024
 
 
 class PatternError(ValueError):
@@ -253,4 +258,9 @@ def comparisons(pattern: str, version: str = "2.1") -> list[Comparison]:
     found = fast_comparisons(pattern)
     if found is not None:
         return found
+    if len(pattern) > MAX_PARSED:
+        raise PatternError(
+            f"a pattern of {len(pattern):,} characters in a shape only the full STIX grammar reads; "
+            f"the parser takes patterns of up to {MAX_PARSED:,}"
+        )
     return slow_comparisons(pattern, version)

@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 from feeds import FORMATS
 from feeds.model import Detection
+from feeds.options import DEFAULT_MAX_LINE_BYTES, MIN_LINE_BYTES
+from feeds.options import MAX_LINE_BYTES as MAX_LINE_BYTES_LIMIT
 from importer.model import DefinitionSpec, Field, Options
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "EXPIRE_REFRESH",
     "FORMAT",
     "MAX_DOWNLOAD_BYTES",
+    "MAX_LINE_BYTES",
     "MIRROR",
     "NAME",
     "RECOMMENDED_ACTION",
@@ -319,10 +322,18 @@ MAX_DOWNLOAD_BYTES: Field[int] = Field(
     4 << 30, part="reading", flag_type=positive_int_flag, metavar="N",
 )  # fmt: skip
 
+# The longest list or CSV line read (``feeds.lines``): a longer one is one rejected record, skipped
+# unread, so a feed of one endless line costs neither memory nor quadratic time.
+_line_bytes = int_between(MIN_LINE_BYTES, MAX_LINE_BYTES_LIMIT)
+MAX_LINE_BYTES: Field[int] = Field(
+    "max_line_bytes", f"a list or CSV line over N bytes is rejected (default {DEFAULT_MAX_LINE_BYTES:,})",
+    _line_bytes, DEFAULT_MAX_LINE_BYTES, part="reading", flag_type=int_flag(_line_bytes), metavar="N",
+)  # fmt: skip
+
 COMMON: tuple[Field[Any], ...] = (
     FORMAT, COLUMNS, MIRROR, NAME, TITLE, DESCRIPTION, SEVERITY, RECOMMENDED_ACTION, DETECTION_FUNCTION,
     EXPIRE_DAYS, EXPIRE_REFRESH, DOWNLOAD_CONNECT_TIMEOUT, DOWNLOAD_READ_TIMEOUT, DOWNLOAD_TIMEOUT,
-    MAX_DOWNLOAD_BYTES,
+    MAX_DOWNLOAD_BYTES, MAX_LINE_BYTES,
 )  # fmt: skip
 
 

@@ -18,6 +18,7 @@ from importer.fields import (
     DOWNLOAD_TIMEOUT,
     FORMAT,
     MAX_DOWNLOAD_BYTES,
+    MAX_LINE_BYTES,
 )
 from importer.model import DefinitionSpec, Options
 from importer.pipeline.job import FeedJob
@@ -36,7 +37,7 @@ def job_for(
     """The job of one configured feed (``reading``: its reading rows, ``FORMAT`` and the rest;
     ``network``: the run's, for a download)."""
     reading = reading or Options()
-    options = FeedOptions(columns=reading[COLUMNS])
+    options = FeedOptions(columns=reading[COLUMNS], max_line_bytes=reading[MAX_LINE_BYTES])
     fmt = reading[FORMAT]
 
     @asynccontextmanager

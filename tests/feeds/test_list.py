@@ -7,7 +7,7 @@ import io
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from feeds import FeedError, listfeed, read_feed
+from feeds import FeedError, lines, read_feed
 from feeds.listfeed import parse
 from feeds.model import Detection, Indicator, Kind, Record, Rejected
 from feeds.options import FeedOptions
@@ -177,12 +177,12 @@ def test_blocks_split_anywhere_keep_lines_and_numbers(parts: list[str]) -> None:
     """Reading in tiny blocks (CRLF split across reads, CR-only text) changes nothing."""
     text = "".join(parts)
     whole = _parse(text)
-    original = listfeed._BLOCK
+    original = lines._BLOCK
     try:
-        listfeed._BLOCK = 3
+        lines._BLOCK = 3
         assert _parse(text) == whole
     finally:
-        listfeed._BLOCK = original
+        lines._BLOCK = original
     numbered = [
         (f"f.txt:{n}", line.strip())
         for n, line in enumerate(io.StringIO(text, newline=""), 1)

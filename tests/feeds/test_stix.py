@@ -286,7 +286,7 @@ def test_looks_like_stix1() -> None:
         ("42", "not STIX 2"),
         ('{"hello": "world"}', "has no 'type'"),
         ('{"type": "bundle", "objects": {}}', "'objects' is not a list"),
-        ("[" * 100_000, "nested too deeply"),
+        ("[" * 100_000, "Unterminated deeply nested value at line 1, column 100001"),
     ],
 )
 def test_what_is_not_stix2_json_is_refused_in_one_sentence(text: str, fragment: str) -> None:
