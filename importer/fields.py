@@ -158,18 +158,6 @@ def share(value: Any) -> float:
     return float(value)
 
 
-def share_flag(value: str) -> float:
-    """A flag's text as a share strictly between 0 and 1 (argparse ``type=``)."""
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    try:
-        return share(number)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _detection(value: Any) -> Detection:
     return Detection(one_of((d.value for d in Detection), fold=True)(value))
 
@@ -190,14 +178,15 @@ def int_between(low: int, high: int, unit: str = "") -> Callable[[Any], int]:
     return check
 
 
-def int_flag(check: Callable[[Any], T]) -> Callable[[str], T]:
-    """A whole-number row check as an argparse ``type=``: the flag's text as an int, then checked."""
+def checked_flag(parse: Callable[[str], Any], what: str, check: Callable[[Any], T]) -> Callable[[str], T]:
+    """A row's check as an argparse ``type=``: the flag's text parsed (``what`` names the kind in
+    the error), then checked; each failure one ``ArgumentTypeError`` sentence."""
 
     def flag(value: str) -> T:
         try:
-            parsed = int(value)
+            parsed = parse(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+            raise argparse.ArgumentTypeError(f"not a {what}: {value!r}") from None
         try:
             return check(parsed)
         except ValueError as exc:
@@ -206,15 +195,13 @@ def int_flag(check: Callable[[Any], T]) -> Callable[[str], T]:
     return flag
 
 
-def positive_int_flag(value: str) -> int:
-    """A flag's text as a whole number of at least 1 (argparse ``type=``)."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
+def int_flag(check: Callable[[Any], T]) -> Callable[[str], T]:
+    """A whole-number row check as an argparse ``type=``."""
+    return checked_flag(int, "whole number", check)
+
+
+positive_int_flag = int_flag(positive_int)  # a whole number of at least 1
+share_flag = checked_flag(float, "number", share)  # a share strictly between 0 and 1
 
 
 def default_definition_name(source: str) -> str:
