@@ -92,6 +92,8 @@ def add_parser(subparsers: Any) -> None:
                         help="TI quota on IOCs whose DetectionFunction is not Equals (507; default none)")
     limits.add_argument("--mde-import-per-minute", type=positive_int_flag, default=30,
                         help="MDE: import and BatchDelete calls per minute (default 30)")
+    limits.add_argument("--mde-batch-delete-per-hour", type=positive_int_flag, default=1500,
+                        help="MDE: BatchDelete calls per hour, on top of the minute's limit (default 1500)")
     limits.add_argument("--mde-calls-per-minute", type=positive_int_flag, default=100,
                         help="MDE: other calls per minute (default 100)")
     limits.add_argument("--mde-calls-per-hour", type=positive_int_flag, default=1500,
@@ -99,8 +101,8 @@ def add_parser(subparsers: Any) -> None:
     limits.add_argument("--mde-tenant-cap", type=positive_int_flag, default=15000,
                         help="MDE: indicators per tenant (default 15000)")
     limits.add_argument("--mde-window-scale", type=_positive_float, default=1.0,
-                        help="MDE: length of the rate windows relative to real time "
-                        "(0.01: a minute lasts 0.6 s)")
+                        help="MDE: length of every rate window (minute and hour) relative to real "
+                        "time (0.01: a minute lasts 0.6 s)")
     parser.set_defaults(handler=run)
 
 
@@ -120,6 +122,7 @@ def build_config(args: argparse.Namespace) -> EmulatorConfig:
         max_iocs=args.max_iocs,
         max_non_equals_iocs=args.max_non_equals_iocs,
         mde_import_per_minute=args.mde_import_per_minute,
+        mde_batch_delete_per_hour=args.mde_batch_delete_per_hour,
         mde_calls_per_minute=args.mde_calls_per_minute,
         mde_calls_per_hour=args.mde_calls_per_hour,
         mde_tenant_cap=args.mde_tenant_cap,

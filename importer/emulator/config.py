@@ -62,6 +62,7 @@ class EmulatorConfig:
     max_iocs: int | None = None
     max_non_equals_iocs: int | None = None
     mde_import_per_minute: int = 30  # MDE documented limits -> 429 TooManyRequests + Retry-After
+    mde_batch_delete_per_hour: int = 1500  # BatchDelete's own hourly window, on top of the minute's
     mde_calls_per_minute: int = 100
     mde_calls_per_hour: int = 1500
     mde_tenant_cap: int = 15000
@@ -77,7 +78,8 @@ class EmulatorConfig:
             raise ValueError("token_lifetime must be at least 1 second")
         if self.mde_window_scale <= 0:
             raise ValueError("mde_window_scale must be positive")
-        for name in ("mde_import_per_minute", "mde_calls_per_minute", "mde_calls_per_hour", "mde_tenant_cap"):
+        for name in ("mde_import_per_minute", "mde_batch_delete_per_hour", "mde_calls_per_minute",
+                     "mde_calls_per_hour", "mde_tenant_cap"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if not self.clients:

@@ -56,14 +56,16 @@ class FaultInjector:
                            or self.window is not None or faults.reset_rate
                            or faults.lost_after_write_rate)
 
-    def admit(self, arrived: float) -> tuple[web.Response | None, float]:
+    def admit(self, arrived: float, shape: ErrorShape | None = None) -> tuple[web.Response | None, float]:
         """Faults that strike before the request is applied (an answer here replaces the handler's),
-        and the loop time at which any answer may leave: ``arrived`` plus the latency.
+        and the loop time at which any answer may leave: ``arrived`` plus the latency. ``shape``
+        words an injected error where one surface differs from its injector's (the MDE API).
 
         The latency runs from the request's arrival, so the emulator's own work counts towards it
         as a real service's does; it does not add its queueing on top of the configured delay.
         """
         faults = self.faults
+        shape = shape or self.shape
         due = arrived
         if faults.latency_ms or faults.jitter_ms:
             delay = faults.latency_ms + (self.rng.uniform(0.0, faults.jitter_ms) if faults.jitter_ms else 0.0)
@@ -73,13 +75,13 @@ class FaultInjector:
             wait = self.window.acquire(self.clock())
             if wait is not None:
                 self.counters["throttle"] += 1
-                return self.shape(429, "TooManyRequests", "Rate limit is exceeded. Try again later.",
-                                  {"Retry-After": retry_after_header(wait)}), due
+                return shape(429, "TooManyRequests", "Rate limit is exceeded. Try again later.",
+                             {"Retry-After": retry_after_header(wait)}), due
         if faults.error_rate and self.rng.random() < faults.error_rate:
             self.counters["error"] += 1
             if self.rng.random() < 0.5:
-                return self.shape(500, "InternalServerError", "An internal server error occurred."), due
-            return self.shape(503, "ServiceUnavailable", "The service is temporarily unavailable."), due
+                return shape(500, "InternalServerError", "An internal server error occurred."), due
+            return shape(503, "ServiceUnavailable", "The service is temporarily unavailable."), due
         if faults.reset_rate and self.rng.random() < faults.reset_rate:
             self.counters["reset"] += 1
             return DROP, due

@@ -28,7 +28,11 @@ def snapshot(state: EmulatorState) -> dict[str, Any]:
             "duplicate_iocs": 0 if ti is None else ti.duplicates,
             "mde_indicators": 0 if mde is None else len(mde.indicators),
         }
-        tenants[name] = {"alert_definitions": definitions, **counts}
+        if mde is not None:
+            mde.refresh(state.config.clock())
+        # Per tenant only (``totals`` keeps its keys): stored MDE indicators whose expiry has passed.
+        expired = 0 if mde is None else len(mde.expired)
+        tenants[name] = {"alert_definitions": definitions, **counts, "mde_expired_indicators": expired}
         totals["alert_definitions"] += len(definitions)
         for key, value in counts.items():
             totals[key] += value

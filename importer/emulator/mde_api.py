@@ -10,9 +10,15 @@ from typing import Any
 
 from aiohttp import web
 
-from importer.emulator.mde_model import INDICATOR_TYPES, validate_indicator
-from importer.emulator.odata import Clause, Query, paginate, parse_query
-from importer.emulator.ratelimit import retry_after_header
+from importer.emulator.mde_model import (
+    ENTITY_PROPERTIES,
+    INDICATOR_TYPES,
+    expiry_epoch,
+    render,
+    validate_indicator,
+)
+from importer.emulator.odata import Clause, Query, paginate, parse_query, select_fields
+from importer.emulator.ratelimit import SlidingWindow, retry_after_header
 from importer.emulator.replies import ApiError, json_response
 from importer.emulator.state import EmulatorState
 from importer.emulator.store import Entity, MdeTenant, value_key
@@ -25,6 +31,8 @@ MAX_TOP = 10000
 _ROUTE = re.compile(r"indicators(?:/(?P<tail>[^/]+))?/?", re.IGNORECASE)
 _FILTERABLE = frozenset(("indicatorValue", "indicatorType", "title", "action", "severity", "application",
                          "createdBy", "generateAlert", "id"))
+_SELECTABLE = frozenset(ENTITY_PROPERTIES)
+_INDICATOR_ID = re.compile(r"[0-9]{1,19}")  # ids are decimal strings ("994")
 
 
 def _bad(code: str, message: str) -> ApiError:
@@ -39,57 +47,75 @@ async def _json(request: web.BaseRequest) -> Any:
         raise _bad("InvalidRequestBody", "The request body is not valid JSON.") from None
 
 
-def _throttle(state: EmulatorState, tenant: str, *, batch: bool) -> None:
-    """Count this call against the tenant's windows, or refuse it with 429 + Retry-After (seconds)."""
+def _throttle(state: EmulatorState, tenant: str, call: str) -> None:
+    """Count this call against the tenant's windows for its kind (``import``, ``batchdelete`` or any
+    other call), or refuse it with 429 + Retry-After (seconds) and count it nowhere."""
     limits = state.limits_for(tenant)
-    now = state.config.clock()
-    if batch:
-        wait = limits.imports.acquire(now)
-        what = f"{state.config.mde_import_per_minute} import/BatchDelete calls per minute"
+    config = state.config
+    windows: tuple[SlidingWindow, ...]
+    if call == "import":
+        windows = (limits.imports,)
+        what = f"{config.mde_import_per_minute} import and BatchDelete calls per minute"
+    elif call == "batchdelete":
+        windows = (limits.imports, limits.batch_deletes_per_hour)
+        what = (f"{config.mde_import_per_minute} import and BatchDelete calls per minute and "
+                f"{config.mde_batch_delete_per_hour} BatchDelete calls per hour")
     else:
-        minute = limits.per_minute.retry_after(now)
-        hour = limits.per_hour.retry_after(now)
-        waits = [w for w in (minute, hour) if w is not None]
-        wait = max(waits) if waits else None
-        if wait is None:  # count the call only when both windows accept it
-            limits.per_minute.record(now)
-            limits.per_hour.record(now)
-        what = (f"{state.config.mde_calls_per_minute} calls per minute and "
-                f"{state.config.mde_calls_per_hour} per hour")
-    if wait is not None:
+        windows = (limits.per_minute, limits.per_hour)
+        what = f"{config.mde_calls_per_minute} calls per minute and {config.mde_calls_per_hour} per hour"
+    now = config.clock()
+    waits = [wait for wait in (window.retry_after(now) for window in windows) if wait is not None]
+    if waits:
         raise ApiError(429, "TooManyRequests", f"API calls quota exceeded: at most {what}.",
-                       headers={"Retry-After": retry_after_header(wait)})
+                       headers={"Retry-After": retry_after_header(max(waits))})
+    for window in windows:  # counted only when every window accepts it
+        window.record(now)
 
 
-def _cap_reached(state: EmulatorState, tenant: MdeTenant) -> bool:
-    return len(tenant.indicators) >= state.config.mde_tenant_cap
+def _cap_reached(state: EmulatorState, tenant: MdeTenant, now: float) -> bool:
+    return tenant.active_count(now) >= state.config.mde_tenant_cap
 
 
 def _upsert(state: EmulatorState, grant: Grant, tenant: MdeTenant, fields: Entity) -> Entity | None:
-    """Create the indicator, or update the one with the same value and type; None if the cap is full."""
-    now = state.now_iso()
+    """Create the indicator, or update the one with the same value and type; None if the cap is full.
+
+    Only an indicator that is (or becomes) active needs room under the cap: an update of an active
+    one always succeeds, while one that brings an expired indicator back to life counts as new.
+    """
+    clock = state.config.clock()
+    stamp = state.now_iso()
+    updated = fields.pop("lastUpdateTime", None) or stamp  # a client's own lastUpdateTime is kept
+    expires_at = expiry_epoch(fields["expirationTime"])
+    active = expires_at is None or expires_at > clock
+    client = grant.client_id
     existing = tenant.find(fields["indicatorType"], fields["indicatorValue"])
     if existing is not None:
+        if active and existing["id"] in tenant.expired and _cap_reached(state, tenant, clock):
+            return None
+        fields.pop("application", None)  # applies to new indicators only (the submit page)
         existing.update(fields)
-        existing["lastUpdateTime"] = now
-        existing["lastUpdatedBy"] = grant.client_id
+        existing["lastUpdateTime"] = updated
+        existing["lastUpdatedBy"] = client
+        tenant.set_expiry(existing["id"], expires_at, clock)
         return existing
-    if _cap_reached(state, tenant):
+    if active and _cap_reached(state, tenant, clock):
         return None
-    client = grant.client_id
-    return tenant.add({**fields, "source": client, "sourceType": "AadApp", "createdBy": client,
-                       "creationTimeDateTimeUtc": now, "lastUpdateTime": now, "lastUpdatedBy": client})
+    entity = tenant.add({**fields, "sourceType": "AadApp", "createdBySource": client, "createdBy": client,
+                         "lastUpdatedBy": client, "creationTimeDateTimeUtc": stamp,
+                         "lastUpdateTime": updated})
+    tenant.set_expiry(entity["id"], expires_at, clock)
+    return entity
 
 
 def _cap_message(state: EmulatorState) -> str:
-    return f"The tenant already holds the maximum of {state.config.mde_tenant_cap} indicators."
+    return f"The tenant already holds the maximum of {state.config.mde_tenant_cap} active indicators."
 
 
 def _submit(state: EmulatorState, grant: Grant, tenant: MdeTenant, body: Any) -> web.Response:
     entity = _upsert(state, grant, tenant, validate_indicator(body))
     if entity is None:
         raise _bad("IndicatorLimitExceeded", _cap_message(state))
-    return json_response(entity)
+    return json_response(render(entity))
 
 
 def _import(state: EmulatorState, grant: Grant, tenant: MdeTenant, body: Any) -> web.Response:
@@ -119,16 +145,29 @@ def _import(state: EmulatorState, grant: Grant, tenant: MdeTenant, body: Any) ->
 
 
 def _batch_delete(tenant: MdeTenant, body: Any) -> web.Response:
+    """Delete every id, or none: 400 for a list that is empty, too long or holds an invalid id, 404
+    if any id names no indicator (the page does not say whether the others go; here they stay)."""
     ids = body.get("IndicatorIds") if isinstance(body, dict) else None
     if ids is None:
         raise _bad("MissingRequiredParameter", "The parameter 'IndicatorIds' is required (case-sensitive).")
-    if not isinstance(ids, list) or not all(type(i) in (str, int) for i in ids):
+    if not isinstance(ids, list):
         raise _bad("InvalidRequestBody", "'IndicatorIds' must be a list of indicator ids.")
+    if not ids:
+        raise _bad("InvalidRequestBody", "'IndicatorIds' is empty: name at least one indicator id.")
     if len(ids) > BATCH_LIMIT:
         raise _bad("MaximumBatchSizeExceeded", f"Maximum batch size exceeded. Received: {len(ids)}, "
                    f"allowed: {BATCH_LIMIT}.")
+    invalid = [i for i in ids if not isinstance(i, str) or _INDICATOR_ID.fullmatch(i) is None]
+    if invalid:
+        raise _bad("InvalidRequestBody", f"Invalid indicator id {json.dumps(invalid[0])[:50]}: an id is a "
+                   "string of digits.")
+    missing = [i for i in ids if i not in tenant.indicators]
+    if missing:
+        shown = ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else "")
+        raise ApiError(404, "NotFound", f"{len(missing)} of the {len(ids)} indicators were not found "
+                       f"({shown}); none was deleted.")
     for indicator_id in ids:
-        tenant.delete(str(indicator_id))
+        tenant.delete(indicator_id)
     return web.Response(status=204)
 
 
@@ -157,11 +196,15 @@ def _matches(entity: Entity, clauses: list[Clause]) -> bool:
     return True
 
 
-def _list(request: web.BaseRequest, tenant: MdeTenant, query: Query) -> web.Response:
-    items = (e for e in _candidates(tenant, query.clauses) if _matches(e, query.clauses))
+def _list(request: web.BaseRequest, state: EmulatorState, tenant: MdeTenant, query: Query) -> web.Response:
+    """The active indicators that match, a page at a time, each in the documented shape."""
+    tenant.refresh(state.config.clock())
+    expired = tenant.expired
+    items = (e for e in _candidates(tenant, query.clauses)
+             if e["id"] not in expired and _matches(e, query.clauses))
     page = paginate(items, query, MAX_TOP, request.url)
     body: dict[str, Any] = {"@odata.context": f"http://{request.host}/api/$metadata#Indicators",
-                            "value": page.items}
+                            "value": [select_fields(render(e), query.select) for e in page.items]}
     if page.next_link is not None:
         body["@odata.nextLink"] = page.next_link
     return json_response(body)
@@ -179,12 +222,12 @@ async def handle_mde(request: web.BaseRequest, state: EmulatorState, grant: Gran
     if action in ("import", "batchdelete"):
         if method != "POST":
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on {request.path}.")
-        _throttle(state, grant.tenant, batch=True)
+        _throttle(state, grant.tenant, action)
         body = await _json(request)
         if action == "import":
             return _import(state, grant, tenant, body)
         return _batch_delete(tenant, body)
-    _throttle(state, grant.tenant, batch=False)
+    _throttle(state, grant.tenant, "call")
     if tail is not None:
         if method != "DELETE":
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on {request.path}.")
@@ -192,7 +235,8 @@ async def handle_mde(request: web.BaseRequest, state: EmulatorState, grant: Gran
             raise ApiError(404, "NotFound", f"Indicator {tail} was not found.")
         return web.Response(status=204)
     if method == "GET":
-        return _list(request, tenant, parse_query(request.query, _FILTERABLE, max_top=MAX_TOP))
+        return _list(request, state, tenant,
+                     parse_query(request.query, _FILTERABLE, max_top=MAX_TOP, selectable=_SELECTABLE))
     if method == "POST":
         return _submit(state, grant, tenant, await _json(request))
     raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on {request.path}.")

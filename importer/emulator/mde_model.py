@@ -1,24 +1,35 @@
-"""Validation of the Defender for Endpoint Indicator entity (field names are case-sensitive)."""
+"""The Defender for Endpoint Indicator entity: validation of a submitted one (field names are
+case-sensitive) and the shape a listed one takes."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from importer.emulator.replies import ApiError
 from importer.emulator.store import Entity
-from importer.emulator.values import is_domain, is_hex_hash, is_ip, is_url
+from importer.emulator.values import is_domain, is_full_ip, is_hex_hash, is_url
 
-__all__ = ["ACTIONS", "INDICATOR_TYPES", "SEVERITIES", "validate_indicator"]
+__all__ = ["ACTIONS", "ENTITY_PROPERTIES", "INDICATOR_TYPES", "SEVERITIES", "expiry_epoch", "render",
+           "validate_indicator"]
 
 INDICATOR_TYPES = ("FileSha1", "FileSha256", "FileMd5", "CertificateThumbprint", "IpAddress", "DomainName",
                    "Url")
 ACTIONS = ("Alert", "Warn", "Block", "Audit", "BlockAndRemediate", "AlertAndBlock", "Allowed")
 SEVERITIES = ("Informational", "Low", "Medium", "High")
 _REQUIRED = ("indicatorValue", "indicatorType", "action", "title", "description")
-_OPTIONAL_TEXT = ("application", "recommendedActions", "educateUrl")
-_KNOWN = frozenset((*_REQUIRED, *_OPTIONAL_TEXT, "expirationTime", "severity", "rbacGroupNames",
-                    "rbacGroupIds", "generateAlert"))
+# externalId is the client's own id for the indicator (API.md section 3; the entity page spells it
+# externalID, the clients that send it and API.md spell it externalId: names are case-sensitive).
+_OPTIONAL_TEXT = ("application", "recommendedActions", "educateUrl", "externalId")
+_TIMES = ("expirationTime", "lastUpdateTime")
+_KNOWN = frozenset((*_REQUIRED, *_OPTIONAL_TEXT, *_TIMES, "severity", "rbacGroupNames", "rbacGroupIds",
+                    "generateAlert"))
+# A listed (or submitted-and-returned) indicator: these properties, in this order, as the entity
+# page lists them; educateUrl is accepted and kept but is not one of them.
+ENTITY_PROPERTIES = ("id", "indicatorValue", "indicatorType", "action", "application", "externalId",
+                     "sourceType", "createdBySource", "createdBy", "lastUpdatedBy", "creationTimeDateTimeUtc",
+                     "expirationTime", "lastUpdateTime", "severity", "title", "description",
+                     "recommendedActions", "rbacGroupNames", "rbacGroupIds", "generateAlert")
 _HASH_LENGTHS = {"FileSha1": 40, "FileSha256": 64, "FileMd5": 32, "CertificateThumbprint": 40}
 
 
@@ -32,9 +43,9 @@ def _value_error(indicator_type: str, value: str) -> ApiError | None:
         if not is_hex_hash(value, _HASH_LENGTHS[indicator_type]):
             return _error("InvalidHashValue", f"Invalid hash value: '{shown}' is not a {indicator_type}.")
     elif indicator_type == "IpAddress":
-        if not is_ip(value):
-            return _error("InvalidIpAddress", f"Invalid IP address: '{shown}' (a single IPv4 or IPv6 "
-                          "address; no ranges).")
+        if not is_full_ip(value):
+            return _error("InvalidIpAddress", f"Invalid IP address: '{shown}' (a single dotted-quad IPv4 "
+                          "address, or an IPv6 address with all 8 segments and no '::'; no ranges).")
     elif indicator_type == "DomainName":
         if not is_domain(value):
             return _error("InvalidDomainName", f"Invalid domain name: '{shown}'.")
@@ -77,15 +88,13 @@ def validate_indicator(body: Any) -> Entity:
     if severity is not None and severity not in SEVERITIES:
         raise _error("InvalidRequestBody", f"severity must be one of {', '.join(SEVERITIES)}.")
     fields["severity"] = severity or "Informational"
-    expiration = body.get("expirationTime")
-    if expiration is not None:
-        try:
-            if not isinstance(expiration, str):
-                raise ValueError(expiration)
-            datetime.fromisoformat(expiration)
-        except ValueError:
-            raise _error("InvalidRequestBody", "expirationTime must be an ISO 8601 date and time.") from None
-    fields["expirationTime"] = expiration
+    for name in _TIMES:
+        stamp = body.get(name)
+        if stamp is not None and expiry_epoch(stamp) is None:
+            raise _error("InvalidRequestBody", f"{name} must be an ISO 8601 date and time.")
+    fields["expirationTime"] = body.get("expirationTime")
+    if body.get("lastUpdateTime") is not None:
+        fields["lastUpdateTime"] = body["lastUpdateTime"]
     for name in ("rbacGroupNames", "rbacGroupIds"):
         groups = body.get(name)
         valid = groups is None or (isinstance(groups, list) and all(type(g) in (str, int) for g in groups))
@@ -93,3 +102,21 @@ def validate_indicator(body: Any) -> Entity:
             raise _error("InvalidRequestBody", f"{name} must be a list of group names or ids.")
         fields[name] = groups or []
     return fields
+
+
+def expiry_epoch(stamp: object) -> float | None:
+    """An ISO 8601 date and time as epoch seconds (no offset: UTC), or None if it is not one."""
+    if not isinstance(stamp, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def render(entity: Entity) -> Entity:
+    """The indicator as the API shows it: every documented property, null where it has no value."""
+    return {name: entity.get(name) for name in ENTITY_PROPERTIES}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from aiohttp import web
 
-__all__ = ["ApiError", "drop_connection", "error_response", "json_response"]
+__all__ = ["ApiError", "correlated_error_response", "drop_connection", "error_response", "json_response"]
 
 # Built once: the headers of every JSON answer (setting ``content_type`` per answer parses it again).
 _JSON_HEADERS = {"Content-Type": "application/json"}
@@ -32,6 +33,12 @@ def error_response(status: int, code: str, message: str, *, target: str | None =
     return json_response({"error": error}, status, headers=headers)
 
 
+def correlated_error_response(status: int, code: str, message: str,
+                              headers: dict[str, str] | None = None) -> web.Response:
+    """An MDE API error: its ``target`` is a correlation id, a fresh uuid for every answer."""
+    return error_response(status, code, message, target=str(uuid.uuid4()), headers=headers)
+
+
 class ApiError(Exception):
     """Raised inside a handler to answer with an OData error; caught by the dispatcher."""
 
@@ -44,7 +51,10 @@ class ApiError(Exception):
         self.target = target
         self.headers = headers
 
-    def response(self) -> web.Response:
+    def response(self, *, correlated: bool = False) -> web.Response:
+        """The answer; ``correlated`` (the MDE API) puts a correlation id in ``target`` instead."""
+        if correlated:
+            return correlated_error_response(self.status, self.code, self.message, self.headers)
         return error_response(self.status, self.code, self.message, target=self.target,
                               headers=self.headers)
 

@@ -18,7 +18,13 @@ from importer.emulator.config import EmulatorConfig, Faults
 from importer.emulator.faults import DROP, FaultInjector, hold_until
 from importer.emulator.inspection import snapshot
 from importer.emulator.mde_api import handle_mde
-from importer.emulator.replies import ApiError, drop_connection, error_response, json_response
+from importer.emulator.replies import (
+    ApiError,
+    correlated_error_response,
+    drop_connection,
+    error_response,
+    json_response,
+)
 from importer.emulator.state import EmulatorState
 from importer.emulator.ti_api import handle_ti
 from importer.emulator.token_endpoint import aad_error, issue_token
@@ -39,7 +45,8 @@ async def _token(request: web.BaseRequest, state: EmulatorState, tenant: str, ve
     lifetime = state.token_faults.faults.token_lifetime or state.config.token_lifetime
     own = (state.base_url.lower(), f"{request.scheme}://{request.host}".lower())
     return issue_token(fields, tenant=tenant, version=version, clients=state.config.clients,
-                       tokens=state.tokens, lifetime=lifetime, own_urls=own)
+                       tokens=state.tokens, lifetime=lifetime, own_urls=own,
+                       authorization=request.headers.get("Authorization"))
 
 
 async def _inspect(request: web.BaseRequest, state: EmulatorState, rest: str) -> web.Response:
@@ -57,7 +64,8 @@ async def _dispatch(request: web.BaseRequest, state: EmulatorState) -> web.Strea
     if lower.startswith("/_emulator/"):
         return await _inspect(request, state, lower[len("/_emulator/"):].rstrip("/"))
     injector: FaultInjector
-    if lower.startswith(("/v1.0/", "/api/")):
+    mde = lower.startswith("/api/")  # its errors carry a correlation id in ``target``
+    if mde or lower.startswith("/v1.0/"):
         injector = state.api_faults
     else:
         match = _TOKEN_ROUTE.fullmatch(path)
@@ -68,7 +76,7 @@ async def _dispatch(request: web.BaseRequest, state: EmulatorState) -> web.Strea
         injector = state.token_faults
     due = 0.0
     if injector.active:
-        early, due = injector.admit(_arrival(request))
+        early, due = injector.admit(_arrival(request), correlated_error_response if mde else None)
         if early is not None:
             await hold_until(due)
             if early is DROP:
@@ -86,7 +94,7 @@ async def _dispatch(request: web.BaseRequest, state: EmulatorState) -> web.Strea
             grant = state.tokens.authorize(request, MDE)
             response = await handle_mde(request, state, grant, path[len("/api/"):])
     except ApiError as error:
-        response = error.response()
+        response = error.response(correlated=mde)
     except ConnectionResetError:
         # The client went away mid-body (killed, or gave up): nobody to answer, nothing to log.
         return drop_connection(request)

@@ -18,18 +18,21 @@ __all__ = ["EmulatorState", "MdeLimits"]
 
 @dataclass
 class MdeLimits:
-    """One tenant's MDE rate windows: import/BatchDelete per minute, other calls per minute and hour."""
+    """One tenant's MDE rate windows: import and BatchDelete per minute (one window for both),
+    BatchDelete per hour, other calls per minute and per hour."""
 
     imports: SlidingWindow
+    batch_deletes_per_hour: SlidingWindow
     per_minute: SlidingWindow
     per_hour: SlidingWindow
 
     @classmethod
     def for_config(cls, config: EmulatorConfig) -> MdeLimits:
-        scale = config.mde_window_scale
-        return cls(SlidingWindow(config.mde_import_per_minute, 60.0 * scale),
-                   SlidingWindow(config.mde_calls_per_minute, 60.0 * scale),
-                   SlidingWindow(config.mde_calls_per_hour, 3600.0 * scale))
+        minute, hour = 60.0 * config.mde_window_scale, 3600.0 * config.mde_window_scale
+        return cls(SlidingWindow(config.mde_import_per_minute, minute),
+                   SlidingWindow(config.mde_batch_delete_per_hour, hour),
+                   SlidingWindow(config.mde_calls_per_minute, minute),
+                   SlidingWindow(config.mde_calls_per_hour, hour))
 
 
 @dataclass

@@ -6,6 +6,7 @@ request does not grow with the store; only unfiltered listings walk it, page by 
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,10 +128,19 @@ class TiTenant:
 
 @dataclass
 class MdeTenant:
-    """One tenant's Defender for Endpoint indicators, unique by (indicatorType, value)."""
+    """One tenant's Defender for Endpoint indicators, unique by (indicatorType, value).
+
+    An indicator whose expirationTime has passed stays stored (its id can still be deleted, a new
+    submit of its value and type updates it) but is no longer active: it is not listed and does not
+    count against the tenant's cap. ``expired`` holds those ids, kept current by ``refresh`` from a
+    heap of expiry times, so counting the active ones never walks the store.
+    """
 
     indicators: dict[str, Entity] = field(default_factory=dict)
     by_value: dict[tuple[str, str], str] = field(default_factory=dict)
+    expired: set[str] = field(default_factory=set)
+    _expires_at: dict[str, float] = field(default_factory=dict)  # id -> epoch seconds, if it expires
+    _expiries: list[tuple[float, str]] = field(default_factory=list)  # heap; stale entries skipped
     next_id: int = 1
 
     def find(self, indicator_type: str, value: str) -> Entity | None:
@@ -150,7 +160,35 @@ class MdeTenant:
         if entity is None:
             return False
         del self.by_value[value_key(entity["indicatorType"], entity["indicatorValue"])]
+        self.expired.discard(indicator_id)
+        self._expires_at.pop(indicator_id, None)
         return True
+
+    # --- expiry ----------------------------------------------------------------------------------
+    def set_expiry(self, indicator_id: str, expires_at: float | None, now: float) -> None:
+        """Record when the indicator stops being active (None: never); it may be expired already."""
+        if expires_at is None:
+            self._expires_at.pop(indicator_id, None)
+            self.expired.discard(indicator_id)
+            return
+        self._expires_at[indicator_id] = expires_at
+        if expires_at <= now:
+            self.expired.add(indicator_id)
+        else:
+            self.expired.discard(indicator_id)
+            heapq.heappush(self._expiries, (expires_at, indicator_id))
+
+    def refresh(self, now: float) -> None:
+        """Move the indicators whose expiry has come by ``now`` into ``expired``."""
+        heap = self._expiries
+        while heap and heap[0][0] <= now:
+            expires_at, indicator_id = heapq.heappop(heap)
+            if self._expires_at.get(indicator_id) == expires_at:  # else deleted or re-dated since
+                self.expired.add(indicator_id)
+
+    def active_count(self, now: float) -> int:
+        self.refresh(now)
+        return len(self.indicators) - len(self.expired)
 
 
 @dataclass

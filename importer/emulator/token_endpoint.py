@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 import uuid
 from collections.abc import Mapping
+from typing import NamedTuple
+from urllib.parse import unquote_plus
 
 from aiohttp import web
 
@@ -15,11 +19,14 @@ from importer.emulator.tokens import Grant, TokenStore, audiences_for
 __all__ = ["aad_error", "issue_token", "token_fault_shape"]
 
 _DEFAULT_SUFFIX = "/.default"
+_ERROR_URI = "https://login.microsoftonline.com/error?code="  # where Azure AD explains each code
+_MALFORMED = 9002313  # Azure AD's "Invalid request. Request is malformed or invalid."
 
 
 def aad_error(status: int, error: str, code: int, description: str,
               headers: dict[str, str] | None = None) -> web.Response:
-    """An error shaped like Azure AD's: ``error``, ``error_description`` with the AADSTS code, ids."""
+    """An error shaped like Azure AD's: ``error``, ``error_description`` with the AADSTS code, ids,
+    ``error_uri``."""
     trace_id, correlation_id = str(uuid.uuid4()), str(uuid.uuid4())
     stamp = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())
     return json_response({
@@ -30,6 +37,7 @@ def aad_error(status: int, error: str, code: int, description: str,
         "timestamp": stamp,
         "trace_id": trace_id,
         "correlation_id": correlation_id,
+        "error_uri": f"{_ERROR_URI}{code}",
     }, status, headers=headers)
 
 
@@ -50,12 +58,20 @@ def _missing(name: str) -> web.Response:
 
 
 def issue_token(form: Mapping[str, str], *, tenant: str, version: int, clients: tuple[ClientApp, ...],
-                tokens: TokenStore, lifetime: int, own_urls: tuple[str, ...]) -> web.Response:
-    """Answer one token request: checks in the order Azure AD applies them, then a fresh token."""
+                tokens: TokenStore, lifetime: int, own_urls: tuple[str, ...],
+                authorization: str | None = None) -> web.Response:
+    """Answer one token request: checks in the order Azure AD applies them, then a fresh token.
+
+    ``authorization`` is the request's ``Authorization`` header: the client may authenticate with
+    HTTP Basic (RFC 6749 section 2.3.1) instead of ``client_secret`` in the form.
+    """
     refused = _check_grant(form, tenant, clients)
     if refused is not None:
         return refused
-    client = _authenticate(form, tenant, clients)
+    credentials = _credentials(form, authorization)
+    if isinstance(credentials, web.Response):
+        return credentials
+    client = _authenticate(credentials, tenant, clients)
     if isinstance(client, web.Response):
         return client
     resource = _requested_resource(form, version)
@@ -81,10 +97,49 @@ def _check_grant(form: Mapping[str, str], tenant: str, clients: tuple[ClientApp,
     return None
 
 
-def _authenticate(form: Mapping[str, str], tenant: str,
+class _Credentials(NamedTuple):
+    """Who the request says it is, and whether it said so with HTTP Basic (else in the form)."""
+
+    client_id: str | None
+    secret: str | None
+    basic: bool
+
+
+def _credentials(form: Mapping[str, str], authorization: str | None) -> _Credentials | web.Response:
+    """The client's id and secret from HTTP Basic if the request uses it, else from the form."""
+    scheme, _, encoded = (authorization or "").partition(" ")
+    if scheme.lower() != "basic":
+        return _Credentials(form.get("client_id"), form.get("client_secret"), False)
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        decoded = ""
+    raw_id, colon, raw_secret = decoded.partition(":")
+    if not colon or not raw_id:
+        return aad_error(400, "invalid_request", _MALFORMED,
+                         "Invalid request. The Authorization header must be 'Basic ' and the base64 of "
+                         "'client_id:client_secret'.")
+    # RFC 6749 section 2.3.1: each part is form-urlencoded before the pair is base64-encoded.
+    client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
+    if "client_secret" in form or "client_assertion" in form:
+        return aad_error(400, "invalid_request", _MALFORMED,
+                         "Invalid request. The client authenticated in the Authorization header and in "
+                         "the body: use one method only.")
+    if form.get("client_id", client_id) != client_id:
+        return aad_error(400, "invalid_request", _MALFORMED,
+                         "Invalid request. The client_id in the body is not the one in the Authorization "
+                         "header.")
+    return _Credentials(client_id, secret, True)
+
+
+def _authenticate(credentials: _Credentials, tenant: str,
                   clients: tuple[ClientApp, ...]) -> ClientApp | web.Response:
-    """The tenant's app the form names, if its secret is right and current; else the refusal."""
-    client_id = form.get("client_id")
+    """The tenant's app the request names, if its secret is right and current; else the refusal.
+
+    A failed client authentication is 401 ``invalid_client`` (RFC 6749 section 5.2), with the
+    ``WWW-Authenticate`` challenge the RFC asks for when the client used the Authorization header.
+    """
+    client_id = credentials.client_id
     if not client_id:
         return _missing("client_id")
     client = next((c for c in clients if c.client_id == client_id and c.tenant == tenant), None)
@@ -92,17 +147,18 @@ def _authenticate(form: Mapping[str, str], tenant: str,
         return aad_error(400, "unauthorized_client", 700016,
                          f"Application with identifier '{client_id}' was not found in the directory "
                          f"'{tenant}'.")
-    if "client_secret" not in form:
-        return aad_error(400, "invalid_client", 7000218,
+    challenge = {"WWW-Authenticate": 'Basic realm="token"'} if credentials.basic else None
+    if credentials.secret is None:
+        return aad_error(401, "invalid_client", 7000218,
                          "The request body must contain the following parameter: 'client_assertion' "
                          "or 'client_secret'.")
-    if form["client_secret"] != client.client_secret:
-        return aad_error(400, "invalid_client", 7000215,
+    if credentials.secret != client.client_secret:
+        return aad_error(401, "invalid_client", 7000215,
                          "Invalid client secret provided. Ensure the secret being sent in the request is "
-                         "the client secret value, not the client secret ID.")
+                         "the client secret value, not the client secret ID.", challenge)
     if client.secret_expired:
-        return aad_error(400, "invalid_client", 7000222,
-                         f"The provided client secret keys for app '{client_id}' are expired.")
+        return aad_error(401, "invalid_client", 7000222,
+                         f"The provided client secret keys for app '{client_id}' are expired.", challenge)
     return client
 
 

@@ -15,7 +15,9 @@ __all__ = ["MDE", "TI", "Grant", "TokenStore", "audiences_for"]
 TI = "ti"
 MDE = "mde"
 
-_TI_RESOURCES = ("https://graph.windows.net", "https://ti.securitycenter.windows.com")
+# The TI API's samples ask for graph.windows.net; its doc's token section also shows graph.microsoft.com.
+_TI_RESOURCES = ("https://graph.windows.net", "https://graph.microsoft.com",
+                 "https://ti.securitycenter.windows.com")
 _MDE_RESOURCES = ("https://api.securitycenter.microsoft.com",
                   "https://securitycenter.onmicrosoft.com/windowsatpservice")
 

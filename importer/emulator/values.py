@@ -6,9 +6,10 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
-__all__ = ["is_domain", "is_hex_hash", "is_ip", "is_url"]
+__all__ = ["is_domain", "is_full_ip", "is_hex_hash", "is_ip", "is_url"]
 
 _HEX = re.compile(r"[0-9a-fA-F]+")
+_IPV6_GROUP = re.compile(r"[0-9a-fA-F]{1,4}")
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 _TLD = re.compile(r"[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59}")
 
@@ -26,6 +27,18 @@ def is_ip(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def is_full_ip(value: str) -> bool:
+    """A dotted-quad IPv4 address, or an IPv6 address written with all 8 segments.
+
+    The MDE API asks for every IPv6 segment: no ``::`` compression and no dotted IPv4 tail, so
+    ``2001:db8::1`` is refused and ``2001:db8:0:0:0:0:0:1`` accepted.
+    """
+    if ":" not in value:
+        return is_ip(value)
+    groups = value.split(":")
+    return len(groups) == 8 and all(_IPV6_GROUP.fullmatch(group) for group in groups)
 
 
 def is_domain(value: str) -> bool:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote_plus
 
 import aiohttp
 import pytest
@@ -10,6 +13,7 @@ import pytest
 from importer.emulator import DEMO_CLIENT, ClientApp, Emulator, EmulatorConfig, running_emulator
 from tests.helpers import FakeTime, auth
 
+MDE = "https://api.securitycenter.microsoft.com"
 GOOD = {
     "grant_type": "client_credentials",
     "client_id": DEMO_CLIENT.client_id,
@@ -61,7 +65,9 @@ async def test_v2_integer_expiry_and_scopes(session: aiohttp.ClientSession, emul
 @pytest.mark.parametrize(
     ("version", "change", "status", "error", "code"),
     [
-        (1, {"client_secret": "wrong"}, 400, "invalid_client", 7000215),
+        (1, {"client_secret": "wrong"}, 401, "invalid_client", 7000215),
+        (2, {"client_secret": "wrong"}, 401, "invalid_client", 7000215),
+        (1, {"client_secret": ""}, 401, "invalid_client", 7000218),
         (1, {"client_id": "nobody"}, 400, "unauthorized_client", 700016),
         (1, {"grant_type": "password"}, 400, "unsupported_grant_type", 70003),
         (1, {"grant_type": ""}, 400, "invalid_request", 900144),
@@ -100,6 +106,8 @@ async def test_errors_shaped_like_azure_ad(
     got_status, body = await _token(session, emulator.auth_url(version), form)
     assert (got_status, body["error"], body["error_codes"]) == (status, error, [code])
     assert body["error_description"].startswith(f"AADSTS{code}:")
+    assert body["error_uri"] == f"https://login.microsoftonline.com/error?code={code}"
+    assert body["trace_id"] and body["correlation_id"] and body["timestamp"]
     assert DEMO_CLIENT.client_secret not in str(body)
     assert emulator.state()["tokens_issued"] == 0
 
@@ -116,7 +124,7 @@ async def test_unknown_tenant_expired_secret_and_other_tenant(session: aiohttp.C
             emu.auth_url(1),
             {**GOOD, **resource, "client_id": "old-app", "client_secret": "old-secret"},
         )
-        assert (status, body["error_codes"]) == (400, [7000222])
+        assert (status, body["error"], body["error_codes"]) == (401, "invalid_client", [7000222])
         # A client of one tenant cannot get a token in another tenant.
         status, body = await _token(session, emu.auth_url(1, "fabrikam"), {**GOOD, **resource})
         assert (status, body["error_codes"]) == (400, [700016])
@@ -140,3 +148,70 @@ async def test_token_lifetime_is_configurable(session: aiohttp.ClientSession, fa
         ) as response:
             assert response.status == 401
         assert emu.state()["tokens_issued"] == 1
+
+
+def _basic(client_id: str, secret: str) -> dict[str, str]:
+    """HTTP Basic as RFC 6749 section 2.3.1 has it: each part form-urlencoded, then base64."""
+    pair = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+
+
+async def _token_with(
+    session: aiohttp.ClientSession, url: str, form: dict[str, str], headers: dict[str, str]
+) -> tuple[int, Any, Mapping[str, str]]:
+    async with session.post(url, data=form, headers=headers) as response:
+        return response.status, await response.json(), response.headers
+
+
+async def test_client_secret_in_http_basic_auth(session: aiohttp.ClientSession) -> None:
+    # A secret with characters that form-urlencoding changes proves the parts are decoded.
+    app = ClientApp("basic-app", "s3cret+/=:%&", "contoso-demo")
+    async with running_emulator(EmulatorConfig(clients=(DEMO_CLIENT, app))) as emu:
+        scope = {
+            "grant_type": "client_credentials",
+            "scope": "https://api.securitycenter.microsoft.com/.default",
+        }
+        status, body, _ = await _token_with(
+            session, emu.auth_url(2), scope, _basic(app.client_id, app.client_secret)
+        )
+        assert status == 200, body
+        async with session.get(emu.mde_url + "indicators", headers=auth(body["access_token"])) as response:
+            assert response.status == 200
+        # v1, with the client_id repeated in the form (allowed when it is the same).
+        form = {"grant_type": "client_credentials", "client_id": app.client_id, "resource": MDE}
+        status, body, _ = await _token_with(
+            session, emu.auth_url(1), form, _basic(app.client_id, app.client_secret)
+        )
+        assert status == 200 and body["resource"] == MDE
+        # A wrong secret in the header: 401 with the challenge RFC 6749 section 5.2 asks for.
+        status, body, headers = await _token_with(
+            session, emu.auth_url(2), scope, _basic(app.client_id, "wrong")
+        )
+        assert (status, body["error"], body["error_codes"]) == (401, "invalid_client", [7000215])
+        assert headers["WWW-Authenticate"].startswith("Basic") and "error_uri" in body
+        refusals = [
+            # Two methods at once (RFC 6749: a client MUST NOT use more than one).
+            ({**scope, "client_secret": app.client_secret}, _basic(app.client_id, app.client_secret)),
+            ({**scope, "client_id": DEMO_CLIENT.client_id}, _basic(app.client_id, app.client_secret)),
+            (scope, {"Authorization": "Basic not*base64"}),
+            (scope, {"Authorization": "Basic " + base64.b64encode(b"no-colon").decode()}),
+        ]
+        for form, headers in refusals:
+            status, body, _ = await _token_with(session, emu.auth_url(2), form, headers)
+            assert (status, body["error"], body["error_codes"]) == (400, "invalid_request", [9002313])
+        assert emu.state()["tokens_issued"] == 2
+
+
+@pytest.mark.parametrize("version", [1, 2])
+async def test_ti_token_for_graph_microsoft_com(
+    session: aiohttp.ClientSession, emulator: Emulator, version: int
+) -> None:
+    resource = "https://graph.microsoft.com"
+    asked = {"resource": resource} if version == 1 else {"scope": resource + "/.default"}
+    status, body = await _token(session, emulator.auth_url(version), {**GOOD, **asked})
+    assert status == 200, body
+    token = body["access_token"]
+    async with session.get(emulator.ti_url + "AlertDefinitions", headers=auth(token)) as response:
+        assert response.status == 200
+    async with session.get(emulator.mde_url + "indicators", headers=auth(token)) as response:
+        assert response.status == 401  # a TI audience, not an MDE one

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -79,6 +80,28 @@ async def create_definition(session: aiohttp.ClientSession, emu: Emulator, token
 
 # --- what a tenant holds, read through the API as any client would --------------------------------
 MDE_RESOURCE = "https://api.securitycenter.microsoft.com"
+
+
+def mde_indicator(value: str, kind: str = "FileSha1", **extra: Any) -> dict[str, Any]:
+    """An MDE Indicator body with the required fields (``extra`` adds or replaces some)."""
+    return {
+        "indicatorValue": value,
+        "indicatorType": kind,
+        "action": "Alert",
+        "title": "feed-a",
+        "description": "from feed A",
+        "severity": "Medium",
+        **extra,
+    }
+
+
+async def mde_call(
+    session: aiohttp.ClientSession, method: str, url: str, token: str, body: Any = None
+) -> tuple[int, Any, Mapping[str, str]]:
+    """One MDE API call: its status, JSON body (None for a 204) and headers."""
+    async with session.request(method, url, json=body, headers=auth(token)) as response:
+        payload = await response.json() if response.status != 204 else None
+        return response.status, payload, response.headers
 
 
 async def mde_held(emu: Emulator) -> list[dict[str, Any]]:
