@@ -235,7 +235,8 @@ async def test_a_refused_token_stops_every_waiter_without_more_token_calls(
         )
     assert all(isinstance(r, AuthError) for r in results)
     assert emulator.state()["tokens_issued"] == 0
-    assert emulator.state()["requests_by_status"].get("400", 0) == 1  # one token call, not twenty
+    # One token call, not twenty (a wrong secret is 401 invalid_client).
+    assert emulator.state()["requests_by_status"].get("401", 0) == 1
 
 
 async def test_an_unreachable_token_endpoint_is_a_config_error(
