@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
+from feeds.canonical import InvalidValue, normalise_ip
 from feeds.model import Kind
 from importer.errors import ConfigError, PermanentError
 from importer.model import RemoteIndicator, Stamp
@@ -16,7 +18,6 @@ from importer.model import RemoteIndicator, Stamp
 __all__ = ["epoch_of", "iso_utc", "meta_digest", "missing_collection", "remote_of", "stamp_of", "value_key"]
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")  # services write up to 7 fractional digits; Python reads 6
-
 
 
 def iso_utc(moment: datetime) -> str:
@@ -38,11 +39,16 @@ def remote_of(
     """A stored entity's type, value, id (and stamp) as a RemoteIndicator; None for a type we never
     write.
 
-    Both APIs have one ``IpAddress`` type for both families: the value tells which.
+    Both APIs have one ``IpAddress`` type for both families: the value tells which. An address is
+    given back in the feeds' canonical form (``feeds.canonical``), whatever form the service lists
+    (``mde`` lists IPv6 with all 8 segments): the journal and the feeds know an indicator by that
+    form, so "present" and mirror mode match it.
     """
     if not isinstance(value, str) or remote_id is None or not isinstance(wire_type, str):
         return None
     if wire_type == "IpAddress":
+        with suppress(InvalidValue):  # not ours to judge: kept as listed, it simply matches nothing
+            value = normalise_ip(value)[1]
         return RemoteIndicator(Kind.IPV6 if ":" in value else Kind.IPV4, value, str(remote_id), stamp)
     kind = kinds.get(wire_type)
     return None if kind is None else RemoteIndicator(kind, value, str(remote_id), stamp)

@@ -15,7 +15,7 @@ from feeds.model import Detection, Indicator, Kind
 from importer.emulator import Emulator, EmulatorConfig, running_emulator
 from importer.errors import ConfigError, PermanentError
 from importer.model import RemoteIndicator
-from importer.targets.mde.client import MdeClient, indicator_body, remote_indicator
+from importer.targets.mde.client import MdeClient, external_id, indicator_body, remote_indicator
 from importer.targets.mde.rules import DEFAULT_AUDIENCE as MDE_DEFAULT_AUDIENCE
 from importer.targets.mde.rules import MdePace, check_definition
 from importer.transport.http import open_http
@@ -60,19 +60,20 @@ def test_indicator_body_stamps_the_definition_and_maps_every_kind() -> None:
         application="feedapp",
     )
     kinds = {
-        Kind.MD5: ("d41d8cd98f00b204e9800998ecf8427e", "FileMd5"),
-        Kind.SHA1: (sha1(1), "FileSha1"),
-        Kind.SHA256: ("a" * 64, "FileSha256"),
-        Kind.IPV4: ("192.0.2.1", "IpAddress"),
-        Kind.IPV6: ("2001:db8::1", "IpAddress"),
-        Kind.DOMAIN: ("evil.example", "DomainName"),
-        Kind.URL: ("http://evil.example/x", "Url"),
+        Kind.MD5: ("d41d8cd98f00b204e9800998ecf8427e", "FileMd5", None),
+        Kind.SHA1: (sha1(1), "FileSha1", None),
+        Kind.SHA256: ("a" * 64, "FileSha256", None),
+        Kind.IPV4: ("192.0.2.1", "IpAddress", None),
+        Kind.IPV6: ("2001:db8::1", "IpAddress", "2001:0db8:0000:0000:0000:0000:0000:0001"),  # all 8 segments
+        Kind.DOMAIN: ("evil.example", "DomainName", None),
+        Kind.URL: ("http://evil.example/x", "Url", None),
     }
-    for kind, (value, wire) in kinds.items():
+    for kind, (value, wire, sent) in kinds.items():
         body = indicator_body(Indicator(kind, value, "f:1"), spec)
         assert body == {
-            "indicatorValue": value,
+            "indicatorValue": sent or value,
             "indicatorType": wire,
+            "externalId": external_id("T", wire, value),
             "action": "Audit",
             "generateAlert": True,
             "title": "T",
@@ -117,6 +118,10 @@ def test_remote_indicator_maps_types_back_to_kinds() -> None:
         return None if remote is None else replace(remote, stamp=None)
 
     assert identity(entity("IpAddress", "2001:db8::1")) == RemoteIndicator(
+        Kind.IPV6, "2001:db8::1", "7"
+    )
+    # Listed with all 8 segments (as sent), known by the feeds' canonical form.
+    assert identity(entity("IpAddress", "2001:0DB8:0000:0000:0000:0000:0000:0001")) == RemoteIndicator(
         Kind.IPV6, "2001:db8::1", "7"
     )
     assert identity(entity("IpAddress", "192.0.2.1")) == RemoteIndicator(Kind.IPV4, "192.0.2.1", "7")
@@ -224,13 +229,18 @@ async def test_delete_and_batch_delete(fake_time: FakeTime) -> None:
         await client.delete(ids[0])
         with pytest.raises(PermanentError) as info:
             await client.delete(ids[0])
-        await client.batch_delete([*ids[1:4], ids[0]])  # an id already gone is not an error
+        # All or nothing: one id already gone refuses the call; the listing tells which are left.
+        with pytest.raises(PermanentError) as gone:
+            await client.batch_delete([*ids[1:4], ids[0]])
+        assert await client.held_ids([*ids[1:4], ids[0], "999999"]) == set(ids[1:4])
+        await client.batch_delete(ids[1:4])
         left = [e["id"] async for page in client.pages() for e in page]
         created = await client.submit(indicator_body(Indicator(Kind.URL, "https://x.example/a", "f"), SPEC))
-        with pytest.raises(ValueError):
-            await client.batch_delete([])
+        for wrong in ([], ids * 100):  # never sent: the API answers 400 to both
+            with pytest.raises(ValueError):
+                await client.batch_delete(wrong)
         state = emu.state()
-    assert info.value.status == 404
+    assert info.value.status == gone.value.status == 404
     assert sorted(left) == sorted(ids[4:])
     assert created["indicatorType"] == "Url" and created["title"] == "Feed A"
     assert state["totals"]["mde_indicators"] == 3

@@ -85,7 +85,7 @@ async def test_urls_are_rejected_by_ti_and_taken_by_mde_with_the_feeds_fields(
     assert {(item["indicatorType"], item["indicatorValue"]) for item in stored} == {
         ("FileSha256", "44d88612fea8a8f36de82e1f5d4d4e87aa8f4e3c1f9e4a3b2c1d0e9f8a7b6c5d"),
         ("IpAddress", "8.8.4.4"),
-        ("IpAddress", "2001:db8::7"),
+        ("IpAddress", "2001:0db8:0000:0000:0000:0000:0000:0007"),  # the API takes all 8 segments
         ("DomainName", "evil.example"),
         ("Url", "http://evil.example/payload.bin"),
     }

@@ -6,29 +6,42 @@ windows (``WindowLimiter``: counted from each call's end, so jitter can never pu
 over a limit):
 
     batch lane   POST indicators/import, POST indicators/BatchDelete     30 per minute
+                 (BatchDelete alone, besides)                             1500 per hour
     calls lane   POST indicators, GET indicators, DELETE indicators/{id}  100 per minute, 1500 per hour
 
 All workers of a run share the same two lanes. ``MdePace.scale`` shrinks every window alike (0.05: a
 "minute" lasts 3 s) to match an emulator started with the same ``mde_window_scale``.
 
 Reads retry by themselves and page with ``$top``/``$skip``; writes are single attempts and the
-caller (``targets/mde.py``) decides how to retry them.
+caller (``target.py``) decides how to retry them.
+
+What goes on the wire differs from the journal's view in two ways, both undone on the way back:
+
+* an IPv6 value is sent with all 8 segments (the API refuses ``::``), while the feeds, the journal
+  and ``remote_indicator`` keep the canonical compressed form (``targets.common.remote_of``);
+* each indicator carries an ``externalId`` (``external_id``): ``ti-import:`` and 24 hex digits of
+  a BLAKE2b digest of the feed's title (its definition id), the wire type and the canonical value
+  — stable across runs and hosts, 34 characters (the API documents no limit; kept short anyway).
+  A listed indicator with another tool's ``externalId`` is not ours (``ours``), even under our title.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import ipaddress
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from feeds.model import Indicator, Kind
 from importer.errors import AmbiguousWriteError
 from importer.fields import DESCRIPTION, RECOMMENDED_ACTION, SEVERITY, TITLE
 from importer.model import DefinitionSpec, RemoteIndicator, Stamp
-from importer.targets.common import iso_utc, remote_of, stamp_of
+from importer.targets.common import epoch_of, iso_utc, remote_of, stamp_of
 from importer.targets.mde.fields import ACTION, APPLICATION, GENERATE_ALERT, RBAC_GROUPS
 from importer.targets.mde.rules import BATCH_LIMIT, CAP_CODE, MAX_TOP, MDE_TYPES, MdePace
 from importer.transport.http import HttpClient
@@ -36,11 +49,16 @@ from importer.transport.odata import odata_pages, odata_string
 from importer.transport.ratelimit import RateLimiter, WindowLimiter
 
 __all__ = [
+    "EXTERNAL_ID_PREFIX",
     "ImportItem",
     "MdeClient",
+    "expiry_epoch",
+    "external_id",
     "indicator_body",
     "indicator_stamp",
+    "ours",
     "remote_indicator",
+    "wire_value",
 ]
 
 _KINDS = {
@@ -51,6 +69,7 @@ _KINDS = {
     "Url": Kind.URL,
 }
 Sleep = Callable[[float], Awaitable[None]]
+EXTERNAL_ID_PREFIX = "ti-import:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +87,34 @@ class ImportItem:
         return self.failed and (self.reason or "").startswith(CAP_CODE)
 
 
+def wire_value(indicator: Indicator) -> str:
+    """The value as the API takes it: IPv6 with all 8 segments (API.md §3), the rest as canonical."""
+    if indicator.kind is Kind.IPV6:
+        return ipaddress.IPv6Address(indicator.value).exploded
+    return indicator.value
+
+
+def external_id(title: str, wire_type: str, value: str) -> str:
+    """Our ``externalId`` of the feed titled ``title`` holding ``value`` (canonical, not wire form)."""
+    digest = hashlib.blake2b(f"{title}\x1f{wire_type}\x1f{value}".encode(), digest_size=12)
+    return EXTERNAL_ID_PREFIX + digest.hexdigest()
+
+
+def ours(entity: Mapping[str, Any]) -> bool:
+    """Whether a listed indicator may be ours: it carries our ``externalId`` or none at all
+    (written before ``externalId`` was sent, or by hand in the portal). One with another tool's
+    id is that tool's, whatever its title."""
+    given = entity.get("externalId")
+    return not given or (isinstance(given, str) and given.startswith(EXTERNAL_ID_PREFIX))
+
+
 def indicator_body(indicator: Indicator, spec: DefinitionSpec) -> dict[str, Any]:
     """The Indicator JSON: the value and its type, with the feed's definition stamped on it."""
+    wire_type = MDE_TYPES[indicator.kind]
     body: dict[str, Any] = {
-        "indicatorValue": indicator.value,
-        "indicatorType": MDE_TYPES[indicator.kind],
+        "indicatorValue": wire_value(indicator),
+        "indicatorType": wire_type,
+        "externalId": external_id(spec[TITLE], wire_type, indicator.value),
         "action": spec[ACTION],
         "title": spec[TITLE],
         "description": spec[DESCRIPTION],
@@ -92,17 +134,26 @@ def indicator_body(indicator: Indicator, spec: DefinitionSpec) -> dict[str, Any]
     return body
 
 
-# The metadata an import stamps on an indicator (all of it can change on an existing value+type);
-# the expiry is the stamp's other half.
+# The metadata an import changes on an existing value+type, which decides an update; the expiry is
+# the stamp's other half. Left out: ``application``, which the API takes from a new indicator only
+# (an update never changes it: in the stamp, a changed application would be re-sent on every
+# listing run and never land), and ``externalId``, which follows from the title and the value.
 _META = (
     "title", "description", "severity", "action", "recommendedActions", "generateAlert", "rbacGroupNames",
-    "application",
 )  # fmt: skip
+# Where ``application`` was: an empty slot keeps the digests journals already hold (they were
+# taken with no application in it), so this change re-sends nothing to a feed without one.
+_RETIRED_SLOTS = (None,)
+
+
+def expiry_epoch(moment: datetime) -> int | None:
+    """An expiry as the stamp of a body carrying it has it (sent to the second)."""
+    return epoch_of(iso_utc(moment))
 
 
 def indicator_stamp(fields: Mapping[str, Any]) -> Stamp:
     """The stamp of an indicator body we send, or of an entity the API lists (the same names)."""
-    return stamp_of((fields.get(name) for name in _META), fields.get("expirationTime"))
+    return stamp_of((*(fields.get(name) for name in _META), *_RETIRED_SLOTS), fields.get("expirationTime"))
 
 
 def remote_indicator(entity: Mapping[str, Any]) -> RemoteIndicator | None:
@@ -140,9 +191,11 @@ class _Lane:
         json_body: Any = None,
         params: Mapping[str, str] | None = None,
         what: str,
+        also: Sequence[WindowLimiter] = (),
     ) -> Any:
+        """One call, once every window of the lane (and ``also``'s, a limit of this call alone) has room."""
         async with AsyncExitStack() as stack:
-            for window in self._windows:
+            for window in (*also, *self._windows):
                 await stack.enter_async_context(window.slot())
             return await self.http.request(method, url, json_body=json_body, params=params, what=what)
 
@@ -176,6 +229,7 @@ class MdeClient:
             return WindowLimiter(max(1, int(limit)), seconds, clock=clock, sleep=sleep)
 
         self.batch = lane(pace.import_per_minute, [window(pace.import_per_minute, minute)])
+        self._batch_deletes = window(pace.batch_deletes_per_hour, hour)
         self.calls = lane(
             pace.calls_per_minute,
             [window(pace.calls_per_minute, minute), window(pace.calls_per_hour, hour)],
@@ -215,7 +269,8 @@ class MdeClient:
         )
 
     async def batch_delete(self, remote_ids: Sequence[str]) -> None:
-        """POST indicators/BatchDelete (≤ 500 ids; ids that are already gone are not an error)."""
+        """POST indicators/BatchDelete (1 to 500 ids; a 400 otherwise). All or nothing: a 404 if any
+        id is not there (``PermanentError``; ``held_ids`` tells which still are)."""
         if not remote_ids or len(remote_ids) > BATCH_LIMIT:
             raise ValueError(f"a batch delete takes 1 to {BATCH_LIMIT} ids")
         await self.batch.request(
@@ -223,6 +278,7 @@ class MdeClient:
             self._url("indicators/BatchDelete"),
             json_body={"IndicatorIds": list(remote_ids)},
             what=f"deleting {len(remote_ids)} indicators",
+            also=(self._batch_deletes,),
         )
 
     # --- reads (retried) --------------------------------------------------------------------------
@@ -236,6 +292,14 @@ class MdeClient:
             )
 
         return odata_pages(get, self._base, "indicators", params, self._page_size)
+
+    async def held_ids(self, remote_ids: Collection[str]) -> set[str]:
+        """Which of ``remote_ids`` the tenant still lists: one listing of every indicator (at most
+        15,000 active: 2 calls of 10,000), never one call per id. An expired indicator is not listed."""
+        wanted, held = set(remote_ids), set[str]()
+        async for page in self.pages():
+            held.update(str(e.get("id")) for e in page if isinstance(e, dict) and str(e.get("id")) in wanted)
+        return held
 
     def titled(self, title: str) -> AsyncIterator[list[dict[str, Any]]]:
         """The indicators whose title is ``title``, page by page."""

@@ -14,7 +14,10 @@ __all__ = ["ACTION", "APPLICATION", "FIELDS", "GENERATE_ALERT", "RBAC_GROUPS"]
 
 ACTION: Field[str] = Field(
     "action",
-    "mde: Audit (default), Warn, Block, BlockAndRemediate, Allowed, ...",
+    # Alert and AlertAndBlock are still taken (the submit page lists them) but were retired in
+    # January 2022 per the entity page: named apart, as legacy, so no one picks them by accident.
+    "mde: Audit (default), Warn, Block, BlockAndRemediate, Allowed; legacy (retired 2022): Alert, "
+    "AlertAndBlock",
     text,
     "Audit",
     target="mde",
@@ -27,7 +30,8 @@ RBAC_GROUPS: Field[tuple[str, ...]] = Field(
     target="mde", repeat=True, metavar="GROUP", flag_name="--rbac-group",
 )  # fmt: skip
 APPLICATION: Field[str | None] = Field(
-    "application", "mde: the application shown with the indicators", text, None, target="mde"
-)
+    "application", "mde: the application shown with new indicators (the API never changes it on an update)",
+    text, None, target="mde",
+)  # fmt: skip
 
 FIELDS: tuple[Field[Any], ...] = (ACTION, GENERATE_ALERT, RBAC_GROUPS, APPLICATION)

@@ -53,12 +53,19 @@ class MdePace:
     """How fast to call: the documented limits by default, and a time scale for tests and benchmarks."""
 
     import_per_minute: float = 30.0  # import and BatchDelete together
+    batch_deletes_per_hour: int = 1500  # BatchDelete alone, in any hour
     calls_per_minute: float = 100.0  # every other call...
     calls_per_hour: int = 1500  # ...and at most this many in any hour
     scale: float = 1.0  # a "minute" lasts 60 * scale seconds
 
     def __post_init__(self) -> None:
-        if min(self.import_per_minute, self.calls_per_minute, self.calls_per_hour, self.scale) <= 0:
+        rates = (
+            self.import_per_minute,
+            self.batch_deletes_per_hour,
+            self.calls_per_minute,
+            self.calls_per_hour,
+        )
+        if min(*rates, self.scale) <= 0:
             raise ConfigError("the MDE pace needs positive rates and a positive time scale")
 
     def capped(self, rate_per_minute: float | None) -> MdePace:

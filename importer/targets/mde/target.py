@@ -16,9 +16,19 @@ starts a new definition: indicators under the old title stay until deleted.
   after a reset or a dropped answer cannot create a duplicate; the retry loop simply sends again;
 * a whole-call error after all retries fails the batch with the last error; ``AuthError`` escapes.
 
-Deletes go through ``BatchDelete`` (≤ 500 ids a call). ``headroom()`` counts the tenant's
-indicators against the cap, for the dry-run plan (``HasHeadroom`` in ``targets.base``: optional,
-not part of ``Target``).
+``existing()`` leaves out an indicator under the title that carries another tool's ``externalId``
+(``client.ours``): it is not ours to count present or to delete in mirror mode.
+
+Deletes go through ``BatchDelete`` (≤ 500 ids a call), which is all or nothing: a 404 if any id is
+gone (deleted in the portal meanwhile, or by our own call whose answer was lost). Such a chunk is
+**settled**: one listing of the tenant (``MdeClient.held_ids``: 2 calls in the calls lane for a full one,
+shared by the chunks after it) tells which ids are still there; those are deleted again, the rest
+count as deleted. Deleting the rest one by one would cost a call each in the 100-a-minute lane (500
+for a chunk); a single-id chunk needs neither, its 404 says it all. An expired indicator in such a
+chunk is not listed either: it counts as deleted and stays, inactive and taking no room.
+
+``headroom()`` counts the indicators the tenant lists — the active ones, which are what the cap
+counts — for the dry-run plan (``HasHeadroom`` in ``targets.base``: optional, not part of ``Target``).
 """
 
 from __future__ import annotations
@@ -28,9 +38,11 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from functools import partial
 from typing import TypeVar
 
-from feeds.model import Detection, Indicator
+from feeds.model import Detection, Indicator, Kind
 from importer.errors import AmbiguousWriteError, ApiError, PermanentError
 from importer.fields import TITLE
 from importer.model import (
@@ -47,9 +59,12 @@ from importer.targets.common import missing_collection
 from importer.targets.mde.client import (
     ImportItem,
     MdeClient,
+    expiry_epoch,
     indicator_body,
     indicator_stamp,
+    ours,
     remote_indicator,
+    wire_value,
 )
 from importer.targets.mde.rules import (
     BATCH_LIMIT,
@@ -70,6 +85,9 @@ __all__ = ["MdeTarget", "open_mde_target"]
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
+# How many times a chunk's BatchDelete is settled after a 404 (each a listing and a new delete)
+# before it is given up for this run: ids keep vanishing only while someone deletes alongside us.
+_SETTLE_ROUNDS = 3
 
 
 class MdeTarget:
@@ -93,12 +111,15 @@ class MdeTarget:
         self._cap = cap
         self.max_batch = BATCH_LIMIT if bulk else 1
         self.max_update_batch = self.max_batch  # an update is the same upsert as a create
+        self._stamps: dict[str, tuple[DefinitionSpec, Stamp]] = {}  # per definition: see stamp()
 
     def unsupported(self, indicator: Indicator) -> str | None:
         if indicator.kind not in MDE_TYPES:
             return f"the mde target has no {indicator.kind} indicator type"
         if indicator.detection is not Detection.EQUALS:
             return f"the mde target matches exact values only; this indicator needs {indicator.detection}"
+        if indicator.kind is Kind.IPV6 and "%" in indicator.value:
+            return "the mde target takes no IPv6 zone (the '%' part of a link-local address)"
         return None
 
     # --- the definition ------------------------------------------------------------------------------
@@ -119,11 +140,21 @@ class MdeTarget:
     async def existing(self, definition: ResolvedDefinition) -> AsyncIterator[RemoteIndicator]:
         if not definition.id:
             return
+        foreign = 0
         async for page in self._client.titled(definition.id):
             for entity in page:
+                if not ours(entity):
+                    foreign += 1
+                    continue
                 remote = remote_indicator(entity)
                 if remote is not None:
                     yield remote
+        if foreign:
+            _log.info(
+                "%d indicators titled %r carry another tool's externalId: left to that tool",
+                foreign,
+                definition.id,
+            )
 
     async def headroom(self) -> Headroom:
         """The tenant's indicators (every title) against the cap: one listing, ≤ 10,000 a page."""
@@ -134,7 +165,17 @@ class MdeTarget:
 
     # --- what is sent, compactly -------------------------------------------------------------------
     def stamp(self, definition: ResolvedDefinition, indicator: Indicator) -> Stamp:
-        return indicator_stamp(indicator_body(indicator, definition.spec))
+        # A rerun stamps every held indicator. What the stamp covers is the definition's alone
+        # (neither the value nor its externalId is in it), so it is taken once per definition
+        # from a body like the ones sent; only an indicator's own expiry differs.
+        spec = definition.spec
+        cached = self._stamps.get(definition.id)
+        if cached is None or cached[0] is not spec:
+            bare = indicator_body(replace(indicator, expires=None), spec)
+            cached = self._stamps[definition.id] = (spec, indicator_stamp(bare))
+        if indicator.expires is None:
+            return cached[1]
+        return cached[1].with_expires(expiry_epoch(indicator.expires))
 
     async def update(
         self,
@@ -211,10 +252,11 @@ class MdeTarget:
 
     def _classify(self, part: Sequence[Indicator], items: list[ImportItem], result: BatchResult) -> None:
         """Pair each indicator with its result (in order; by value if the answer is out of step)."""
+        # The answer names each item by the value as sent (IPv6 with all 8 segments), not as read.
+        sent = [wire_value(indicator).lower() for indicator in part]
         pairs: list[tuple[Indicator, ImportItem | None]] = []
         in_step = len(items) == len(part) and all(
-            it.value is None or it.value.lower() == ind.value.lower()
-            for ind, it in zip(part, items, strict=True)
+            it.value is None or it.value.lower() == value for value, it in zip(sent, items, strict=True)
         )
         if in_step:
             pairs.extend(zip(part, items, strict=True))
@@ -228,8 +270,8 @@ class MdeTarget:
             for item in items:
                 if item.value is not None:
                     by_value.setdefault(item.value.lower(), []).append(item)
-            for indicator in part:
-                found = by_value.get(indicator.value.lower())
+            for indicator, value in zip(part, sent, strict=True):
+                found = by_value.get(value)
                 pairs.append((indicator, found.pop(0) if found else None))
         for indicator, answer in pairs:
             if answer is None:
@@ -243,21 +285,44 @@ class MdeTarget:
 
     # --- deleting ------------------------------------------------------------------------------------
     async def delete(self, definition: ResolvedDefinition, remote_ids: Sequence[str]) -> list[str]:
+        # Each id once, none empty: BatchDelete answers 400 to a list with an invalid id in it.
+        ids = list(dict.fromkeys(i for i in remote_ids if i))
+        if "" in remote_ids:
+            _log.warning("an indicator without its id cannot be deleted; --reconcile repairs the journal")
         deleted: list[str] = []
-        for start in range(0, len(remote_ids), BATCH_LIMIT):
-            chunk = list(remote_ids[start : start + BATCH_LIMIT])
+        listed: set[str] | None = None  # what the tenant held when last listed, of these ids
+        for start in range(0, len(ids), BATCH_LIMIT):
+            chunk = ids[start : start + BATCH_LIMIT]
             try:
-                await self._delete_chunk(chunk)
+                listed = await self._delete_chunk(chunk, ids[start:], listed)
             except ApiError as error:
                 _log.warning("could not delete %d indicators: %s", len(chunk), error)
                 continue
             deleted.extend(chunk)
         return deleted
 
-    async def _delete_chunk(self, chunk: list[str]) -> None:
-        # Idempotent: ids already gone (perhaps by our own lost call) are not an error, so a
-        # lost answer is simply retried.
-        await self._retrier.call(lambda: self._client.batch_delete(chunk))
+    async def _delete_chunk(
+        self, chunk: list[str], rest: list[str], listed: set[str] | None
+    ) -> set[str] | None:
+        """Delete ``chunk`` until none of it is left (see the module docstring); the listing taken
+        meanwhile, if any, for the chunks after it (``rest``: this chunk and those)."""
+        todo = chunk if listed is None else [i for i in chunk if i in listed]
+        for _ in range(_SETTLE_ROUNDS):
+            if not todo:  # never an empty BatchDelete (a 400): nothing of the chunk is left
+                return listed
+            try:
+                # A lost answer is retried as it is; a retry that finds its ids gone is a 404.
+                await self._retrier.call(partial(self._client.batch_delete, todo))
+                return listed
+            except PermanentError as error:
+                if error.status != 404:
+                    raise
+                last = error
+            if len(todo) == 1:  # the 404 names the one id sent: it is gone
+                return listed
+            listed = await self._client.held_ids(rest)
+            todo = [i for i in todo if i in listed]
+        raise last
 
 
 @asynccontextmanager
