@@ -83,6 +83,11 @@ def _add_tuning_flags(tuning: argparse._ArgumentGroup) -> None:
         "--workers", type=positive_int_flag, metavar="N", help="the most requests in flight at once (16)"
     )
     tuning.add_argument("--rate", metavar="N/min", help="at most N requests per minute (or N/s, N/h)")
+    tuning.add_argument(
+        "--window-scale", type=float, metavar="F",
+        help="test aid: the target's rate windows last F of real time, as an emulator started with "
+        "--mde-window-scale F (default 1)",
+    )  # fmt: skip
 
 
 def _add_state_flags(state: argparse._ArgumentGroup) -> None:
@@ -188,6 +193,7 @@ def _cli_options(args: argparse.Namespace) -> CliOptions:
         retry_from=args.retry_from,
         ca_bundle=args.ca_bundle,
         allow_http=args.allow_http,
+        window_scale=args.window_scale,
     )
 
 

@@ -53,7 +53,7 @@ __all__ = [
 _MAX_WORKERS = 256
 _TABLE_KEYS: dict[str, frozenset[str]] = {
     # ca_bundle and allow_http are here, with the API's URL: they say how to reach it (and the feeds).
-    "target": frozenset({"name", "api_url", "ca_bundle", "allow_http"}),
+    "target": frozenset({"name", "api_url", "ca_bundle", "allow_http", "window_scale"}),
     "auth": frozenset({"url", "tenant", "client_id", "client_secret", "audience", "version"}),
     "tuning": frozenset(
         {
@@ -73,7 +73,13 @@ _TABLE_KEYS: dict[str, frozenset[str]] = {
 # The type of each key, checked wherever the key is present — also when a flag or a variable wins
 # over it: a mistake in the file must not wait until the day the override is gone.
 _KEY_TYPES: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "target": {"name": str, "api_url": str, "ca_bundle": str, "allow_http": bool},
+    "target": {
+        "name": str,
+        "api_url": str,
+        "ca_bundle": str,
+        "allow_http": bool,
+        "window_scale": (int, float),
+    },
     "auth": {key: str for key in _TABLE_KEYS["auth"]},
     "tuning": {
         "mode": str,
@@ -139,6 +145,7 @@ def load_run_settings(
         default_api_url=target.default_api_url,
         ca_bundle=cli.ca_bundle,
         allow_http=cli.allow_http,
+        window_scale=cli.window_scale,
     )
     return RunSettings(
         target=target.name,

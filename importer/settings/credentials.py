@@ -42,9 +42,10 @@ def connection_of(
     default_api_url: str,
     ca_bundle: Path | None = None,
     allow_http: bool = False,
+    window_scale: float | None = None,
 ) -> ConnectionSettings:
-    """The connection the environment and the config file's tables describe (``ca_bundle`` and
-    ``allow_http``: the flags, which win over both)."""
+    """The connection the environment and the config file's tables describe (``ca_bundle``,
+    ``allow_http`` and ``window_scale``: the flags, which win over both)."""
     auth_where, target_where, tuning_where = f"{where}: [auth]", f"{where}: [target]", f"{where}: [tuning]"
     # Every key of the file is checked, also where the environment overrides it: a mistake in the
     # file must not wait to surface until the day the variable is unset.
@@ -86,6 +87,7 @@ def connection_of(
     attempts = get(tuning_t, "max_attempts", int, tuning_where)
     if attempts is not None:
         numbers["max_attempts"] = attempts
+    numbers["window_scale"] = _window_scale(window_scale, target_t, target_where)
     return ConnectionSettings(
         auth_url=auth_url,
         api_url=api_url or default_api_url,
@@ -97,6 +99,20 @@ def connection_of(
         network=network,
         **numbers,
     )
+
+
+def _window_scale(flag: float | None, target_t: Mapping[str, Any], where: str) -> float:
+    """``--window-scale``, else ``[target] window_scale``, else 1: the share of real time the target's
+    rate windows last. A test aid for an emulator whose windows are scaled alike; a real API's
+    windows are real time, so more than 1 (slower than documented) is refused as a mistake too."""
+    from_file = get(target_t, "window_scale", (int, float), where)
+    named = "--window-scale" if flag is not None else f"{where} key 'window_scale'"
+    value = flag if flag is not None else from_file
+    if value is None:
+        return 1.0
+    if isinstance(value, bool) or not 0 < value <= 1:
+        raise ConfigError(f"{named} must be more than 0 and at most 1, got {value!r}")
+    return float(value)
 
 
 def _given(env: Mapping[str, str], variable: str, from_file: str | None, key: str) -> tuple[str | None, str]:

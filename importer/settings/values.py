@@ -100,3 +100,4 @@ class CliOptions:
     retry_from: Path | None = None
     ca_bundle: Path | None = None  # --ca-bundle: roots trusted besides the system's
     allow_http: bool = False  # --allow-http: plain http to other machines too
+    window_scale: float | None = None  # --window-scale: a test aid for emulators with scaled windows

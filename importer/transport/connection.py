@@ -69,6 +69,9 @@ class ConnectionSettings:
     max_attempts: int = 6
     max_retry_seconds: float = 300.0  # total time budget for one request's retries
     rate_per_minute: float | None = None  # shared limiter; None = unlimited
+    # A test aid: the target's rate windows last this share of real time, to match an emulator
+    # whose windows are scaled alike (mde: --mde-window-scale). 1.0 against a real API.
+    window_scale: float = 1.0
     verify_tls: bool = True
     network: NetworkSettings = NetworkSettings()
 
@@ -91,6 +94,8 @@ class ConnectionSettings:
             raise ConfigError("max_retry_seconds must not be negative")
         if self.rate_per_minute is not None and self.rate_per_minute <= 0:
             raise ConfigError("the rate limit must be a positive number of requests per minute")
+        if not 0 < self.window_scale <= 1:
+            raise ConfigError("the window scale must be more than 0 and at most 1")
 
 
 def auth_version_of(settings: ConnectionSettings) -> Literal["v1", "v2"]:

@@ -133,10 +133,10 @@ def test_remote_indicator_maps_types_back_to_kinds() -> None:
     assert remote_indicator({"indicatorType": "Url"}) is None
 
 
-def test_pace_is_capped_by_a_configured_rate() -> None:
+def test_a_configured_rate_adds_even_spacing_and_keeps_the_windows() -> None:
     assert MdePace().capped(None) == MdePace()
-    assert MdePace().capped(20) == MdePace(import_per_minute=20, calls_per_minute=20)
-    assert MdePace().capped(60) == MdePace(import_per_minute=30, calls_per_minute=60)
+    assert MdePace().capped(20) == MdePace(spacing_per_minute=20)
+    assert MdePace().capped(60).capped(20).capped(40) == MdePace(spacing_per_minute=20)  # only slower
     with pytest.raises(ConfigError):
         MdePace(scale=0)
 

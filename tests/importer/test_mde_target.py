@@ -280,6 +280,5 @@ async def test_the_documented_pace_meets_no_429s_scaled(scale: float) -> None:
     assert len(result.imported) == calls * per_call and not result.failed
     assert statuses.get("429", 0) == 0 and stats.throttled == 0
     minute = 60 * scale
-    # 45 calls at 30 a minute: evenly spaced (not a burst of 30 and a wait), close to the ideal.
-    ideal = (calls - 1) * minute / 30
-    assert ideal * 0.95 <= elapsed <= ideal * 3  # (loose above: a loaded CI machine is slow)
+    # 45 calls at 30 a minute: the first 30 at once, the rest once the first answers are a minute old.
+    assert minute <= elapsed <= minute * 3  # (loose above: a loaded CI machine is slow)

@@ -1,16 +1,19 @@
 """The Defender for Endpoint Indicators API on the wire: the only module with its URLs and JSON (API.md §3).
 
-Calls go through two **lanes**, one per class of documented limit, each with its own pacing
-(``RateLimiter``: evenly spaced, and a pause for the whole lane after a 429) and its own sliding
-windows (``WindowLimiter``: counted from each call's end, so jitter can never push the server
-over a limit):
+Calls go through two **lanes**, one per class of documented limit, each with its own sliding
+windows (``WindowLimiter``) and its own ``RateLimiter`` (a pause for the whole lane after a 429;
+even spacing only if ``--rate`` asks for it):
 
     batch lane   POST indicators/import, POST indicators/BatchDelete     30 per minute
                  (BatchDelete alone, besides)                             1500 per hour
     calls lane   POST indicators, GET indicators, DELETE indicators/{id}  100 per minute, 1500 per hour
 
-All workers of a run share the same two lanes. ``MdePace.scale`` shrinks every window alike (0.05: a
-"minute" lasts 3 s) to match an emulator started with the same ``mde_window_scale``.
+The windows are the pace: into an empty window a lane sends as many calls at once as the window
+allows (30 imports), and the next waits until the oldest leaves it. Each call is counted from when
+its answer came back, never earlier than when the server counted it, so the server never sees one
+call too many, however the client's wake-ups jitter. All workers of a run share the same two
+lanes. ``MdePace.scale`` shrinks every window alike (0.05: a "minute" lasts 3 s) to match an
+emulator started with the same ``--mde-window-scale`` (``--window-scale``, a test aid).
 
 Reads retry by themselves and page with ``$top``/``$skip``; writes are single attempts and the
 caller (``target.py``) decides how to retry them.
@@ -177,7 +180,7 @@ def _import_item(raw: Any) -> ImportItem:
 
 
 class _Lane:
-    """One class of calls: its own HTTP client (pacing and 429 pause) and sliding windows."""
+    """One class of calls: its own HTTP client (429 pause, optional spacing) and sliding windows."""
 
     def __init__(self, http: HttpClient, windows: Sequence[WindowLimiter]) -> None:
         self.http = http
@@ -221,19 +224,17 @@ class MdeClient:
         self._base = api_url if api_url.endswith("/") else api_url + "/"
         self._page_size = page_size
 
-        def lane(per_minute: float, windows: list[WindowLimiter]) -> _Lane:
-            limiter = RateLimiter(per_minute / pace.scale, clock=clock, sleep=sleep)
+        def lane(windows: list[WindowLimiter]) -> _Lane:
+            # No spacing of our own by default: the windows alone decide when a call may go.
+            limiter = RateLimiter(pace.spacing_per_minute, clock=clock, sleep=sleep)
             return _Lane(HttpClient(http.session, http.auth, limiter, http.retrier, http.stats), windows)
 
         def window(limit: float, seconds: float) -> WindowLimiter:
             return WindowLimiter(max(1, int(limit)), seconds, clock=clock, sleep=sleep)
 
-        self.batch = lane(pace.import_per_minute, [window(pace.import_per_minute, minute)])
+        self.batch = lane([window(pace.import_per_minute, minute)])
         self._batch_deletes = window(pace.batch_deletes_per_hour, hour)
-        self.calls = lane(
-            pace.calls_per_minute,
-            [window(pace.calls_per_minute, minute), window(pace.calls_per_hour, hour)],
-        )
+        self.calls = lane([window(pace.calls_per_minute, minute), window(pace.calls_per_hour, hour)])
 
     def _url(self, path: str) -> str:
         return self._base + path

@@ -1,7 +1,8 @@
 """What the Defender for Endpoint Indicators API accepts (API.md §3): kinds, limits, enumerations, pace.
 
 ``check_definition`` judges a feed's definition before anything is sent, naming the config key
-at fault. ``MdePace`` is the documented call rates the client keeps to.
+at fault. ``MdePace`` is the documented call limits the client keeps to: sliding windows, not
+even spacing (a window that allows 30 calls a minute allows them at once).
 """
 
 from __future__ import annotations
@@ -50,13 +51,17 @@ SEVERITIES = ("Informational", "Low", "Medium", "High")
 
 @dataclass(frozen=True, slots=True)
 class MdePace:
-    """How fast to call: the documented limits by default, and a time scale for tests and benchmarks."""
+    """How fast to call: the documented sliding windows by default, a time scale for tests and
+    benchmarks against a scaled emulator, and optional even spacing (``--rate``)."""
 
-    import_per_minute: float = 30.0  # import and BatchDelete together
-    batch_deletes_per_hour: int = 1500  # BatchDelete alone, in any hour
+    import_per_minute: float = 30.0  # import and BatchDelete together, in any sliding minute
+    batch_deletes_per_hour: int = 1500  # BatchDelete alone, in any sliding hour
     calls_per_minute: float = 100.0  # every other call...
     calls_per_hour: int = 1500  # ...and at most this many in any hour
-    scale: float = 1.0  # a "minute" lasts 60 * scale seconds
+    scale: float = 1.0  # a window's "minute" lasts 60 * scale seconds (the emulator's mde_window_scale)
+    # Requests per (real) minute, evenly spaced, in each lane besides its windows: only when the
+    # user asks for it (``--rate``). None: a lane sends as fast as its windows allow, bursts included.
+    spacing_per_minute: float | None = None
 
     def __post_init__(self) -> None:
         rates = (
@@ -64,19 +69,19 @@ class MdePace:
             self.batch_deletes_per_hour,
             self.calls_per_minute,
             self.calls_per_hour,
+            1.0 if self.spacing_per_minute is None else self.spacing_per_minute,
         )
         if min(*rates, self.scale) <= 0:
             raise ConfigError("the MDE pace needs positive rates and a positive time scale")
 
     def capped(self, rate_per_minute: float | None) -> MdePace:
-        """This pace, no faster than a configured ``rate_per_minute`` (None: unchanged)."""
+        """This pace, its calls also spaced evenly at a configured ``rate_per_minute`` (None:
+        unchanged). The windows stay: spacing can only make a lane slower."""
         if rate_per_minute is None:
             return self
-        return replace(
-            self,
-            import_per_minute=min(self.import_per_minute, rate_per_minute),
-            calls_per_minute=min(self.calls_per_minute, rate_per_minute),
-        )
+        spacing = self.spacing_per_minute
+        wanted = rate_per_minute if spacing is None else min(spacing, rate_per_minute)
+        return replace(self, spacing_per_minute=wanted)
 
 
 def check_definition(spec: DefinitionSpec) -> None:

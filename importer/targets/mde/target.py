@@ -338,9 +338,10 @@ async def open_mde_target(
     cap: int = TENANT_CAP,
     page_size: int = MAX_TOP,
 ) -> AsyncIterator[MdeTarget]:
-    """The mde target on one session; ``pace`` defaults to the documented limits (capped by
-    ``settings.rate_per_minute`` when set), ``scale`` included for scaled emulators."""
-    pace = (pace or MdePace()).capped(settings.rate_per_minute)
+    """The mde target on one session; ``pace`` defaults to the documented limits, its windows
+    scaled by ``settings.window_scale`` (a scaled emulator), evenly spaced at
+    ``settings.rate_per_minute`` when set."""
+    pace = (pace or MdePace(scale=settings.window_scale)).capped(settings.rate_per_minute)
     async with open_http(
         settings, stats, default_audience=DEFAULT_AUDIENCE, in_flight=in_flight, sleep=sleep, clock=clock
     ) as http:
