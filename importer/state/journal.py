@@ -219,8 +219,10 @@ class Journal:
         with ``elsewhere`` set; a key this definition lists without owning, and nobody owns (its
         owner dropped it), is not held: it is this feed's to send."""
         found: dict[tuple[Kind, str], Held] = {}
-        if self._unique:
-            self._log.merge()  # ownership is decided by a merge; mde's feeds are small
+        if self._unique or self._log.unseen(definition_id):
+            # Ownership is decided by a merge (mde's feeds are small); a created definition's keys
+            # are in the log only (``created``), so this rare question waits for one.
+            self._log.merge()
         with self._db.reading():
             scope = self._db.scope(definition_id, create=False)
             if scope is None and not self._unique:
@@ -299,6 +301,17 @@ class Journal:
         (``record`` takes stamps): one transaction, committed before return. A key already known
         keeps its first date and takes the new id."""
         self.record([(definition_id, [(*item, None) for item in items])], run_id)
+
+    @property
+    def unique_values(self) -> bool:
+        """Whether definitions share values, one owning each (``open``'s ``unique_values``)."""
+        return self._unique
+
+    def created(self, definition_id: str) -> None:
+        """The target created the definition in this run, so nothing asks what it holds before the
+        run ends: its acknowledged keys are not kept in memory for ``held``, and the log is merged
+        once per ``LOG_LIMIT`` rows instead of every ``merge_every`` keys. ``held`` stays exact."""
+        self._log.created(definition_id)
 
     def record(self, batches: Sequence[tuple[str, Sequence[Acked]]], run_id: int) -> None:
         """Record acknowledged ``(kind, value, remote_id, stamp)`` items of several definitions in
