@@ -5,7 +5,7 @@ Phases, each over the same seeded synthetic keys (70 % sha256, 20 % ipv4, 10 % d
 - ``import``: a first run — ``present`` (nothing found) then ``record_imported`` per batch;
 - ``rerun``:  the next night — ``present`` (everything found) then ``mark_seen`` per batch;
 - ``stale``:  mirror mode's scan of the whole definition after the rerun (finds nothing);
-- ``mirror``: a third run whose feed lost 10 %: present/mark_seen, then ``stale`` + ``forget``.
+- ``mirror``: a third run whose feed lost 10 %: present/mark_seen, then ``stale`` + ``forget_keys``.
 
 Prints rows/s per phase and the peak RSS of the process; writes ``benchmarks/results/journal.json``.
 Keys are generated batch by batch, so the RSS is the journal's, not the benchmark's data.
@@ -101,15 +101,16 @@ def mirror_phase(journal: Journal, chunks: Iterable[list[tuple[Kind, str]]], run
         if n % 10 == 9:
             continue  # this night's feed lost a tenth of its lines
         journal.mark_seen(DEFINITION, list(journal.present(DEFINITION, chunk)), run_id)
-    doomed: list[str] = []
+    # By key, as mirror mode forgets what the target deleted (remote ids are not indexed).
+    doomed: list[tuple[Kind, str]] = []
     forgotten = 0
-    for _kind, _value, remote_id in journal.stale(DEFINITION, run_id):
-        doomed.append(remote_id)
+    for kind, value, _remote_id in journal.stale(DEFINITION, run_id):
+        doomed.append((kind, value))
         if len(doomed) == batch:
-            journal.forget(DEFINITION, doomed)
+            journal.forget_keys(DEFINITION, doomed)
             forgotten += len(doomed)
             doomed = []
-    journal.forget(DEFINITION, doomed)
+    journal.forget_keys(DEFINITION, doomed)
     return forgotten + len(doomed)
 
 

@@ -24,7 +24,7 @@ How the pipeline uses it (one ``Journal`` per run; calls are synchronous and tak
             result = await target.send(resolved, new_ones)     # or target.update(changed ones)
             journal.record([(resolved.id, acknowledged)], run)  # with stamps; committed on return
         for kind, value, remote_id in journal.stale(resolved.id, run): ...   # --mirror
-        journal.forget(resolved.id, deleted_remote_ids)
+        journal.forget_keys(resolved.id, deleted_keys)         # or forget(..., remote ids)
         journal.replace_from_remote(resolved.id, listing)      # --reconcile (or areplace_...)
         journal.finish_run(run)                                # unless requests were cut off
 
@@ -54,6 +54,7 @@ definitions and the reads and deletes of ``indicators``.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -376,23 +377,38 @@ class Journal:
             )
 
     def forget(self, definition_id: str, remote_ids: Sequence[str]) -> None:
-        """Drop the indicators the target deleted (committed on return)."""
-        self._delete(definition_id, "remote_id = ?", [(remote_id,) for remote_id in remote_ids])
+        """Drop the indicators the target deleted, by remote id (committed on return).
 
-    def forget_rows(self, definition_id: str, keys: Sequence[tuple[Kind, str]]) -> None:
-        """Drop these keys from the definition only (the target keeps them: another definition
-        lists them); committed on return."""
-        self._delete(definition_id, "kind = ? AND value = ?", keys)
+        Remote ids are not indexed (see the schema): each call reads the definition's rows once.
+        Who knows the keys (mirror mode) calls ``forget_keys``, one indexed delete per key."""
+        if not remote_ids:
+            return
+        self._log.merge()
+        with self._db.writing():
+            scope = self._db.scope(definition_id, create=False)
+            if scope is not None:
+                self._conn.execute(
+                    "DELETE FROM indicators WHERE scope = ? AND remote_id IN "
+                    "(SELECT value FROM json_each(?))",
+                    (scope, json.dumps(list(remote_ids))),
+                )
 
-    def _delete(self, definition_id: str, match: str, rows: Sequence[tuple[str, ...]]) -> None:
+    def forget_keys(self, definition_id: str, keys: Sequence[tuple[Kind, str]]) -> None:
+        """Drop these keys from the definition (committed on return): the target deleted them, or
+        keeps them because another definition lists them (``forget_rows``)."""
         self._log.merge()
         with self._db.writing():
             scope = self._db.scope(definition_id, create=False)
             if scope is not None:
                 self._conn.executemany(
-                    f"DELETE FROM indicators WHERE scope = ? AND {match}",  # noqa: S608 -- fixed text
-                    ((scope, *row) for row in rows),
+                    "DELETE FROM indicators WHERE scope = ? AND kind = ? AND value = ?",
+                    ((scope, kind, value) for kind, value in keys),
                 )
+
+    def forget_rows(self, definition_id: str, keys: Sequence[tuple[Kind, str]]) -> None:
+        """Drop these keys from the definition only (the target keeps them: another definition
+        lists them); committed on return."""
+        self.forget_keys(definition_id, keys)
 
     # -- reconciliation ---------------------------------------------------------------------------
 

@@ -121,5 +121,11 @@ async def _delete(
     ids = [remote_id for kind, value, remote_id in rows if (kind, value) not in shared]
     deleted = await target.delete(definition, ids) if ids else []
     if deleted:
-        await asyncio.to_thread(journal.forget, definition.id, deleted)
+        # By key: the journal has no index by remote id (see its schema).
+        keys = {remote_id: (kind, value) for kind, value, remote_id in rows}
+        gone = [keys[remote_id] for remote_id in deleted if remote_id in keys]
+        await asyncio.to_thread(journal.forget_keys, definition.id, gone)
+        strays = [remote_id for remote_id in deleted if remote_id not in keys]
+        if strays:  # a target answering ids it was not given: forget them all the same
+            await asyncio.to_thread(journal.forget, definition.id, strays)
     report.deleted += len(deleted)

@@ -32,7 +32,7 @@ from importer.state.lockfile import LockHeld, take_lock
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "Opened", "connect", "lock_path"]
 
 APPLICATION_ID = 0x54494A4C  # "TIJL": marks the file as ours, so a stranger's database is refused
-SCHEMA_VERSION = 3  # 2: run_scopes; 3: stamps (meta, expires) and owned
+SCHEMA_VERSION = 4  # 2: run_scopes; 3: stamps (meta, expires) and owned; 4: no index by remote id
 BUSY_TIMEOUT_MS = 10_000  # another tenant's write transaction is short; wait this long for it
 CACHE_KIB = 8 * 1024  # page cache (also bounds sorts): the hot B-tree levels of a million rows fit
 
@@ -79,7 +79,9 @@ CREATE TABLE indicators (
     owned       INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (scope, kind, value)
 ) WITHOUT ROWID;
-CREATE INDEX indicators_by_remote_id ON indicators (scope, remote_id);
+-- No index by remote id: merging a million keys into it cost three times the table itself (its
+-- order is not the key order, so each key dirtied a random page), and what deletes by remote id
+-- (mirror mode) has the keys at hand (``Journal.forget_keys``).
 -- Append-only log of the current session: rows acknowledged by the target (remote_id set) and
 -- keys seen in a run (remote_id NULL). A batch commit appends ~15 pages here instead of dirtying
 -- one random page of the big key-ordered table per indicator; merging the log into
@@ -228,6 +230,8 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
                     _upgrade_from_1(conn)
                 if version < 3:
                     _upgrade_from_2(conn)
+                if version < 4:
+                    conn.execute("DROP INDEX IF EXISTS indicators_by_remote_id")  # see the DDL
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:

@@ -1,8 +1,10 @@
-"""A definition created in this run: the journal is not asked about it, and still answers exactly.
+"""What keeps the journal's cost flat in a feed's size, and the answers exact all the same.
 
-Its keys skip the in-memory index of the write log (``Journal.created``), so they cost no memory and
-force no merge every ``merge_every`` keys; ``JournalPresent`` answers "holds nothing" for it without
-a look-up, except where values are unique per tenant (``mde``: another definition may own a key).
+A definition created in this run: its keys skip the in-memory index of the write log
+(``Journal.created``), so they cost no memory and force no merge every ``merge_every`` keys;
+``JournalPresent`` answers "holds nothing" for it without a look-up, except where values are unique
+per tenant (``mde``: another definition may own a key). And no index by remote id (schema 4):
+deletes go by key (``forget_keys``); ``forget`` by remote id still works, by reading the definition.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pytest
 from feeds.model import Indicator, Kind
 from importer.model import ResolvedDefinition, Stamp
 from importer.state.journal import Journal
+from importer.state.schema import SCHEMA_VERSION
 from importer.state.store import JournalPresent
 from importer.targets.base import Target
 from tests.helpers import md5, spec_for
@@ -108,3 +111,43 @@ async def test_unique_values_still_ask_about_a_created_definition(state: Path) -
         assert all(found.elsewhere for found in held.values())
         await store.record(created, [(Indicator(Kind.MD5, md5(4), origin="feed:1"), "r4", Stamp(4, None))])
         assert journal.present("new title", keys(4, 5)) == set(keys(4, 5))
+
+
+def indexes(state: Path) -> set[str]:
+    conn = sqlite3.connect(state)
+    try:
+        rows = conn.execute("SELECT name FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL")
+        return {name for (name,) in rows}
+    finally:
+        conn.close()
+
+
+def test_schema_3_loses_its_index_by_remote_id_and_keeps_its_rows(state: Path) -> None:
+    with Journal.open(state, target="ti", tenant="t") as journal:
+        journal.record([("A", stamped(0, 5))], journal.begin_run())
+    conn = sqlite3.connect(state)
+    conn.execute("CREATE INDEX indicators_by_remote_id ON indicators (scope, remote_id)")
+    conn.execute("PRAGMA user_version = 3")
+    conn.commit()
+    conn.close()
+    with Journal.open(state, target="ti", tenant="t") as journal:
+        assert journal.present("A", keys(0, 6)) == set(keys(0, 5))
+        journal.forget("A", ["r1", "r2", "nope"])
+        journal.forget_keys("A", [(Kind.MD5, md5(3))])
+        assert journal.present("A", keys(0, 6)) == {(Kind.MD5, md5(0)), (Kind.MD5, md5(4))}
+    assert indexes(state) == set()
+    conn = sqlite3.connect(state)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    finally:
+        conn.close()
+
+
+def test_forget_keys_drops_only_the_definitions_rows(state: Path) -> None:
+    with Journal.open(state, target="ti", tenant="t") as journal:
+        run = journal.begin_run()
+        journal.record([("A", stamped(0, 4)), ("B", stamped(0, 4))], run)
+        journal.forget_keys("A", keys(1, 3))
+        journal.forget("B", [])
+        assert journal.present("A", keys(0, 4)) == {(Kind.MD5, md5(0)), (Kind.MD5, md5(3))}
+        assert journal.present("B", keys(0, 4)) == set(keys(0, 4))
