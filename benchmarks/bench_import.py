@@ -17,9 +17,16 @@ at 0 ms and 50 ms emulator latency, and the importer process's peak RSS while im
 end to end (process start to exit, feed parsing included). Results go to
 ``benchmarks/results/import.json`` and a table under ``## Import`` in ``benchmarks/README.md``.
 
+The journal's cost: ``--mode bulk`` of 100,000 and 1,000,000 sha256 lines (3,000,000 with
+``--journal-sizes``) with a fresh state journal and with ``--no-state``, alternately, three times
+each, the emulator restarted before every run (its memory grows with what it holds). Reported as
+medians with their ranges, wall and CPU (the importer process's user + system time), and the
+ratio of the medians; in ``import.json``'s ``journal_cost`` and under ``## Journal cost``.
+
     pip install -e '.[bench]'                    # requests, for Microsoft's sample
-    python benchmarks/bench_import.py            # the full run (a few minutes)
+    python benchmarks/bench_import.py            # the full run (a quarter of an hour)
     python benchmarks/bench_import.py --quick    # a smoke run (seconds)
+    python benchmarks/bench_import.py --journal-only [--journal-sizes 100000,1000000,3000000]
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import asyncio
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -243,6 +251,102 @@ def measure_all(sizes: Sizes, work: Path) -> list[Measure]:
     return out
 
 
+JOURNAL_SIZES = (100_000, 1_000_000)
+JOURNAL_SIZES_QUICK = (20_000,)
+REPEATS = 3
+JOURNAL_GOAL = 1.3  # the issue's bound: journal on at most 1.3x the wall time of --no-state
+
+
+@dataclass
+class JournalCost:
+    """Bulk imports of one size, journal on and off, ``REPEATS`` times each."""
+
+    indicators: int
+    seconds: dict[str, list[float]]  # "on" / "off" -> wall seconds of each run
+    cpu_seconds: dict[str, list[float]]
+    peak_rss_mb: dict[str, list[float]]
+
+    def summary(self) -> dict[str, Any]:
+        def spread(values: list[float]) -> dict[str, float]:
+            return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
+                    "max": round(max(values), 3)}  # fmt: skip
+
+        out: dict[str, Any] = {"indicators": self.indicators, "runs": len(self.seconds["on"])}
+        for mode in ("on", "off"):
+            cpu = statistics.median(self.cpu_seconds[mode])
+            out[mode] = {
+                "seconds": spread(self.seconds[mode]),
+                "cpu_seconds": spread(self.cpu_seconds[mode]),
+                "peak_rss_mb": spread(self.peak_rss_mb[mode]),
+                "indicators_per_second": round(self.indicators / statistics.median(self.seconds[mode])),
+                "cpu_us_per_indicator": round(1e6 * cpu / self.indicators, 2),
+            }
+        out["ratio_wall"] = round(out["on"]["seconds"]["median"] / out["off"]["seconds"]["median"], 2)
+        out["ratio_cpu"] = round(out["on"]["cpu_seconds"]["median"] / out["off"]["cpu_seconds"]["median"], 2)
+        return out
+
+
+def measure_journal_cost(sizes: tuple[int, ...], work: Path) -> list[JournalCost]:
+    """Journal on vs ``--no-state``, alternating so that drift of the machine hits both alike."""
+    out: list[JournalCost] = []
+    for size in sizes:
+        feed = write_hash_list(work / f"journal-{size}.txt", size, 6)
+        cost = JournalCost(size, {"on": [], "off": []}, {"on": [], "off": []}, {"on": [], "off": []})
+        for _ in range(REPEATS):
+            for mode in ("off", "on"):
+                journal = str(work / f"j-{time.monotonic_ns()}.sqlite")
+                state = ["--no-state"] if mode == "off" else ["--state", journal]
+                with emulator_process() as base:  # a fresh one: its memory grows with what it holds
+                    run = harness.run_importer(
+                        base, work / "report.json", str(feed), "--name", "journal-cost", "--mode", "bulk",
+                        "--workers", "16", *state,
+                    )  # fmt: skip
+                if run.report["totals"]["imported"] != size:
+                    raise RuntimeError(f"imported {run.report['totals']['imported']} of {size}")
+                cost.seconds[mode].append(run.seconds)
+                cost.cpu_seconds[mode].append(run.cpu_seconds)
+                cost.peak_rss_mb[mode].append(run.peak_rss_mb)
+                for leftover in work.glob("j-*.sqlite*"):
+                    leftover.unlink()
+        out.append(cost)
+    return out
+
+
+def journal_table(costs: list[dict[str, Any]]) -> str:
+    lines = [
+        "## Journal cost",
+        "",
+        f"`python benchmarks/bench_import.py --journal-only` — {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}; `--mode bulk --workers 16` of seeded sha256 lists at 0 ms, "
+        "a fresh state journal (*on*) vs `--no-state` (*off*), alternately, the emulator restarted "
+        f"before each run; medians of {REPEATS} runs [min-max]. CPU is the importer process's "
+        "user + system time.",
+        "",
+        "| indicators | on: seconds | off: seconds | on/off (wall) | on: indicators/s | on: CPU µs/indicator "
+        "| off: CPU µs/indicator | on/off (CPU) | on: peak RSS (MB) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in costs:
+        on, off = c["on"], c["off"]
+
+        def cell(part: dict[str, float]) -> str:
+            return f"{part['median']:.2f} [{part['min']:.2f}-{part['max']:.2f}]"
+
+        lines.append(
+            f"| {c['indicators']:,} | {cell(on['seconds'])} | {cell(off['seconds'])} | {c['ratio_wall']:.2f} "
+            f"| {on['indicators_per_second']:,} | {on['cpu_us_per_indicator']:.1f} "
+            f"| {off['cpu_us_per_indicator']:.1f} | {c['ratio_cpu']:.2f} "
+            f"| {on['peak_rss_mb']['median']:.0f} |"
+        )
+    lines += [
+        "",
+        f"Goal: the journal costs at most {JOURNAL_GOAL}x `--no-state` (wall, median), flat in size.",
+        "Wall times swing when anything else runs on the two CPUs (the emulator shares them); the",
+        "importer's CPU per indicator is the steadier measure of the journal's cost.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def goals(measures: list[Measure]) -> list[dict[str, Any]]:
     def find(name: str, latency: int) -> Measure:
         return next(m for m in measures if m.name.startswith(name) and m.latency_ms == latency)
@@ -328,26 +432,43 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of a few seconds")
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON results file")
     parser.add_argument("--no-readme", action="store_true", help="do not update benchmarks/README.md")
+    parser.add_argument("--journal-only", action="store_true",
+                        help="the journal's cost only; the file's other results are kept")  # fmt: skip
+    parser.add_argument("--journal-sizes", type=lambda text: tuple(int(n) for n in text.split(",")),
+                        default=None, help="list sizes of the journal's cost, comma-separated")  # fmt: skip
     args = parser.parse_args()
+    sizes = args.journal_sizes or (JOURNAL_SIZES_QUICK if args.quick else JOURNAL_SIZES)
+    kept: dict[str, Any] = {}
+    if args.journal_only and args.output.exists():
+        kept = json.loads(args.output.read_text())
     with tempfile.TemporaryDirectory(prefix="bench-import-") as work:
-        measures = measure_all(QUICK if args.quick else FULL, Path(work))
-    checks = goals(measures)
-    result = {
+        measures = [] if args.journal_only else measure_all(QUICK if args.quick else FULL, Path(work))
+        costs = [cost.summary() for cost in measure_journal_cost(sizes, Path(work))]
+    result: dict[str, Any] = {
+        **kept,
         "quick": args.quick,
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
-        "runs": [{**asdict(m), "indicators_per_second": round(m.rate, 1)} for m in measures],
-        "goals": checks,
+        "journal_cost": costs,
     }
+    if not args.journal_only:
+        checks = goals(measures)
+        result["runs"] = [{**asdict(m), "indicators_per_second": round(m.rate, 1)} for m in measures]
+        result["goals"] = checks
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
-    section = table(measures, checks, args.quick)
-    print(section)
+    journal_section = journal_table(costs)
+    print(journal_section)
     if not args.no_readme:
-        update_readme_section("Import", section)
+        update_readme_section("Journal cost", journal_section)
+    if not args.journal_only:
+        section = table(measures, checks, args.quick)
+        print(section)
+        if not args.no_readme:
+            update_readme_section("Import", section)
     return 0
 
 

@@ -60,6 +60,7 @@ class ImporterRun:
     seconds: float  # process start to exit
     peak_rss_mb: float
     report: dict[str, Any]  # its --report JSON
+    cpu_seconds: float = 0.0  # user + system time of the importer process (not the emulator's)
 
 
 def run_importer(base: str, report: Path, *argv: str) -> ImporterRun:
@@ -81,7 +82,8 @@ def run_importer(base: str, report: Path, *argv: str) -> ImporterRun:
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise RuntimeError(f"ti-import run exited {code}")
-    return ImporterRun(seconds, usage.ru_maxrss / 1024, json.loads(report.read_text()))
+    cpu = usage.ru_utime + usage.ru_stime
+    return ImporterRun(seconds, usage.ru_maxrss / 1024, json.loads(report.read_text()), cpu)
 
 
 def update_readme_section(heading: str, section: str) -> None:
