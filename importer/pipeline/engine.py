@@ -23,7 +23,8 @@ reported failed. So does a worker's failure of any other kind (``Shared.halt``):
 or a rejects line that cannot be written (a full disk: exit 2, its one sentence the report's
 ``error``), or a bug (exit 1); the workers keep emptying the queue, so no producer waits on it.
 
-Duplicates within a feed are dropped with a ``SeenSet`` (one 64-bit hash per distinct indicator).
+Duplicates within a feed are dropped with a ``SeenSet`` (one 64-bit hash per distinct indicator, in
+a flat table of 8-byte slots: 11–21 bytes each).
 """
 
 from __future__ import annotations
