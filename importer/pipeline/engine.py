@@ -24,7 +24,7 @@ or a rejects line that cannot be written (a full disk: exit 2, its one sentence 
 ``error``), or a bug (exit 1); the workers keep emptying the queue, so no producer waits on it.
 
 Duplicates within a feed are dropped with a ``SeenSet`` (one 64-bit hash per distinct indicator, in
-a flat table of 8-byte slots: 11–21 bytes each).
+a flat table of 8-byte slots: 11 to 21 bytes each).
 """
 
 from __future__ import annotations
