@@ -277,16 +277,7 @@ def seconds(value: Any) -> float:
     return float(value)
 
 
-def seconds_flag(value: str) -> float:
-    """A flag's text as a positive number of seconds (argparse ``type=``)."""
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
-    try:
-        return seconds(number)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+seconds_flag = checked_flag(float, "number of seconds", seconds)  # a positive number of seconds
 
 
 DOWNLOAD_CONNECT_TIMEOUT: Field[float] = Field(

@@ -243,15 +243,12 @@ class Journal:
         return found
 
     def _rows(
-        self, scope: int, kind: Kind, values: Sequence[str], *, elsewhere: bool = False
+        self, scope: int, kind: Kind, values: Sequence[str], *, elsewhere: bool = False, owners: bool = True
     ) -> Iterator[tuple[tuple[Kind, str], Held]]:
         """``indicators`` rows of one kind in ``scope`` or, with ``elsewhere``, those the tenant's
-        other scopes own."""
-        where = (
-            "scope IN (SELECT id FROM scopes WHERE tenant_id = ? AND id <> ?) AND owned = 1"
-            if elsewhere
-            else "scope = ?"
-        )
+        other scopes own (with ``owners`` off: those they list, owned or not)."""
+        others = "scope IN (SELECT id FROM scopes WHERE tenant_id = ? AND id <> ?)"
+        where = (others + (" AND owned = 1" if owners else "")) if elsewhere else "scope = ?"
         head = (self._tenant, scope) if elsewhere else (scope,)
         for start in range(0, len(values), _IN_CHUNK):
             chunk = values[start : start + _IN_CHUNK]
@@ -329,16 +326,9 @@ class Journal:
         self._log.merge()
         with self._db.reading():
             scope = self._db.scope(definition_id, create=False)
+            here = -1 if scope is None else scope
             for kind, values in _by_kind(keys).items():
-                for start in range(0, len(values), _IN_CHUNK):
-                    chunk = values[start : start + _IN_CHUNK]
-                    marks = ",".join("?" * len(chunk))
-                    rows = self._conn.execute(
-                        "SELECT value FROM indicators WHERE scope IN (SELECT id FROM scopes "  # noqa: S608 -- only "?" marks
-                        f"WHERE tenant_id = ? AND id <> ?) AND kind = ? AND value IN ({marks})",
-                        (self._tenant, -1 if scope is None else scope, kind, *chunk),
-                    )
-                    found.update((kind, value) for (value,) in rows)
+                found.update(key for key, _ in self._rows(here, kind, values, elsewhere=True, owners=False))
         return found
 
     def stale(self, definition_id: str, run_id: int) -> Iterator[tuple[Kind, str, str]]:
@@ -395,7 +385,7 @@ class Journal:
 
     def forget_keys(self, definition_id: str, keys: Sequence[tuple[Kind, str]]) -> None:
         """Drop these keys from the definition (committed on return): the target deleted them, or
-        keeps them because another definition lists them (``forget_rows``)."""
+        keeps them because another definition lists them (mirror mode's ``kept_shared``)."""
         self._log.merge()
         with self._db.writing():
             scope = self._db.scope(definition_id, create=False)
@@ -404,11 +394,6 @@ class Journal:
                     "DELETE FROM indicators WHERE scope = ? AND kind = ? AND value = ?",
                     ((scope, kind, value) for kind, value in keys),
                 )
-
-    def forget_rows(self, definition_id: str, keys: Sequence[tuple[Kind, str]]) -> None:
-        """Drop these keys from the definition only (the target keeps them: another definition
-        lists them); committed on return."""
-        self.forget_keys(definition_id, keys)
 
     # -- reconciliation ---------------------------------------------------------------------------
 

@@ -114,10 +114,9 @@ async def _delete(
     """Delete a page of stale rows, except values another feed of the journal still lists (mde:
     one indicator per value in the tenant): those are only forgotten here, counted ``kept_shared``."""
     shared = await asyncio.to_thread(journal.elsewhere, definition.id, [(k, v) for k, v, _ in rows])
-    kept = [remote_id for kind, value, remote_id in rows if (kind, value) in shared]
-    if kept:
-        await asyncio.to_thread(journal.forget_rows, definition.id, sorted(shared))
-        report.kept_shared += len(kept)
+    if shared:  # keys of this page, each once (a definition holds a key once)
+        await asyncio.to_thread(journal.forget_keys, definition.id, sorted(shared))
+        report.kept_shared += len(shared)
     ids = [remote_id for kind, value, remote_id in rows if (kind, value) not in shared]
     deleted = await target.delete(definition, ids) if ids else []
     if deleted:

@@ -100,7 +100,7 @@ def test_unique_values_have_one_owner_the_last_to_import_them(tmp_path: Path) ->
         assert journal.elsewhere("B", md5_keys(0, 6)) == set(md5_keys(0, 4))  # A lists 0..3
         # B stops listing 2 and 3 and forgets them: A's rows own nobody's value now, so A is
         # told it does not hold them (and sends them again under its own title).
-        journal.forget_rows("B", md5_keys(2, 4))
+        journal.forget_keys("B", md5_keys(2, 4))
         assert set(journal.held("A", md5_keys(0, 4))) == set(md5_keys(0, 2))
         journal.mark_shared("B", [(Kind.MD5, md5(0), "r0")], run)  # B lists 0, owned by A
         assert journal.held("B", md5_keys(0, 1))[Kind.MD5, md5(0)].elsewhere
