@@ -36,6 +36,9 @@ class Kind(StrEnum):
     IPV6 = "ipv6"
     DOMAIN = "domain"
     URL = "url"
+    # A TLS certificate's SHA-1 thumbprint: 40 hex digits like a file's SHA-1, but it names a
+    # certificate, and targets store it under another type (mde CertificateThumbprint).
+    CERT_SHA1 = "cert_sha1"
 
 
 class Detection(StrEnum):
