@@ -67,6 +67,7 @@ def test_indicator_body_stamps_the_definition_and_maps_every_kind() -> None:
         Kind.IPV6: ("2001:db8::1", "IpAddress", "2001:0db8:0000:0000:0000:0000:0000:0001"),  # all 8 segments
         Kind.DOMAIN: ("evil.example", "DomainName", None),
         Kind.URL: ("http://evil.example/x", "Url", None),
+        Kind.CERT_SHA1: (sha1(3), "CertificateThumbprint", None),
     }
     for kind, (value, wire, sent) in kinds.items():
         body = indicator_body(Indicator(kind, value, "f:1"), spec)
@@ -129,7 +130,10 @@ def test_remote_indicator_maps_types_back_to_kinds() -> None:
         Kind.URL, "http://x.example/", "7"
     )
     assert identity(entity("FileSha256", "a" * 64)) == RemoteIndicator(Kind.SHA256, "a" * 64, "7")
-    assert identity(entity("CertificateThumbprint", "a" * 40)) is None
+    assert identity(entity("CertificateThumbprint", "a" * 40)) == RemoteIndicator(
+        Kind.CERT_SHA1, "a" * 40, "7"
+    )
+    assert identity(entity("WebCategory", "Gambling")) is None  # a type we never write
     assert remote_indicator({"indicatorType": "Url"}) is None
 
 
@@ -200,6 +204,16 @@ async def test_import_answers_per_item_in_order(fake_time: FakeTime) -> None:
     assert again[0].id == items[0].id
     assert sorted(e["id"] for e in listed) == sorted(i.id for i in items if i.id)
     assert emu.state()["totals"]["mde_indicators"] == 3
+
+
+async def test_a_certificate_thumbprint_is_stored_and_listed_back(fake_time: FakeTime) -> None:
+    async with mde_client(fake_time) as (_, client):
+        # The same 40 hex digits as a file SHA-1 and as a certificate: two indicators, not one.
+        bodies = [indicator_body(Indicator(kind, sha1(5), "f"), SPEC) for kind in (Kind.CERT_SHA1, Kind.SHA1)]
+        items = await client.import_indicators(bodies)
+        listed = [remote_indicator(e) async for page in client.titled("Feed A") for e in page]
+    assert [i.failed for i in items] == [False, False]
+    assert sorted((r.kind, r.value) for r in listed if r) == [(Kind.CERT_SHA1, sha1(5)), (Kind.SHA1, sha1(5))]
 
 
 async def test_listing_pages_with_top_and_skip(fake_time: FakeTime) -> None:

@@ -23,11 +23,13 @@ from tests.helpers import FakeTime, connection_settings, send_all, sha1s, spec_f
 SPEC = spec_for("feed-a", title="Feed A", description="Indicators from feed A")
 
 
-async def test_urls_are_unsupported_on_ti(emulator: Emulator, fake_time: FakeTime) -> None:
+async def test_urls_and_certificates_are_unsupported_on_ti(emulator: Emulator, fake_time: FakeTime) -> None:
     async with ti_target(emulator, fake_time, TransportStats()) as target:
         assert target.unsupported(Indicator(Kind.URL, "http://x.example/", "f:1")) == (
             "the ti target has no URL indicator type; use --target mde"
         )
+        certificate = Indicator(Kind.CERT_SHA1, sha1s(1)[0].value, "f:2")
+        assert "no certificate indicators" in (target.unsupported(certificate) or "")
         assert target.unsupported(sha1s(1)[0]) is None
 
 

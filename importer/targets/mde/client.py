@@ -70,6 +70,7 @@ _KINDS = {
     "FileSha256": Kind.SHA256,
     "DomainName": Kind.DOMAIN,
     "Url": Kind.URL,
+    "CertificateThumbprint": Kind.CERT_SHA1,
 }
 Sleep = Callable[[float], Awaitable[None]]
 EXTERNAL_ID_PREFIX = "ti-import:"

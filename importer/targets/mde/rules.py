@@ -44,6 +44,7 @@ MDE_TYPES: Mapping[Kind, str] = {
     Kind.IPV6: "IpAddress",
     Kind.DOMAIN: "DomainName",
     Kind.URL: "Url",
+    Kind.CERT_SHA1: "CertificateThumbprint",  # a TLS certificate's SHA-1 (API.md §3's types)
 }
 ACTIONS = ("Alert", "Warn", "Block", "Audit", "BlockAndRemediate", "AlertAndBlock", "Allowed")
 SEVERITIES = ("Informational", "Low", "Medium", "High")

@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_AUDIENCE",
     "SEVERITIES",
     "TI_TYPES",
+    "UNSUPPORTED_KINDS",
     "check_definition",
     "check_texts",
 ]
@@ -36,6 +37,11 @@ TI_TYPES: Mapping[Kind, str] = {
     Kind.IPV4: "IpAddress",
     Kind.IPV6: "IpAddress",
     Kind.DOMAIN: "DomainName",
+}
+# Why a kind outside TI_TYPES cannot go to this API: the reason a rejected record carries.
+UNSUPPORTED_KINDS: Mapping[Kind, str] = {
+    Kind.URL: "the ti target has no URL indicator type; use --target mde",
+    Kind.CERT_SHA1: "the ti API has no certificate indicators; use --target mde or sentinel",
 }
 # AlertDefinition's text properties: (wire name, documented limit, the option it comes from).
 _TEXT_LIMITS = (

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from feeds.model import Detection, Indicator, Kind
+from feeds.model import Detection, Indicator
 from importer.errors import (
     AmbiguousWriteError,
     ApiError,
@@ -51,7 +51,7 @@ from importer.targets.ti.client import (
     sent_stamp,
 )
 from importer.targets.ti.lookup import stored_of
-from importer.targets.ti.rules import BULK_LIMIT, DEFAULT_AUDIENCE, TI_TYPES
+from importer.targets.ti.rules import BULK_LIMIT, DEFAULT_AUDIENCE, TI_TYPES, UNSUPPORTED_KINDS
 from importer.transport.connection import ConnectionSettings
 from importer.transport.http import open_http
 from importer.transport.retry import Retrier
@@ -97,9 +97,8 @@ class TiTarget:
 
     def unsupported(self, indicator: Indicator) -> str | None:
         if indicator.kind not in TI_TYPES:
-            if indicator.kind is Kind.URL:
-                return "the ti target has no URL indicator type; use --target mde"
-            return f"the ti target has no {indicator.kind} indicator type"
+            fallback = f"the ti target has no {indicator.kind} indicator type"
+            return UNSUPPORTED_KINDS.get(indicator.kind, fallback)
         return None
 
     # --- the alert definition --------------------------------------------------------------------
