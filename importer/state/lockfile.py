@@ -4,12 +4,16 @@ The journal's lock (``schema``) and the host's tenant lock (``host_lock``) both 
 run at once rather than queue it, and both name the run that holds them, so the person reading
 the refusal knows which process to wait for or stop. The kernel drops an ``flock`` when its
 holder's process ends, even by ``kill -9``, so a stale file never blocks anybody.
+
+Where ``fcntl`` is absent (Windows), the same lock is a ``msvcrt.locking`` byte-range lock on one
+byte far past the holder's line, so the line stays readable to the run that is refused; Windows
+also drops it when the holding process ends.
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
+import importlib
 import json
 import os
 import socket
@@ -18,6 +22,14 @@ from pathlib import Path
 from typing import IO
 
 __all__ = ["LockHeld", "take_lock"]
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; ``_lock_now`` takes a byte-range lock through msvcrt
+    fcntl = None  # type: ignore[assignment]
+
+_FAR_BYTE = 1 << 30  # msvcrt locks a byte range; one byte here never covers the holder's line
+_HELD_ERRNOS = (errno.EWOULDBLOCK, errno.EACCES, getattr(errno, "EDEADLOCK", errno.EDEADLK))
 
 
 class LockHeld(Exception):
@@ -35,11 +47,12 @@ def take_lock(path: Path) -> IO[str]:
     # Not "a+": O_APPEND would put our line after the previous holder's instead of over it.
     lock = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o644), "r+", encoding="utf-8")
     try:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _lock_now(lock.fileno())
     except OSError as exc:
+        lock.seek(0)
         holder = _holder(lock.read())
         lock.close()
-        if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
+        if exc.errno in _HELD_ERRNOS:
             raise LockHeld(holder) from None
         raise
     except BaseException:
@@ -53,6 +66,21 @@ def take_lock(path: Path) -> IO[str]:
     lock.truncate()
     lock.flush()
     return lock
+
+
+def _lock_now(fd: int) -> None:
+    """Lock ``fd`` exclusively without waiting: ``OSError`` (one of ``_HELD_ERRNOS``) if held."""
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    msvcrt = importlib.import_module("msvcrt")  # by name: typeshed declares it for win32 only
+    position = os.lseek(fd, 0, os.SEEK_CUR)
+    os.lseek(fd, _FAR_BYTE, os.SEEK_SET)
+    try:
+        # Windows drops the lock when the handle is closed (``take_lock``'s caller closes it).
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    finally:
+        os.lseek(fd, position, os.SEEK_SET)
 
 
 def _holder(text: str) -> str:
