@@ -64,6 +64,7 @@ from types import TracebackType
 from feeds.model import Kind
 from importer.errors import ConfigError
 from importer.model import Held, RemoteIndicator, Stamp
+from importer.state.cursors import Cursors
 from importer.state.reconcile import ReconcileResult, StagedListing
 from importer.state.runs import Runs
 from importer.state.tenant_db import TenantDb
@@ -106,6 +107,7 @@ class Journal:
         self._unique = unique_values
         self._log = WriteLog(db, clock, merge_every, unique_values=unique_values)
         self._runs = Runs(db, clock)
+        self._cursors = Cursors(db, clock)
 
     @classmethod
     def open(
@@ -175,6 +177,14 @@ class Journal:
                 "updated_at = excluded.updated_at",
                 (self._tenant, feed_name, definition_id, int(self._clock())),
             )
+
+    def cursor(self, feed_name: str, source: str) -> str | None:
+        """Where the feed's last completed pull of ``source`` got to (``state.cursors``); None: nowhere."""
+        return self._cursors.get(feed_name, source)
+
+    def set_cursor(self, feed_name: str, source: str, cursor: str) -> None:
+        """Keep the feed's cursor once its pull completed and was acknowledged (committed on return)."""
+        self._cursors.set(feed_name, source, cursor)
 
     # -- runs -------------------------------------------------------------------------------------
 

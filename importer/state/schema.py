@@ -32,7 +32,8 @@ from importer.state.lockfile import LockHeld, take_lock
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "Opened", "connect", "lock_path"]
 
 APPLICATION_ID = 0x54494A4C  # "TIJL": marks the file as ours, so a stranger's database is refused
-SCHEMA_VERSION = 4  # 2: run_scopes; 3: stamps (meta, expires) and owned; 4: no index by remote id
+SCHEMA_VERSION = 5  # 2: run_scopes; 3: stamps (meta, expires) and owned; 4: no index by remote id;
+# 5: cursors (what a pull source such as TAXII last read, per feed)
 BUSY_TIMEOUT_MS = 10_000  # another tenant's write transaction is short; wait this long for it
 CACHE_KIB = 8 * 1024  # page cache (also bounds sorts): the hot B-tree levels of a million rows fit
 
@@ -107,6 +108,16 @@ CREATE TABLE run_scopes (
     run   INTEGER NOT NULL,
     scope INTEGER NOT NULL,
     PRIMARY KEY (run, scope)
+) WITHOUT ROWID;
+-- Where a pull source (a TAXII collection) got to, per feed: the next run asks only for what was
+-- added after ``cursor``. ``source`` is the collection it was read from: another URL starts over.
+CREATE TABLE cursors (
+    tenant_id  INTEGER NOT NULL REFERENCES tenants (id),
+    feed_name  TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    cursor     TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, feed_name)
 ) WITHOUT ROWID;
 -- Scratch space of --reconcile: the target's listing, streamed to disk rather than to memory.
 CREATE TABLE reconcile_stage (
@@ -232,6 +243,8 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
                     _upgrade_from_2(conn)
                 if version < 4:
                     conn.execute("DROP INDEX IF EXISTS indicators_by_remote_id")  # see the DDL
+                if version < 5:
+                    _upgrade_to_5(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -264,6 +277,16 @@ def _upgrade_from_2(conn: sqlite3.Connection) -> None:
     ):
         for column in columns:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+
+
+def _upgrade_to_5(conn: sqlite3.Connection) -> None:
+    """Schema 4 -> 5: add ``cursors`` (empty: each pull source reads its whole collection once)."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS cursors (tenant_id INTEGER NOT NULL REFERENCES tenants (id), "
+        "feed_name TEXT NOT NULL, "
+        "source TEXT NOT NULL, cursor TEXT NOT NULL, updated_at INTEGER NOT NULL, "
+        "PRIMARY KEY (tenant_id, feed_name)) WITHOUT ROWID"
+    )
 
 
 def _identity(conn: sqlite3.Connection) -> tuple[int, int]:
