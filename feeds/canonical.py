@@ -2,7 +2,8 @@
 
 Each function takes a raw cell or token and returns the canonical value (and kind where the raw
 text decides it), or raises ``InvalidValue`` whose message is the rejection reason. The forms:
-lower-case hex hashes (kind from length); refanged text (``hxxp``, ``[.]``, ``(.)``, ``[:]``,
+lower-case hex hashes (kind from length); certificate SHA-1 thumbprints as 40 lower-case hex
+digits (openssl's ``AB:CD:...`` pairs joined); refanged text (``hxxp``, ``[.]``, ``(.)``, ``[:]``,
 ``[://]``); domains lower-cased, IDNA-encoded, without the trailing dot; IPs as ``ipaddress``
 prints them; URLs with lower-cased scheme and host, the rest untouched.
 """
@@ -20,6 +21,7 @@ __all__ = [
     "classify",
     "hash_reason",
     "normalise",
+    "normalise_cert_sha1",
     "normalise_domain",
     "normalise_hash",
     "normalise_ip",
@@ -47,6 +49,7 @@ _DEFANGS = (
     ("[dot]", "."),
     ("(dot)", "."),
 )
+_HEX_PAIRS = re.compile(r"[0-9a-fA-F]{2}(?:[: ][0-9a-fA-F]{2})+")  # openssl's fingerprint form
 _HXXP = re.compile(r"\bhxxp(s?)(?=\[?:)", re.IGNORECASE)
 
 
@@ -95,6 +98,23 @@ def normalise_hash(raw: str) -> tuple[Kind, str]:
     if kind is None or not _HEX.fullmatch(value):
         raise InvalidValue(hash_reason(value))
     return kind, value.lower()
+
+
+def normalise_cert_sha1(raw: str) -> str:
+    """A certificate's SHA-1 thumbprint: 40 hex digits, lower-cased (``AB:CD:...`` pairs joined)."""
+    value = raw.strip()
+    if _HEX_PAIRS.fullmatch(value):
+        value = value.replace(":", "").replace(" ", "")
+    if len(value) == 40 and _HEX.fullmatch(value):
+        return value.lower()
+    if len(value) in (32, 64) and _HEX.fullmatch(value):
+        raise InvalidValue(
+            f"{len(value)} hex digits: a certificate fingerprint other than SHA-1; "
+            "only SHA-1 thumbprints (40 hex digits) can be imported"
+        )
+    bad = sorted(set(_NON_HEX.findall(value)), key=value.index)
+    what = f"contains non-hex {', '.join(repr(c) for c in bad[:3])}" if bad else "it has 40 hex digits"
+    raise InvalidValue(f"{len(value)} characters, not a certificate SHA-1 thumbprint: {what}")
 
 
 def normalise_ip(raw: str) -> tuple[Kind, str]:
@@ -206,6 +226,8 @@ def normalise(kind: Kind, raw: str) -> str:
         return value
     if kind is Kind.DOMAIN:
         return normalise_domain(raw)
+    if kind is Kind.CERT_SHA1:
+        return normalise_cert_sha1(raw)
     return normalise_url(raw)
 
 

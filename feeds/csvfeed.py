@@ -12,18 +12,28 @@ Layout (first match wins).
 1. ``--columns SPEC`` (``FeedOptions.columns``), a comma-separated list of items:
    ``COLUMN=KIND`` where COLUMN is a header name (any case) or a 1-based column number and KIND
    is ``md5``, ``sha1``, ``sha256``, ``hash`` (kind from length), ``hashes`` (several per cell),
-   ``ip``, ``domain``, ``hostname`` (domain or IP), ``url`` or ``any`` (kind from the text);
+   ``ip``, ``domain``, ``hostname`` (domain or IP), ``url``, ``c2`` (host, port dropped, or URL),
+   ``cert_sha1`` (a certificate thumbprint) or ``any`` (kind from the text);
    ``COLUMN=description|first_seen|labels|confidence`` for metadata; or the *type + value*
    layout as ``type=COLUMN,value=COLUMN``. Only the columns named are read as indicators.
    Examples: ``sha256_hash=sha256,dst_ip=ip``, ``3=domain``, ``type=Indicator_type,value=Data``.
 2. A header: the first row, or else the ``#`` comment line just before it (abuse.ch's
    ``# "first_seen_utc","sha256_hash",...``), when it holds a known column name and no
-   indicator. *Type + value* when it has a type column (``type``, ``Indicator_type``...) and a
-   value column (``value``, ``Data``, ``indicator``...); otherwise *columns*: each column named
-   for a kind (``sha256_hash``, ``md5``, ``dst_ip``, ``ip``, ``domain``, ``hostname``, ``url``...;
-   see ``feeds.csvvocab``) is read as that kind; generic names (``indicator``, ``ioc``) only when
-   no such column exists. Columns known not to hold indicators (imphash, ssdeep, tlsh,
-   ``urlhaus_link``, ``link``, ids, ports, file names, free text) are never read.
+   indicator. *Type + value* when it has a type column (``type``, ``Indicator_type``,
+   ``entity_type``..., or under any other name a column whose cells are mostly type words) and
+   a value column (``value``, ``Data``, ``indicator``..., or the column beside a named type
+   column whose cells read as indicators); otherwise *columns*: each column named for a kind
+   (``sha256_hash``, ``md5``, ``dst_ip``, ``ip``, ``domain``, ``hostname``, ``url``...; see
+   ``feeds.csvvocab``) is read as that kind — ``C2``, ``C&C``, ``CnC``, ``callback``, ``server``
+   (any case, ``_server``/``_host`` variants) as hosts, domain or IP by the value, a ``:port``
+   dropped, a URL kept as a URL; ``cert_sha1``, ``certificate``, ``thumbprint``... as
+   certificate thumbprints (``cert_sha1``); ``ja3``/``ja3_md5``/``ja3s`` cells are rejected with
+   their reason (an MD5 of a TLS client hello: no file hash, no certificate, no target stores
+   it). Generic names (``indicator``, ``ioc``) only when no such column exists. Columns known not
+   to hold indicators (imphash, ssdeep, tlsh, ``urlhaus_link``, ``link``, ids, ports, file
+   names, free text) are never read. In a list of certificates — the ``#`` banner says
+   "certificate" (abuse.ch's SSLBL), or a header name does (``issuer``, ``cert_*``) — SHA-1
+   columns hold certificate thumbprints, unless a column is named for thumbprints already.
 3. The cells of the first rows, for columns whose names say nothing: a column of type words
    (``sha256``, ``ip-dst``...) beside a column of values is *type + value*; else every column
    whose cells mostly (80 %) read as hashes, IPs, domains or URLs is read (kind from the text).
@@ -32,10 +42,13 @@ Otherwise the file is refused: "no indicator columns found; name them with --col
 
 Type + value vocabulary: ``ip``, ``ip-dst``, ``ip-src``, ``ip_port``, ``ipaddress``, ``ipv4``,
 ``ipv6`` (port dropped); ``domain``, ``fqdn``; ``hostname`` (domain or IP); ``url``, ``uri``;
-``md5``, ``sha1``, ``sha256``, ``hash``; ``file`` (a cell packing several hashes); MISP composites
-like ``filename|md5`` or ``ip-dst|port`` give their indicator parts. ``description`` rows are
-``Skipped``; any other type (email, regkey, filename, link, text, user_agent...) is ``Rejected``
-with "unsupported indicator type '...'".
+``md5``, ``sha1``, ``sha256``, ``hash``; ``file`` (a cell packing several hashes, in any order);
+``x509-fingerprint-sha1``, ``cert-sha1``, ``certificate`` (``cert_sha1``); ``c2``, ``callback``,
+``server`` (hosts); MISP composites like ``filename|md5`` or ``ip-dst|port`` give their indicator
+parts. ``ja3``/``ja3-fingerprint-md5`` rows are rejected with the JA3 reason; ``description``
+rows are ``Skipped``; any other type (email, regkey, filename, file_path_name, link, text,
+user_agent...) is ``Rejected`` with "unsupported indicator type '...'" — a typed row is read
+by its type, never guessed from its value.
 
 Records: every indicator cell yields an ``Indicator`` (several per row share the origin) or,
 when ``feeds.canonical`` refuses it, a ``Rejected`` with its reason; a row with no indicator
@@ -48,6 +61,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import re
 from collections.abc import Iterable, Iterator
 from typing import TextIO
 
@@ -64,6 +78,9 @@ _DELIMITERS = (",", "\t", ";", "|")
 _SAMPLE_ROWS = 64  # content lines read ahead to decide delimiter, header and layout
 _SAMPLE_LINES = 2000  # ...unless a banner is this long
 _SAMPLE_CHARS = 1 << 20  # ...or the lines read ahead hold this much text (long lines)
+# A banner saying the file lists certificates (abuse.ch's "SSL Certificate Blacklist (SHA1
+# Fingerprints)"): its SHA-1 columns are certificate thumbprints.
+_CERTIFICATES = re.compile(r"\bcertificates?\b|\bx\.?509\b|\bthumbprints?\b", re.IGNORECASE)
 
 
 def _feed(lines: Iterable[str | LongLine], position: RowPosition, offset: int = 0) -> Iterator[str]:
@@ -161,6 +178,18 @@ def _sniff(head: list[str | LongLine]) -> str:
     return best
 
 
+def _banner_says_certificates(head: list[str | LongLine]) -> bool:
+    """Whether the ``#`` lines above the first row say the file lists certificates."""
+    for line in head:
+        if type(line) is LongLine or not isinstance(line, str):
+            return False
+        if line[:1] not in ("#", "\n", "\r"):
+            return False
+        if _CERTIFICATES.search(line):
+            return True
+    return False
+
+
 def parse(stream: TextIO, name: str, options: FeedOptions) -> Iterator[Record]:
     """The records of the CSV feed ``stream`` (see the module docstring for the rules)."""
     head, rest, at_eof, offset = _head(stream, options.max_line_bytes)
@@ -174,7 +203,8 @@ def parse(stream: TextIO, name: str, options: FeedOptions) -> Iterator[Record]:
             csv.reader([comment.lstrip("#").strip()], skipinitialspace=True, delimiter=delimiter), None
         )
     try:
-        layout, header_row = choose(rows, comment_cells, options.columns)
+        certificates = _banner_says_certificates(head)
+        layout, header_row = choose(rows, comment_cells, options.columns, certificates=certificates)
     except FeedError as exc:
         raise FeedError(f"{name}: {exc}") from None
     position = RowPosition()

@@ -13,27 +13,29 @@ from dataclasses import dataclass, replace
 
 from feeds.canonical import InvalidValue
 from feeds.csvvocab import (
+    CERT_CONTEXT,
     COLUMN_KINDS,
     FILE_EXTENSIONS,
     GENERIC_NAMES,
     KNOWN_NAMES,
     META_NAMES,
-    SKIP_TYPES,
-    TYPE_KINDS,
     TYPE_NAMES,
     VALUE_NAMES,
     Convert,
     any_kind,
     header_key,
     is_null,
-    type_key,
+    is_type_word,
 )
 from feeds.model import FeedError, Kind
 
 __all__ = ["Layout", "choose", "parse_spec"]
 
 Row = Sequence[str]
-_SPEC_KINDS = "md5, sha1, sha256, hash, hashes, ip, domain, hostname, url, any"
+_SPEC_KINDS = "md5, sha1, sha256, hash, hashes, ip, domain, hostname, url, cert_sha1, any"
+# Header names that say the rows describe certificates (not file samples).
+_CERT_WORDS = ("cert", "x509")
+_CERT_NAMES = frozenset(("issuer", "subject", "issuer_cn", "subject_cn", "not_before", "not_after"))
 _SPEC_META = ("description", "first_seen", "labels", "confidence")
 
 
@@ -86,12 +88,42 @@ def _header_like(row: Row) -> bool:
     return any(header_key(c) in KNOWN_NAMES for c in row) and not any(_reads_as_indicator(c) for c in row)
 
 
-def _from_header(keys: Sequence[str]) -> Layout | None:
-    """The layout the header names say; None when no name is an indicator, type or value column."""
-    meta = _meta(keys)
+def _type_words(cells: Sequence[str]) -> bool:
+    """Most (60 %) of a column's cells are type words."""
+    return bool(cells) and sum(map(is_type_word, cells)) >= 0.6 * len(cells)
+
+
+def _values_beside(rows: Sequence[Row], type_at: int, usable: Sequence[bool]) -> int:
+    """The column next to a type column whose cells mostly read as indicators; -1 if none."""
+    size = len(_column(rows, type_at))
+    for value_at in (type_at + 1, type_at - 1):
+        usable_here = 0 <= value_at < len(usable) and usable[value_at]
+        if usable_here and sum(map(_reads_as_indicator, _column(rows, value_at))) * 2 >= size:
+            return value_at
+    return -1
+
+
+def _typed_by_header(keys: Sequence[str], rows: Sequence[Row]) -> tuple[int, int]:
+    """The type and value columns of a *type + value* header: each by its name, else by its cells
+    (a type column under any name, e.g. ``entity_type``; the values beside it). -1, -1 if none."""
     type_at = next((i for i, k in enumerate(keys) if k in TYPE_NAMES), -1)
-    value_at = next((i for i, k in enumerate(keys) if k in VALUE_NAMES), -1)
-    if type_at >= 0 and value_at >= 0:
+    value_at = next((i for i, k in enumerate(keys) if k in VALUE_NAMES and i != type_at), -1)
+    if type_at < 0 and value_at >= 0:
+        # Names that say what a column is not (file_type, category...) are no type column.
+        candidates = (i for i, k in enumerate(keys) if i != value_at and k not in KNOWN_NAMES)
+        type_at = next((i for i in candidates if _type_words(_column(rows, i))), -1)
+    elif type_at >= 0 and value_at < 0 and _type_words(_column(rows, type_at)):
+        usable = [k not in KNOWN_NAMES or k in VALUE_NAMES for k in keys]
+        value_at = _values_beside(rows, type_at, usable)
+    return (type_at, value_at) if type_at >= 0 and value_at >= 0 else (-1, -1)
+
+
+def _from_header(keys: Sequence[str], rows: Sequence[Row]) -> Layout | None:
+    """The layout the header names say (a type column also by its cells); None when no name is an
+    indicator, type or value column."""
+    meta = _meta(keys)
+    type_at, value_at = _typed_by_header(keys, rows)
+    if type_at >= 0:
         return replace(meta, type_index=type_at, value_index=value_at)
     picks = tuple((i, COLUMN_KINDS[k]) for i, k in enumerate(keys) if k in COLUMN_KINDS)
     if not picks:
@@ -122,13 +154,10 @@ def _indicator_column(cells: Sequence[str]) -> bool:
 def _from_content(rows: Sequence[Row], usable: Sequence[bool]) -> Layout | None:
     """The layout the cells say: a column of type words beside values, else columns of indicators."""
     for index, ok in enumerate(usable):
-        cells = _column(rows, index) if ok else []
-        words = sum(1 for c in cells if type_key(c) in TYPE_KINDS or type_key(c) in SKIP_TYPES)
-        if cells and words >= 0.6 * len(cells):
-            beside = [i for i in (index + 1, index - 1) if 0 <= i < len(usable) and usable[i]]
-            for value_at in beside:
-                if sum(map(_reads_as_indicator, _column(rows, value_at))) * 2 >= len(cells):
-                    return Layout(type_index=index, value_index=value_at)
+        if ok and _type_words(_column(rows, index)):
+            value_at = _values_beside(rows, index, usable)
+            if value_at >= 0:
+                return Layout(type_index=index, value_index=value_at)
     picks = tuple((i, any_kind) for i, ok in enumerate(usable) if ok and _indicator_column(_column(rows, i)))
     return Layout(picks=picks) if picks else None
 
@@ -228,9 +257,25 @@ def _unknown_header(row: Row, layout: Layout) -> bool:
     return all(_name_like(c) for c in cells) and not _converts(row, layout)
 
 
-def choose(rows: Sequence[Row], comment: Row | None, spec: str | None) -> tuple[Layout, bool]:
+def _as_certificates(layout: Layout, keys: Sequence[str] | None, certificates: bool) -> Layout:
+    """In a list of certificates — its banner says so (``certificates``), or a header name such as
+    ``issuer`` or ``cert_*`` does — the SHA-1 columns hold certificate thumbprints, not file hashes.
+    Unless a column is named for thumbprints already: then the others are file hashes."""
+    thumbprint = COLUMN_KINDS["cert_sha1"]
+    if any(convert is thumbprint for _, convert in layout.picks):
+        return layout
+    named = any(w in k for k in keys or () for w in _CERT_WORDS) or bool(_CERT_NAMES & set(keys or ()))
+    if not (certificates or named):
+        return layout
+    return replace(layout, picks=tuple((i, CERT_CONTEXT.get(c, c)) for i, c in layout.picks))
+
+
+def choose(
+    rows: Sequence[Row], comment: Row | None, spec: str | None, *, certificates: bool = False
+) -> tuple[Layout, bool]:
     """The layout of a file starting with ``rows`` (after the ``comment`` line, if any), and
-    whether ``rows[0]`` is its header. Raises ``FeedError`` when no indicator column is found."""
+    whether ``rows[0]`` is its header. ``certificates``: the file's banner says it lists
+    certificates. Raises ``FeedError`` when no indicator column is found."""
     pairs = parse_spec(spec) if spec else None
     if not rows:
         return Layout(), False
@@ -249,7 +294,7 @@ def choose(rows: Sequence[Row], comment: Row | None, spec: str | None) -> tuple[
         header = comment
     keys = [header_key(c) for c in header] if header is not None else None
     data = rows[1:] if header is first else rows
-    layout = _from_spec(pairs, keys) if pairs else _from_header(keys) if keys is not None else None
+    layout = _from_spec(pairs, keys) if pairs else _from_header(keys, data) if keys is not None else None
     if layout is None:
         width = max(len(row) for row in rows)
         # Known names (imphash, reporter, port...) are never indicator columns, whatever their cells.
@@ -260,6 +305,8 @@ def choose(rows: Sequence[Row], comment: Row | None, spec: str | None) -> tuple[
             layout = _from_content(data[1:], usable)
         if layout is None:
             raise FeedError("no indicator columns found; name them with --columns")
+    if not pairs:  # what --columns names is what the user said
+        layout = _as_certificates(layout, keys, certificates)
     if header is None and _unknown_header(first, layout) and any(_converts(row, layout) for row in rows[1:]):
         return layout, True
     return layout, header is first

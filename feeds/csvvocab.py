@@ -17,6 +17,7 @@ from feeds.canonical import (
     InvalidValue,
     classify,
     normalise,
+    normalise_cert_sha1,
     normalise_domain,
     normalise_hash,
     normalise_ip,
@@ -25,12 +26,15 @@ from feeds.canonical import (
 from feeds.model import Kind
 
 __all__ = [
+    "CERT_CONTEXT",
     "COLUMN_KINDS",
     "FILE_EXTENSIONS",
     "GENERIC_NAMES",
     "HEX_KINDS",
+    "JA3_REASON",
     "KNOWN_NAMES",
     "META_NAMES",
+    "NON_INDICATOR_TYPES",
     "NULLS",
     "PACKED",
     "SKIP_TYPES",
@@ -41,6 +45,7 @@ __all__ = [
     "any_kind",
     "header_key",
     "is_null",
+    "is_type_word",
     "type_key",
 ]
 
@@ -90,6 +95,33 @@ def _host(raw: str) -> tuple[Kind, str]:
     return Kind.DOMAIN, normalise_domain(raw)
 
 
+def _server(raw: str) -> tuple[Kind, str]:
+    """A C2 / callback / server cell: a host (domain or IP) with any ``:port`` dropped, or a URL."""
+    if _V4_MATCH(raw):
+        return Kind.IPV4, raw
+    if "://" in raw or "/" in raw:
+        return Kind.URL, normalise_url(raw)
+    host, colon, port = raw.rpartition(":")
+    if colon and port.isdigit() and ":" not in host and not host.startswith("["):
+        raw = host  # "evil.example:443"; an address's port is normalise_ip's to drop
+    return _host(raw)
+
+
+def _cert_sha1(raw: str) -> tuple[Kind, str]:
+    return Kind.CERT_SHA1, normalise_cert_sha1(raw)
+
+
+# JA3 is an MD5 of a TLS *client hello*: it looks like a file MD5 and is no certificate either,
+# and no target stores it. Read as MD5 it would block an unrelated file hash: rejected instead.
+JA3_REASON = (
+    "a JA3 fingerprint (an MD5 of a TLS client hello, not a file hash or certificate): no target stores it"
+)
+
+
+def _ja3(raw: str) -> tuple[Kind, str]:
+    raise InvalidValue(JA3_REASON)
+
+
 def _domain(raw: str) -> tuple[Kind, str]:
     return Kind.DOMAIN, normalise_domain(raw)
 
@@ -125,6 +157,17 @@ _MD5, _SHA1, _SHA256 = _exactly(Kind.MD5), _exactly(Kind.SHA1), _exactly(Kind.SH
 def _hashes(raw: str) -> tuple[Kind, str]:
     """One digest of a packed cell; the caller splits the cell (see ``PACKED``)."""
     return normalise_hash(raw)
+
+
+def _sha1_as_certificate(convert: Convert) -> Convert:
+    """``convert``, with a SHA-1 it finds read as a certificate thumbprint (a certificate list)."""
+
+    def as_certificate(raw: str) -> tuple[Kind, str]:
+        kind, value = convert(raw)
+        return (Kind.CERT_SHA1, value) if kind is Kind.SHA1 else (kind, value)
+
+    as_certificate.__name__ = f"certificate_{getattr(convert, '__name__', 'convert')}"
+    return as_certificate
 
 
 # Converters whose cells may pack several values ("sha1,sha256,md5" in one Volexity cell).
@@ -168,12 +211,30 @@ COLUMN_KINDS: dict[str, Convert] = {
     **_names(_domain, "domain domains domain_name fqdn c2_domain"),
     **_names(_host, "hostname host host_name dst_host"),
     **_names(_url, "url urls uri full_url c2_url dst_url"),
+    # Command-and-control columns hold hosts, sometimes with a port or as a URL.
+    **_names(
+        _server,
+        "c2 c&c cnc c_c c_and_c c2s c2_server c2server c2_host c2_hostname c2_address c2_addr "
+        "c&c_server c&c_host cnc_server cnc_host cnc_address callback callbacks callback_host "
+        "callback_server callback_address callback_domain server servers server_host server_address "
+        "c2_ioc c2_indicator",
+    ),
+    **_names(
+        _cert_sha1,
+        "cert_sha1 certificate certificate_sha1 cert_sha1_fingerprint certificate_fingerprint "
+        "cert_fingerprint cert_thumbprint certificate_thumbprint thumbprint ssl_sha1 ssl_cert_sha1 "
+        "tls_cert_sha1 x509_sha1 x509_fingerprint_sha1 sha1_fingerprint ssl_fingerprint cert",
+    ),
+    **_names(_ja3, "ja3 ja3_md5 ja3_hash ja3_fingerprint ja3s ja3s_md5 ja3s_hash ja3s_fingerprint"),
 }
 # Names of a column holding indicators of any kind: read only when no column above exists.
 GENERIC_NAMES = frozenset(_words("indicator ioc iocs value observable data indicator_value ioc_value entry"))
 # The *type + value* layout: a column naming each row's kind, and the value column beside it.
 TYPE_NAMES = frozenset(
-    _words("type indicator_type ioc_type kind attribute_type observable_type data_type indicatortype ioctype")
+    _words(
+        "type indicator_type ioc_type kind attribute_type observable_type data_type indicatortype ioctype "
+        "entity_type entitytype ioc_kind indicator_kind artifact_type artefact_type"
+    )
 )
 VALUE_NAMES = frozenset(
     _words("value data indicator ioc observable indicator_value ioc_value attribute_value")
@@ -182,9 +243,13 @@ VALUE_NAMES = frozenset(
 META_NAMES: dict[str, str] = {
     **dict.fromkeys(_words("description comment comments note notes desc details"), "description"),
     **dict.fromkeys(
-        _words("first_seen first_seen_utc firstseen date dateadded date_added created first_seen_date"),
+        _words(
+            "first_seen first_seen_utc firstseen date dateadded date_added created first_seen_date "
+            "listingdate listing_date"
+        ),
         "first_seen",
     ),
+    **dict.fromkeys(_words("listingreason listing_reason"), "description"),
     **dict.fromkeys(_words("tags tag signature malware malware_family family labels"), "labels"),
     **dict.fromkeys(_words("confidence score"), "confidence"),
 }
@@ -221,7 +286,27 @@ TYPE_KINDS: dict[str, Convert] = {
     **_names(_domain, "domain domain-name fqdn"),
     **_names(_host, "hostname host host-name"),
     **_names(_url, "url uri url-full"),
+    **_names(_server, "c2 c&c cnc callback server c2-server"),
+    **_names(
+        _cert_sha1,
+        "x509-fingerprint-sha1 cert-sha1 certificate-sha1 ssl-cert-sha1 certificate cert "
+        "cert-thumbprint certificate-thumbprint ssl-certificate x509-sha1",
+    ),
+    **_names(_ja3, "ja3 ja3-fingerprint-md5 ja3-md5 ja3s ja3s-fingerprint-md5 ja3s-md5"),
 }
+# Type words naming something that is not an indicator kind (MISP, OTX, vendor CSVs): the row is
+# rejected with its type named, never read from its value (a file name reads as a domain).
+NON_INDICATOR_TYPES = frozenset(
+    _words(
+        "filename file-name file-path-name filepath file-path path pdb pdb-path directory mutex "
+        "email email-src email-dst email-subject email-address email-attachment regkey regkey|value "
+        "registry registry-key text link comment user-agent useragent yara sigma snort "
+        "vulnerability cve threat-actor campaign-name attachment malware-sample pattern-in-file "
+        "ssdeep imphash tlsh impfuzzy pehash authentihash sha512 sha224 sha384 x509-fingerprint-md5 "
+        "x509-fingerprint-sha256 jarm-fingerprint hassh-md5 hasshserver-md5 mac-address asn "
+        "port btc xmr whois-registrant-email whois-registrant-name size-in-bytes mime-type"
+    )
+)
 # File-name extensions: a header-less column of "invoice.pdf" cells is file names, not domains.
 FILE_EXTENSIONS = frozenset(
     _words(
@@ -231,3 +316,20 @@ FILE_EXTENSIONS = frozenset(
 )
 # Type words of rows that describe the file rather than name an indicator (Sophos' second row).
 SKIP_TYPES = frozenset(_words("description comment note title"))
+
+
+def is_type_word(cell: str) -> bool:
+    """Whether a cell names a type (an indicator's, a known non-indicator's, or a MISP composite):
+    a column of them beside a column of values is the *type + value* layout."""
+    key = type_key(cell)
+    if key in TYPE_KINDS or key in SKIP_TYPES or key in NON_INDICATOR_TYPES:
+        return True
+    return "|" in key and any(part in TYPE_KINDS for part in key.split("|"))
+
+
+# In a list of certificates (its banner or header says so), a SHA-1 is a certificate thumbprint.
+CERT_CONTEXT: dict[Convert, Convert] = {
+    _SHA1: _cert_sha1,
+    normalise_hash: _cert_sha1,
+    any_kind: _sha1_as_certificate(any_kind),
+}
