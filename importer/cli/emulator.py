@@ -1,4 +1,4 @@
-"""``ti-import emulator``: run the emulated token endpoint, TI API and MDE API in the foreground."""
+"""``ti-import emulator``: run the emulated token endpoint, TI, MDE and Sentinel APIs in the foreground."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import signal
 import sys
 from typing import Any
 
-from importer.emulator import DEMO_CLIENT, EmulatorConfig, Faults
+from importer.emulator import DEMO_CLIENT, DEMO_WORKSPACE, EmulatorConfig, Faults
 from importer.fields import positive_int_flag
 from importer.transport.urls import is_loopback
 
@@ -64,7 +64,7 @@ def _kind(field: str, default_type: Any) -> Any:
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "emulator",
-        help="run the emulated Azure AD token endpoint, TI API and MDE API in the foreground",
+        help="run the emulated Azure AD token endpoint, TI, MDE and Sentinel APIs in the foreground",
         description="Serve the emulated services until SIGINT/SIGTERM. The first stdout line is "
         "'ti-import emulator listening on http://HOST:PORT'. State is in memory only.",
     )
@@ -103,6 +103,9 @@ def add_parser(subparsers: Any) -> None:
     limits.add_argument("--mde-window-scale", type=_positive_float, default=1.0,
                         help="MDE: length of every rate window (minute and hour) relative to real "
                         "time (0.01: a minute lasts 0.6 s)")
+    limits.add_argument("--sentinel-window-scale", type=_positive_float, default=1.0,
+                        help="Sentinel: length of the upload API's minute window (100 requests per client "
+                        "app) relative to real time (0.01: a minute lasts 0.6 s)")
     parser.set_defaults(handler=run)
 
 
@@ -127,6 +130,7 @@ def build_config(args: argparse.Namespace) -> EmulatorConfig:
         mde_calls_per_hour=args.mde_calls_per_hour,
         mde_tenant_cap=args.mde_tenant_cap,
         mde_window_scale=args.mde_window_scale,
+        sentinel_window_scale=args.sentinel_window_scale,
         api_faults=_faults(args, "api"),
         token_faults=token_faults,
     )
@@ -145,10 +149,15 @@ async def _serve(config: EmulatorConfig, host: str, port: int) -> None:
         print(f"  token endpoint (v2): {emu.auth_url(2)}")
         print(f"  TI API:              {emu.ti_url}")
         print(f"  MDE API:             {emu.mde_url}")
+        print(f"  Sentinel API + ARM:  {emu.sentinel_url}")
         print(f"  inspection:          {emu.base_url}/_emulator/state  (POST {emu.base_url}/_emulator/reset)")
         print(f"  demo client id:      {DEMO_CLIENT.client_id}")
         print(f"  demo client secret:  {DEMO_CLIENT.client_secret}  (demo only, not a real secret)")
-        print(f"  demo tenant:         {DEMO_CLIENT.tenant}", flush=True)
+        print(f"  demo tenant:         {DEMO_CLIENT.tenant}")
+        print(f"  demo workspace id:   {DEMO_WORKSPACE.workspace_id}")
+        print(f"  demo subscription:   {DEMO_WORKSPACE.subscription_id}")
+        print(f"  demo resource group: {DEMO_WORKSPACE.resource_group}")
+        print(f"  demo workspace name: {DEMO_WORKSPACE.name}", flush=True)
         await stop.wait()
 
 

@@ -1,5 +1,6 @@
-"""An emulator of Azure AD's token endpoint, the legacy custom TI API and the MDE Indicators API,
-with seeded fault injection; tests, benchmarks and the demo run against it.
+"""An emulator of Azure AD's token endpoint, the legacy custom TI API, the MDE Indicators API and
+Microsoft Sentinel's STIX upload API (and its ARM read-back), with seeded fault injection; tests,
+benchmarks and the demo run against it.
 
 It imports nothing else from ``importer``: it emulates the contract, not our code.
 """
@@ -8,12 +9,28 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from importer.emulator.config import DEMO_CLIENT, ClientApp, EmulatorConfig, Faults
+from importer.emulator.config import (
+    DEMO_CLIENT,
+    DEMO_WORKSPACE,
+    ClientApp,
+    EmulatorConfig,
+    Faults,
+    SentinelWorkspace,
+)
 
 if TYPE_CHECKING:
     from importer.emulator.server import Emulator, running_emulator
 
-__all__ = ["DEMO_CLIENT", "ClientApp", "Emulator", "EmulatorConfig", "Faults", "running_emulator"]
+__all__ = [
+    "DEMO_CLIENT",
+    "DEMO_WORKSPACE",
+    "ClientApp",
+    "Emulator",
+    "EmulatorConfig",
+    "Faults",
+    "SentinelWorkspace",
+    "running_emulator",
+]
 
 _SERVER_NAMES = frozenset({"Emulator", "running_emulator"})
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["DEMO_CLIENT", "ClientApp", "EmulatorConfig", "Faults"]
+__all__ = ["DEMO_CLIENT", "DEMO_WORKSPACE", "ClientApp", "EmulatorConfig", "Faults", "SentinelWorkspace"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,27 @@ class ClientApp:
 
 
 DEMO_CLIENT = ClientApp("ti-importer-demo", "demo-secret-not-for-production", "contoso-demo")
+
+
+@dataclass(frozen=True)
+class SentinelWorkspace:
+    """One Log Analytics workspace with Microsoft Sentinel: its upload id, its ARM coordinates, its tenant."""
+
+    workspace_id: str  # the GUID the STIX upload API names it by
+    subscription_id: str  # ARM: /subscriptions/{sub}/resourceGroups/{rg}/.../workspaces/{name}
+    resource_group: str
+    name: str
+    tenant: str
+
+
+# Fixed values: the importer's tests and docs name this workspace, so they never change.
+DEMO_WORKSPACE = SentinelWorkspace(
+    workspace_id="7d3c9a52-4b1e-4f0a-9c62-5e8b1d2a4f10",
+    subscription_id="0b9d4c1e-2f3a-4e5b-8c6d-7e8f9a0b1c2d",
+    resource_group="ti-demo-rg",
+    name="ti-demo-workspace",
+    tenant="contoso-demo",
+)
 
 
 @dataclass(frozen=True)
@@ -67,6 +88,9 @@ class EmulatorConfig:
     mde_calls_per_hour: int = 1500
     mde_tenant_cap: int = 15000
     mde_window_scale: float = 1.0  # 0.01 -> a "minute" lasts 0.6 s
+    sentinel_workspaces: tuple[SentinelWorkspace, ...] = (DEMO_WORKSPACE,)
+    sentinel_uploads_per_minute: int = 100  # per client app -> 429 "Try again in <n> seconds."
+    sentinel_window_scale: float = 1.0  # as mde_window_scale, for the Sentinel upload window
     api_faults: Faults = Faults()
     token_faults: Faults = Faults()
     clock: Callable[[], float] = time.time  # injectable: token expiry, rate windows
@@ -78,8 +102,13 @@ class EmulatorConfig:
             raise ValueError("token_lifetime must be at least 1 second")
         if self.mde_window_scale <= 0:
             raise ValueError("mde_window_scale must be positive")
+        if self.sentinel_window_scale <= 0:
+            raise ValueError("sentinel_window_scale must be positive")
+        ids = [w.workspace_id.lower() for w in self.sentinel_workspaces]
+        if len(set(ids)) != len(ids):
+            raise ValueError("sentinel workspace ids must be unique")
         for name in ("mde_import_per_minute", "mde_batch_delete_per_hour", "mde_calls_per_minute",
-                     "mde_calls_per_hour", "mde_tenant_cap"):
+                     "mde_calls_per_hour", "mde_tenant_cap", "sentinel_uploads_per_minute"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if not self.clients:

@@ -14,8 +14,8 @@ from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
-from importer.emulator.config import EmulatorConfig, Faults
-from importer.emulator.faults import DROP, FaultInjector, hold_until
+from importer.emulator.config import EmulatorConfig, Faults, SentinelWorkspace
+from importer.emulator.faults import DROP, ErrorShape, FaultInjector, hold_until
 from importer.emulator.inspection import snapshot
 from importer.emulator.mde_api import handle_mde
 from importer.emulator.replies import (
@@ -25,10 +25,18 @@ from importer.emulator.replies import (
     error_response,
     json_response,
 )
+from importer.emulator.sentinel_api import (
+    UPLOAD_API_VERSION,
+    UPLOAD_ROUTE,
+    handle_sentinel,
+    is_sentinel_path,
+    sentinel_fault_shape,
+)
+from importer.emulator.sentinel_arm import QUERY_API_VERSION, arm_workspace_path
 from importer.emulator.state import EmulatorState
 from importer.emulator.ti_api import handle_ti
 from importer.emulator.token_endpoint import aad_error, issue_token
-from importer.emulator.tokens import MDE, TI
+from importer.emulator.tokens import MDE, SENTINEL, TI
 
 __all__ = ["Emulator", "build_server", "running_emulator"]
 
@@ -65,7 +73,8 @@ async def _dispatch(request: web.BaseRequest, state: EmulatorState) -> web.Strea
         return await _inspect(request, state, lower[len("/_emulator/"):].rstrip("/"))
     injector: FaultInjector
     mde = lower.startswith("/api/")  # its errors carry a correlation id in ``target``
-    if mde or lower.startswith("/v1.0/"):
+    sentinel = is_sentinel_path(lower)
+    if mde or sentinel or lower.startswith("/v1.0/"):
         injector = state.api_faults
     else:
         match = _TOKEN_ROUTE.fullmatch(path)
@@ -76,7 +85,7 @@ async def _dispatch(request: web.BaseRequest, state: EmulatorState) -> web.Strea
         injector = state.token_faults
     due = 0.0
     if injector.active:
-        early, due = injector.admit(_arrival(request), correlated_error_response if mde else None)
+        early, due = injector.admit(_arrival(request), _fault_shape(path, mde=mde))
         if early is not None:
             await hold_until(due)
             if early is DROP:
@@ -90,6 +99,9 @@ async def _dispatch(request: web.BaseRequest, state: EmulatorState) -> web.Strea
         elif lower.startswith("/v1.0/"):
             grant = state.tokens.authorize(request, TI)
             response = await handle_ti(request, state, grant, lower[len("/v1.0/"):])
+        elif sentinel:
+            grant = state.tokens.authorize(request, SENTINEL)
+            response = await handle_sentinel(request, state, grant)
         else:
             grant = state.tokens.authorize(request, MDE)
             response = await handle_mde(request, state, grant, path[len("/api/"):])
@@ -105,6 +117,16 @@ async def _dispatch(request: web.BaseRequest, state: EmulatorState) -> web.Strea
             return drop_connection(request)
     state.requests_by_status[response.status] += 1
     return response
+
+
+def _fault_shape(path: str, *, mde: bool) -> ErrorShape | None:
+    """How an injected fault is worded where it differs from the OData default: MDE's correlation id,
+    the upload API's own 429 body (``Try again in <n> seconds.``)."""
+    if mde:
+        return correlated_error_response
+    if UPLOAD_ROUTE.fullmatch(path) is not None:
+        return sentinel_fault_shape
+    return None
 
 
 def _arrival(request: web.BaseRequest) -> float:
@@ -164,12 +186,32 @@ class Emulator:
         self.config = state.config
         self.ti_url = f"{base_url}/V1.0/"
         self.mde_url = f"{base_url}/api/"
+        self.sentinel_url = f"{base_url}/"  # the upload API's base and ARM's, both on this host:port
 
     def auth_url(self, version: int = 1, tenant: str | None = None) -> str:
         tenant = tenant or self.config.clients[0].tenant
         if version == 2:
             return f"{self.base_url}/{tenant}/oauth2/v2.0/token"
         return f"{self.base_url}/{tenant}/oauth2/token"
+
+    def sentinel_upload_url(self, workspace: SentinelWorkspace | str | None = None) -> str:
+        """A workspace's STIX objects upload URL (default: the first configured), with its api-version."""
+        workspace_id = workspace if isinstance(workspace, str) else self._workspace(workspace).workspace_id
+        return (f"{self.base_url}/workspaces/{workspace_id}/threat-intelligence-stix-objects:upload"
+                f"?api-version={UPLOAD_API_VERSION}")
+
+    def query_indicators_url(self, workspace: SentinelWorkspace | None = None) -> str:
+        """A workspace's ARM ``queryIndicators`` URL (default: the first configured), with its api-version."""
+        return (f"{self.base_url}{arm_workspace_path(self._workspace(workspace))}/providers/"
+                "Microsoft.SecurityInsights/threatIntelligence/main/queryIndicators"
+                f"?api-version={QUERY_API_VERSION}")
+
+    def _workspace(self, workspace: SentinelWorkspace | None) -> SentinelWorkspace:
+        if workspace is not None:
+            return workspace
+        if not self.config.sentinel_workspaces:
+            raise ValueError("the emulator has no Sentinel workspace configured")
+        return self.config.sentinel_workspaces[0]
 
     def state(self) -> dict[str, Any]:
         return snapshot(self._state)

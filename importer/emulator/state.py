@@ -47,6 +47,7 @@ class EmulatorState:
     api_faults: FaultInjector = field(init=False)
     token_faults: FaultInjector = field(init=False)
     mde_limits: dict[str, MdeLimits] = field(default_factory=dict)
+    sentinel_windows: dict[str, SlidingWindow] = field(default_factory=dict)  # by client app id
     base_url: str = ""
     _stamp_millis: int = field(default=-1, init=False, repr=False)  # now_iso's last answer, by ms
     _stamp: str = field(default="", init=False, repr=False)
@@ -71,6 +72,15 @@ class EmulatorState:
             limits = self.mde_limits[tenant] = MdeLimits.for_config(self.config)
         return limits
 
+    def sentinel_window(self, client_id: str) -> SlidingWindow:
+        """The client app's window of Sentinel uploads (the limit is per app, not per tenant)."""
+        window = self.sentinel_windows.get(client_id)
+        if window is None:
+            config = self.config
+            window = self.sentinel_windows[client_id] = SlidingWindow(
+                config.sentinel_uploads_per_minute, 60.0 * config.sentinel_window_scale)
+        return window
+
     def set_api_faults(self, faults: Faults) -> None:
         self.api_faults.configure(faults)
 
@@ -86,5 +96,6 @@ class EmulatorState:
         for kind in self.fault_counts:
             self.fault_counts[kind] = 0
         self.mde_limits.clear()
+        self.sentinel_windows.clear()
         self.api_faults.configure(self.api_faults.faults)
         self.token_faults.configure(self.token_faults.faults)

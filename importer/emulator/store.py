@@ -1,4 +1,5 @@
-"""The in-memory store: per tenant, TI alert definitions and IOCs (indexed), and MDE indicators.
+"""The in-memory store: per tenant, TI alert definitions and IOCs (indexed) and MDE indicators; per
+Sentinel workspace, its STIX objects.
 
 Every lookup the API serves is by index (id, definition, Type+Value, Name), so the cost of a
 request does not grow with the store; only unfiltered listings walk it, page by page.
@@ -9,6 +10,8 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 from typing import Any
+
+from importer.emulator.sentinel_store import WorkspaceObjects
 
 __all__ = ["Entity", "MdeTenant", "Store", "TiTenant", "value_key"]
 
@@ -193,10 +196,11 @@ class MdeTenant:
 
 @dataclass
 class Store:
-    """All tenants; a tenant springs into existence on first use."""
+    """All tenants and workspaces; each springs into existence on first use."""
 
     ti: dict[str, TiTenant] = field(default_factory=dict)
     mde: dict[str, MdeTenant] = field(default_factory=dict)
+    sentinel: dict[str, WorkspaceObjects] = field(default_factory=dict)  # by workspace id, lower case
 
     def ti_tenant(self, tenant: str) -> TiTenant:
         found = self.ti.get(tenant)
@@ -210,6 +214,13 @@ class Store:
             found = self.mde[tenant] = MdeTenant()
         return found
 
+    def sentinel_workspace(self, workspace_id: str) -> WorkspaceObjects:
+        found = self.sentinel.get(workspace_id.lower())
+        if found is None:
+            found = self.sentinel[workspace_id.lower()] = WorkspaceObjects()
+        return found
+
     def clear(self) -> None:
         self.ti.clear()
         self.mde.clear()
+        self.sentinel.clear()

@@ -10,27 +10,35 @@ from aiohttp import web
 
 from importer.emulator.replies import ApiError
 
-__all__ = ["MDE", "TI", "Grant", "TokenStore", "audiences_for"]
+__all__ = ["MDE", "SENTINEL", "TI", "Grant", "TokenStore", "audiences_for"]
 
 TI = "ti"
 MDE = "mde"
+SENTINEL = "sentinel"  # the STIX upload API and its ARM read-back: Azure Resource Manager's audience
 
 # The TI API's samples ask for graph.windows.net; its doc's token section also shows graph.microsoft.com.
 _TI_RESOURCES = ("https://graph.windows.net", "https://graph.microsoft.com",
                  "https://ti.securitycenter.windows.com")
 _MDE_RESOURCES = ("https://api.securitycenter.microsoft.com",
                   "https://securitycenter.onmicrosoft.com/windowsatpservice")
+_SENTINEL_RESOURCES = ("https://management.azure.com", "https://management.core.windows.net")
 
 
 def audiences_for(resource: str, own_urls: tuple[str, ...]) -> frozenset[str]:
-    """Which APIs a resource URI grants: TI, MDE, both (the emulator's own URL), or none."""
+    """Which APIs a resource URI grants: TI, MDE, Sentinel, all three (the emulator's own URL), or none.
+
+    Trailing slashes do not matter: Azure AD takes ``https://management.azure.com/`` (v1) and the
+    scope ``https://management.azure.com/.default`` (v2) for the same resource.
+    """
     resource = resource.rstrip("/").lower()
     if resource in _TI_RESOURCES:
         return frozenset((TI,))
     if resource in _MDE_RESOURCES:
         return frozenset((MDE,))
+    if resource in _SENTINEL_RESOURCES:
+        return frozenset((SENTINEL,))
     if resource in own_urls:
-        return frozenset((TI, MDE))
+        return frozenset((TI, MDE, SENTINEL))
     return frozenset()
 
 

@@ -32,7 +32,9 @@ async def test_state_and_reset_over_http(
     async with session.post(emulator.base_url + "/_emulator/reset") as response:
         assert response.status == 204
     state = emulator.state()
-    assert state["totals"] == {"alert_definitions": 0, "iocs": 0, "duplicate_iocs": 0, "mde_indicators": 0}
+    assert state["totals"] == {"alert_definitions": 0, "iocs": 0, "duplicate_iocs": 0, "mde_indicators": 0,
+                               "sentinel_objects": 0, "sentinel_indicators": 0, "sentinel_revoked": 0,
+                               "sentinel_duplicate_patterns": 0}
     assert state["requests_by_status"] == {} and state["tokens_issued"] == 0
     async with session.get(emulator.ti_url + "AlertDefinitions", headers=auth(ti_token)) as response:
         assert response.status == 200  # tokens survive a reset

@@ -185,6 +185,10 @@ async def test_ioc_patch_delete_and_delete_iocs(
         "iocs": 0,
         "duplicate_iocs": 0,
         "mde_indicators": 0,
+        "sentinel_objects": 0,
+        "sentinel_indicators": 0,
+        "sentinel_revoked": 0,
+        "sentinel_duplicate_patterns": 0,
     }
     async with session.put(ti + "AlertDefinitions", headers=auth(ti_token), json={}) as response:
         assert response.status == 405

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -135,3 +136,62 @@ async def ti_held(emu: Emulator) -> list[dict[str, Any]]:
             found.extend(body["value"])
             url = body.get("@odata.nextLink")
     return found
+
+
+# --- Microsoft Sentinel: the STIX objects upload API and ARM's queryIndicators -------------------
+SENTINEL_RESOURCE = "https://management.azure.com/"
+STIX_TIME = "2026-01-01T00:00:00.000Z"
+
+
+def stix_id(kind: str, n: int) -> str:
+    """A fixed STIX id of type ``kind`` numbered ``n`` (``indicator--00000000-...-<n>``)."""
+    return f"{kind}--00000000-0000-4000-8000-{n:012d}"
+
+
+def stix_indicator(n: int, **extra: Any) -> dict[str, Any]:
+    """A valid STIX 2.1 indicator numbered ``n`` (its id and pattern follow ``n``); ``extra`` adds or
+    replaces properties (``None`` removes one)."""
+    body: dict[str, Any] = {
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": stix_id("indicator", n),
+        "created": STIX_TIME,
+        "modified": STIX_TIME,
+        "pattern": f"[domain-name:value = 'host{n}.example.com']",
+        "pattern_type": "stix",
+        "valid_from": STIX_TIME,
+        "name": f"indicator {n}",
+        **extra,
+    }
+    return {k: v for k, v in body.items() if v is not None}
+
+
+async def sentinel_upload(
+    session: aiohttp.ClientSession,
+    url: str,
+    token: str,
+    objects: list[Any] | None = None,
+    *,
+    source: str = "ti-importer",
+    body: Any = None,
+) -> tuple[int, Any, Mapping[str, str]]:
+    """POST one upload (``body`` as given, else ``{"sourcesystem": source, "stixobjects": objects}``):
+    its status, JSON body (None when empty) and headers."""
+    payload = body if body is not None else {"sourcesystem": source, "stixobjects": objects or []}
+    async with session.post(url, json=payload, headers=auth(token)) as response:
+        text = await response.text()
+        return response.status, (json.loads(text) if text else None), response.headers
+
+
+async def sentinel_query(
+    session: aiohttp.ClientSession, url: str, token: str, body: Any = None
+) -> tuple[int, Any]:
+    """POST ARM's queryIndicators (``body`` None: no body at all): its status and JSON body."""
+    async with session.post(url, json=body, headers=auth(token)) as response:
+        return response.status, await response.json()
+
+
+def sentinel_objects(state: Mapping[str, Any], tenant: str = DEMO_CLIENT.tenant) -> dict[str, int]:
+    """A tenant's Sentinel counters from ``/_emulator/state``: objects, indicators, revoked, duplicates."""
+    held = state["tenants"][tenant]
+    return {key: held[key] for key in held if key.startswith("sentinel_") and key != "sentinel_workspaces"}

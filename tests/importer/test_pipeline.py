@@ -199,6 +199,10 @@ async def test_dry_run_plans_and_writes_nothing(emulator: Emulator, tmp_path: Pa
         "iocs": 0,
         "duplicate_iocs": 0,
         "mde_indicators": 0,
+        "sentinel_objects": 0,
+        "sentinel_indicators": 0,
+        "sentinel_revoked": 0,
+        "sentinel_duplicate_patterns": 0,
     }
 
 
