@@ -34,7 +34,9 @@ def indicator_key(kind: Kind | str, value: str) -> bytes:
 _GIVE_BACK: int | None = getattr(mmap, "MADV_DONTNEED", None)
 
 Key = tuple[Kind, str]
-Acked = tuple[Indicator, str, Stamp]  # acknowledged: the indicator, its remote id, what it now holds
+# Acknowledged: kind, value, remote id and what it now holds, in the shape the journal writes them
+# (built once per indicator on the hot path; a store that keeps nothing never looks inside).
+Acked = tuple[Kind, str, str, Stamp]
 
 
 class PresentStore(Protocol):

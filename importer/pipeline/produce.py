@@ -216,7 +216,7 @@ async def _judge(
             if verdict.send:
                 updates.append((candidate, found.remote_id))
             elif verdict.adopt is not None:
-                adopted.append((candidate, found.remote_id, verdict.adopt))
+                adopted.append((candidate.kind, candidate.value, found.remote_id, verdict.adopt))
     if not run.options.dry_run:
         if adopted:
             await run.present.record(definition, adopted)

@@ -139,4 +139,5 @@ async def _account(
         definition = feed.definition
         assert definition is not None
         stamp = run.target.stamp  # of what was just sent: what the target holds from now on
-        await run.present.record(definition, [(i, rid, stamp(definition, i)) for i, rid in result.imported])
+        acked = [(i.kind, i.value, rid, stamp(definition, i)) for i, rid in result.imported]
+        await run.present.record(definition, acked)

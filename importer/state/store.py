@@ -78,7 +78,7 @@ class JournalPresent:
         self.merged: dict[str, list[str]] = {}  # definition id -> namesakes merged into it
         self.definitions: dict[str, ResolvedDefinition] = {}  # by feed name: what mirror mode works on
         # Acknowledged batches waiting for the next group commit, and the task committing them.
-        self._waiting: list[tuple[str, list[JournalAcked], asyncio.Future[None]]] = []
+        self._waiting: list[tuple[str, Sequence[JournalAcked], asyncio.Future[None]]] = []
         self._committer: asyncio.Future[None] | None = None
 
     async def load(self, target: Target, definition: ResolvedDefinition) -> int:
@@ -149,13 +149,12 @@ class JournalPresent:
         await asyncio.to_thread(self.journal.mark_shared, definition.id, rows, self.run_id)
 
     async def record(self, definition: ResolvedDefinition, acked: Sequence[Acked]) -> None:
-        items: list[JournalAcked] = [(i.kind, i.value, remote_id, stamp) for i, remote_id, stamp in acked]
         committed = asyncio.get_running_loop().create_future()
         # A failed commit (a full disk) reaches the worker awaiting it through the shield below;
         # a worker cancelled meanwhile no longer awaits it, and asyncio would log the unheard
         # exception with a traceback when the future is collected. The run has it already.
         committed.add_done_callback(_heard)
-        self._waiting.append((definition.id, items, committed))
+        self._waiting.append((definition.id, acked, committed))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.ensure_future(self._commit_waiting())
         # shield: a cancelled worker's batch is committed all the same (``drain`` waits for it).

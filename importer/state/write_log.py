@@ -27,7 +27,8 @@ with its size (1 M keys: ten merges rewriting 0.1 M, 0.2 M, ... 1 M rows). Shoul
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TypeVar
 
 from feeds.model import Kind
 from importer.model import Held, Stamp
@@ -37,6 +38,8 @@ __all__ = ["LOG_LIMIT", "MERGE_EVERY", "Acked", "WriteLog"]
 
 Acked = tuple[Kind, str, str, Stamp | None]  # kind, value, remote id, the stamp of what was sent
 _Row = tuple[Kind, str, str | None, Stamp | None, bool]  # ... and owned; remote id None: a seen mark
+
+_T = TypeVar("_T")
 
 MERGE_EVERY = 100_000  # imported keys kept in memory (~20 MB) before the log is merged
 LOG_LIMIT = 1_000_000  # log rows of any sort (seen marks cost no memory) before a merge
@@ -79,8 +82,7 @@ class WriteLog:
     def record(self, batches: Sequence[tuple[str, Sequence[Acked]]], run_id: int) -> None:
         """Append acknowledged ``(definition id, items)`` batches in one committed transaction,
         creating new definitions' scopes, and remember their keys for ``recent``."""
-        rows = [(definition_id, [(*item, True) for item in items]) for definition_id, items in batches]
-        scopes = self.append(rows, run_id, create=True)
+        scopes = self._write(batches, run_id, _acked_rows, create=True)
         now = int(self._clock())
         # Only after the commit: a rolled-back batch must not answer "present".
         recent = self._recent
@@ -105,28 +107,30 @@ class WriteLog:
         """Append ``(definition id, rows)`` batches to the log in one committed transaction, which
         also creates a new definition's scope if ``create``; returns each batch's scope (None: the
         definition has none and ``create`` is off, so its rows were left out)."""
+        return self._write(batches, run_id, _rows, create=create)
+
+    def _write(
+        self,
+        batches: Sequence[tuple[str, Sequence[_T]]],
+        run_id: int,
+        bind: Callable[[tuple[int, int, int, int], Sequence[_T]], Iterable[tuple[object, ...]]],
+        *,
+        create: bool,
+    ) -> list[int | None]:
+        """``append``'s transaction; ``bind`` turns a batch's items into the log's rows, given
+        ``(tenant, scope, now, run)``."""
         now = int(self._clock())
         scopes: list[int | None] = []
         added = 0
         db = self._db
         with db.writing():
-            for definition_id, rows in batches:
+            for definition_id, items in batches:
                 scope = db.scope(definition_id, create=create)
                 scopes.append(scope)
                 if scope is None:
                     continue
-                # A generator, not a list: rows stream into SQLite without a second copy of the
-                # batch. ``Kind`` is a ``str``, so it binds as its text without conversion.
-                db.conn.executemany(
-                    "INSERT INTO log (tenant_id, scope, kind, value, remote_id, at, run, meta, expires, "
-                    "owned) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        (db.tenant, scope, kind, value, remote_id, now, run_id,
-                         *((None, None) if stamp is None else (stamp.meta, stamp.expires)), owned)
-                        for kind, value, remote_id, stamp, owned in rows
-                    ),
-                )  # fmt: skip
-                added += len(rows)
+                db.conn.executemany(_INSERT, bind((db.tenant, scope, now, run_id), items))
+                added += len(items)
         self._logged += added
         if self._logged >= LOG_LIMIT:
             self.merge()
@@ -177,3 +181,30 @@ class WriteLog:
             "AND scope <> ? AND kind = ? AND value = ? AND owned = 1",
             ((db.tenant, scope, kind, value) for kind, value, scope in winners),
         )
+
+
+_INSERT = (
+    "INSERT INTO log (tenant_id, scope, kind, value, remote_id, at, run, meta, expires, owned) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+# Generators, not lists: rows stream into SQLite without a second copy of the batch, each built
+# in one step (an acknowledged row is bound straight from the pipeline's tuple: ~1 µs an
+# indicator less than wrapping it first). ``Kind`` is a ``str``, so it binds as its text.
+def _acked_rows(head: tuple[int, int, int, int], items: Sequence[Acked]) -> Iterator[tuple[object, ...]]:
+    tenant, scope, now, run = head
+    for kind, value, remote_id, stamp in items:
+        if stamp is None:
+            yield tenant, scope, kind, value, remote_id, now, run, None, None, True
+        else:
+            yield tenant, scope, kind, value, remote_id, now, run, stamp.meta, stamp.expires, True
+
+
+def _rows(head: tuple[int, int, int, int], items: Sequence[_Row]) -> Iterator[tuple[object, ...]]:
+    tenant, scope, now, run = head
+    for kind, value, remote_id, stamp, owned in items:
+        if stamp is None:
+            yield tenant, scope, kind, value, remote_id, now, run, None, None, owned
+        else:
+            yield tenant, scope, kind, value, remote_id, now, run, stamp.meta, stamp.expires, owned

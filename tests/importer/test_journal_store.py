@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from feeds.model import Indicator, Kind
+from feeds.model import Kind
 from importer.errors import ConfigError
 from importer.model import ResolvedDefinition, Stamp
 from importer.state.journal import Journal
@@ -22,9 +22,9 @@ DEFINITIONS = [
 ]
 
 
-def acknowledged(start: int, count: int) -> list[tuple[Indicator, str, Stamp]]:
+def acknowledged(start: int, count: int) -> list[tuple[Kind, str, str, Stamp]]:
     return [
-        (Indicator(Kind.MD5, f"{n:032x}", origin=f"feed:{n}"), f"r{n}", Stamp(7, None))
+        (Kind.MD5, f"{n:032x}", f"r{n}", Stamp(7, None))
         for n in range(start, start + count)
     ]
 
@@ -60,8 +60,8 @@ async def test_concurrent_batches_share_one_commit(journal: Journal, monkeypatch
     await asyncio.gather(*(store.record(DEFINITIONS[n % 2], acknowledged(n * 16, 16)) for n in range(64)))
     assert calls == [64]  # all were waiting when the first commit started
     for definition in DEFINITIONS:
-        keys = [(i.kind, i.value) for n in range(64) if n % 2 == int(definition.id) - 1
-                for i, _, _ in acknowledged(n * 16, 16)]  # fmt: skip
+        keys = [(kind, value) for n in range(64) if n % 2 == int(definition.id) - 1
+                for kind, value, _, _ in acknowledged(n * 16, 16)]  # fmt: skip
         assert journal.present(definition.id, keys) == set(keys)
 
 
@@ -80,7 +80,7 @@ async def test_batches_arriving_during_a_commit_go_into_the_next(
     hold.set()
     await asyncio.gather(first, *later)
     assert calls == [1, 4]
-    keys = [(i.kind, i.value) for i, _, _ in acknowledged(0, 50)]
+    keys = [(kind, value) for kind, value, _, _ in acknowledged(0, 50)]
     assert journal.present("1", keys) == set(keys)
 
 
@@ -111,5 +111,5 @@ async def test_a_cancelled_workers_batch_is_still_committed(journal: Journal) ->
     with pytest.raises(asyncio.CancelledError):
         await worker
     await store.drain()
-    keys = [(i.kind, i.value) for i, _, _ in acknowledged(0, 8)]
+    keys = [(kind, value) for kind, value, _, _ in acknowledged(0, 8)]
     assert journal.present("1", keys) == set(keys)
