@@ -136,8 +136,10 @@ def _entity(request: web.BaseRequest, set_name: str, entity: Entity, status: int
                          odata=True)
 
 
-def _audit(state: EmulatorState, grant: Grant, entity: Entity, *, created: bool) -> None:
-    now = state.now_iso()
+def _audit(
+    state: EmulatorState, grant: Grant, entity: Entity, *, created: bool, now: str | None = None
+) -> None:
+    now = state.now_iso() if now is None else now
     if created:
         entity["CreatedAt"] = now
         entity["CreatedBy"] = grant.client_id
@@ -263,8 +265,9 @@ async def _iocs(request: web.BaseRequest, state: EmulatorState, grant: Grant, te
         non_equals = sum(1 for f in validated if f["DetectionFunction"] != "Equals")
         _check_ioc_quota(state, tenant, len(validated), non_equals)
         created = []
+        now = state.now_iso()  # one atomic upload, one instant (and not a clock read per item)
         for fields in validated:
-            _audit(state, grant, fields, created=True)
+            _audit(state, grant, fields, created=True, now=now)
             created.append(tenant.add_ioc(fields))
         return json_response({"@odata.context": _context(request, set_name), "value": created}, odata=True)
     if action == "$count":
