@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
@@ -34,21 +35,31 @@ __all__ = [
     "DOWNLOAD_CONNECT_TIMEOUT",
     "DOWNLOAD_READ_TIMEOUT",
     "DOWNLOAD_TIMEOUT",
+    "ENV_PREFIX",
     "EXPIRE_DAYS",
     "EXPIRE_REFRESH",
     "FORMAT",
+    "FULL",
+    "HEADERS",
     "MAX_DOWNLOAD_BYTES",
     "MAX_LINE_BYTES",
     "MIRROR",
     "NAME",
+    "PAGE_SIZE",
+    "PASSWORD_ENV",
     "RECOMMENDED_ACTION",
     "SEVERITY",
+    "SOURCE_FORMATS",
+    "TAXII",
     "TITLE",
+    "USERNAME",
     "build_definition",
     "check_type",
     "default_definition_name",
     "definition_from_json",
     "definition_to_json",
+    "env_headers",
+    "env_name",
     "flag_bool",
     "int_between",
     "int_flag",
@@ -214,9 +225,14 @@ def default_definition_name(source: str) -> str:
 
 # -- the rows every target shares ----------------------------------------------------------------
 
+# Formats that are sources rather than file formats: the importer pulls them over the network
+# (``importer.sources.taxii``), so ``feeds`` — which reads files and knows no network — never sees
+# them. They share the ``format`` key because that is how a user says what a feed's source is.
+TAXII = "taxii"
+SOURCE_FORMATS = (TAXII,)
 FORMAT: Field[str] = Field(
-    "format", f"{', '.join(FORMATS)} or auto (the default: detected from the content)",
-    one_of(("auto", *FORMATS)), "auto", part="reading",
+    "format", f"{', '.join((*FORMATS, *SOURCE_FORMATS))} or auto (the default: detected from the content)",
+    one_of(("auto", *FORMATS, *SOURCE_FORMATS)), "auto", part="reading",
 )  # fmt: skip
 COLUMNS: Field[str | None] = Field(
     "columns", "CSV columns, e.g. 'sha256_hash=sha256,3=domain'", text, None, part="reading", metavar="SPEC"
@@ -308,10 +324,67 @@ MAX_LINE_BYTES: Field[int] = Field(
     _line_bytes, DEFAULT_MAX_LINE_BYTES, part="reading", flag_type=int_flag(_line_bytes), metavar="N",
 )  # fmt: skip
 
+# -- authenticated and pulled sources (``importer.sources``) ---------------------------------------
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP token (RFC 9110)
+ENV_PREFIX = "env:"
+
+
+def env_name(value: Any) -> str:
+    """The name of an environment variable (the secret itself never sits in the config)."""
+    # The value is not echoed: a secret written where its variable's name belongs stays unshown.
+    if not isinstance(value, str) or not _ENV_NAME.fullmatch(value):
+        raise ValueError("must name an environment variable (letters, digits and _), not hold a value")
+    return value
+
+
+def env_headers(value: Any) -> tuple[tuple[str, str], ...]:
+    """A table of HTTP header -> ``"env:VARIABLE"``: each value is read from the environment.
+
+    A literal value is refused: a header a feed needs is a key (abuse.ch's ``Auth-Key``, a bearer
+    token), and a config file is copied, committed and shown; an environment variable is not."""
+    if not isinstance(value, Mapping):
+        raise ValueError('must be a table such as { "Auth-Key" = "env:VARIABLE" }')
+    headers = []
+    for name, given in value.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"has {name!r}, which is not an HTTP header name")
+        if not isinstance(given, str) or not given.startswith(ENV_PREFIX):
+            raise ValueError(
+                f'must give each value as "env:VARIABLE" (the secret stays out of the file); '
+                f"{name!r} does not"
+            )
+        headers.append((name, env_name(given.removeprefix(ENV_PREFIX))))
+    return tuple(headers)
+
+
+HEADERS: Field[tuple[tuple[str, str], ...]] = Field(
+    "headers", 'an http(s) or TAXII feed: headers sent with it, { "Name" = "env:VARIABLE" }', env_headers, (),
+    part="reading", cli=False,
+)  # fmt: skip
+USERNAME: Field[str | None] = Field(
+    "username", "an http(s) or TAXII feed: the HTTP Basic user (with --password-env)", text, None,
+    part="reading", metavar="USER",
+)  # fmt: skip
+PASSWORD_ENV: Field[str | None] = Field(
+    "password_env", "an http(s) or TAXII feed: the environment variable holding the Basic password",
+    env_name, None, part="reading", metavar="VARIABLE",
+)  # fmt: skip
+FULL: Field[bool] = Field(
+    "full", "a TAXII feed: read the whole collection, not only what was added since the last run",
+    flag_bool, False, part="reading",
+)  # fmt: skip
+_page_size = int_between(1, 10_000)
+PAGE_SIZE: Field[int] = Field(
+    "page_size", "a TAXII feed: objects asked per page (limit; default 1,000, a server may answer fewer)",
+    _page_size, 1000, part="reading", flag_type=int_flag(_page_size), metavar="N",
+)  # fmt: skip
+
 COMMON: tuple[Field[Any], ...] = (
     FORMAT, COLUMNS, MIRROR, NAME, TITLE, DESCRIPTION, SEVERITY, RECOMMENDED_ACTION, DETECTION_FUNCTION,
     EXPIRE_DAYS, EXPIRE_REFRESH, DOWNLOAD_CONNECT_TIMEOUT, DOWNLOAD_READ_TIMEOUT, DOWNLOAD_TIMEOUT,
-    MAX_DOWNLOAD_BYTES, MAX_LINE_BYTES,
+    MAX_DOWNLOAD_BYTES, MAX_LINE_BYTES, HEADERS, USERNAME, PASSWORD_ENV, FULL, PAGE_SIZE,
 )  # fmt: skip
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from importer.errors import AuthError, ConfigError
-from importer.fields import COMMON, MIRROR
+from importer.fields import COMMON, FORMAT, FULL, MIRROR, TAXII
 from importer.model import Field
 from importer.pipeline.engine import PipelineOptions, run_pipeline
 from importer.pipeline.job import FeedJob
@@ -33,9 +33,11 @@ from importer.report.outputs import check_outputs
 from importer.settings import OutputOptions, RunSettings, StateOptions
 from importer.sources.feed import job_for
 from importer.sources.retry import retry_jobs
+from importer.sources.taxii import TaxiiPull, taxii_pull
 from importer.state.host_lock import default_lock_dir, hold_tenant
 from importer.state.journal import Journal
-from importer.state.mirror import MirrorPolicy, mirror_feed
+from importer.state.mirror import MirrorPolicy, mirror_feed, why_not
+from importer.state.retired import remove_retired
 from importer.state.store import JournalPresent, tenant_key
 from importer.targets.base import HasHeadroom, Target
 from importer.targets.registry import open_target, package
@@ -122,6 +124,12 @@ async def _locked_run(
     """The run under this host's lock of its target and tenant, then its journal's (if any)."""
     if state.path is None and any(feed[MIRROR] for feed in settings.feeds):
         raise ConfigError("mirror mode needs the state journal: drop --no-state")
+    for feed in settings.feeds:
+        if feed[MIRROR] and feed[FORMAT] == TAXII and not feed[FULL]:
+            raise ConfigError(
+                f"feed {feed.definition.name!r}: mirror mode needs the whole TAXII collection, not only "
+                "what was added since the last run: set full = true (--full) for it"
+            )
     stop = stop or asyncio.Event()
     # Taken first and whatever the journal: two runs with different journals (or none) on one
     # tenant would each post every indicator.
@@ -211,6 +219,7 @@ class _Run:
         self.stop = stop
         self.grace = grace
         self.stats = TransportStats()
+        self.pulls: list[TaxiiPull] = []  # the TAXII feeds: their cursors are kept once acknowledged
         mirrored = frozenset(feed.definition.name for feed in settings.feeds if feed[MIRROR])
         self.store = (
             None
@@ -221,7 +230,16 @@ class _Run:
     def jobs(self) -> list[FeedJob]:
         """The feeds of the settings, then the retryable lines of ``--retry-from`` (other feeds only)."""
         network = self.settings.connection.network  # downloads trust and refuse what API calls do
-        jobs = [job_for(feed.source, feed.definition, feed.options, network) for feed in self.settings.feeds]
+        jobs = []
+        for feed in self.settings.feeds:
+            if feed[FORMAT] != TAXII:
+                jobs.append(job_for(feed.source, feed.definition, feed.options, network))
+                continue
+            journal, source = self.journal, feed.source
+            cursor = None if journal is None else journal.cursor(feed.definition.name, source)
+            pull = taxii_pull(source, feed.definition, feed.options, network, cursor=cursor, sleep=self.sleep)
+            self.pulls.append(pull)
+            jobs.append(pull.job)
         if self.settings.retry_from is not None:
             names = {job.name for job in jobs}
             rows: tuple[Field[Any], ...] = COMMON + package(self.settings.target).fields
@@ -292,6 +310,7 @@ class _Run:
             return
         await store.drain()  # a cancelled worker's batch may still be committing
         await self.mirror(target, journal, store, report)
+        await self.retire(target, journal, store, report)
         if not report.unsettled and report.auth_error is None and report.error is None:
             # Finished (even if stopped: every acknowledged batch is committed). A run killed
             # before stays unfinished for the definitions this run did not list; so does one
@@ -322,6 +341,26 @@ class _Run:
                 target, journal, definition, store.run_id, feed_report, policy,
                 stopped=report.stopped, dry_run=self.settings.dry_run,
             )  # fmt: skip
+
+
+    async def retire(
+        self, target: Target, journal: Journal, store: JournalPresent, report: RunReport
+    ) -> None:
+        """For each TAXII feed pulled to its end and acknowledged: delete what the source retired,
+        then keep its cursor, so the next run asks only for what was added after it."""
+        feed_reports = {feed.name: feed for feed in report.feeds}
+        for pull in self.pulls:
+            feed_report = feed_reports.get(pull.name)
+            if feed_report is None or not pull.completed or why_not(feed_report, report.stopped) is not None:
+                continue  # pulled again from the old cursor next time: nothing is lost
+            definition = store.definitions.get(pull.name)
+            if pull.removals and definition is not None and definition.outcome != "planned":
+                feed_report.removed = await remove_retired(
+                    target, journal, definition, pull.removals, feed_report, dry_run=self.settings.dry_run
+                )
+            if self.settings.dry_run or feed_report.delete_failed or pull.cursor is None:
+                continue
+            await asyncio.to_thread(journal.set_cursor, pull.name, pull.source, pull.cursor)
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from typing import Any
 
 from importer.cli.logs import configure_logging, fatal
 from importer.errors import ConfigError
-from importer.fields import MIRROR, positive_int_flag
+from importer.fields import MIRROR, flag_bool, positive_int_flag
 from importer.report.counts import EXIT_CONFIG, RunReport
 from importer.report.outputs import check_outputs, is_stdout
 from importer.report.summary import problems, summary
@@ -147,6 +147,10 @@ def _add_network_flags(network: argparse._ArgumentGroup) -> None:
 def _add_feed_flags(group: argparse._ArgumentGroup) -> None:
     for row in all_fields():
         if not row.cli:
+            continue
+        if row.check is flag_bool:  # a switch (--full), not a flag taking "true"
+            dest = _FEED_DEST + row.key
+            group.add_argument(row.flag, dest=dest, action="store_const", const=True, help=row.help)
             continue
         group.add_argument(
             row.flag,

@@ -78,6 +78,7 @@ class FeedReport:
     deleted: int = 0
     kept_shared: int = 0  # stale here, but another feed of the journal lists the value (mde): kept
     delete_failed: int = 0
+    removed: int = 0  # retired by the source (TAXII revoked, a past valid_until), deleted from the target
     mirror_refused: str | None = None  # the guard tripped: nothing was deleted
     mirror_skipped: str | None = None  # the run cannot tell what is stale (feed incomplete, failures)
 
@@ -107,6 +108,8 @@ class FeedReport:
         }
         if self.error is not None:
             out["error"] = self.error
+        if self.removed:
+            out["removed"] = self.removed
         if self.reject_reasons:
             out["reject_reasons"] = dict(sorted(self.reject_reasons.items(), key=lambda kv: -kv[1]))
         if self.mirror:

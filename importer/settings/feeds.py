@@ -11,6 +11,7 @@ relative to the current folder, as a shell user expects.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from importer.fields import COLUMNS, FORMAT, NAME, build_definition, options_of
 from importer.model import Field
 from importer.settings.tables import check_keys, get
 from importer.settings.values import CliOptions, FeedSettings
+from importer.sources.secrets import resolve_secrets
 from importer.targets.base import TargetPackage
 from importer.targets.registry import all_fields
 
@@ -28,7 +30,13 @@ __all__ = ["feeds_of"]
 
 
 def feeds_of(
-    cli: CliOptions, config: Mapping[str, Any], where: str, now: datetime, target: TargetPackage
+    cli: CliOptions,
+    config: Mapping[str, Any],
+    where: str,
+    now: datetime,
+    target: TargetPackage,
+    *,
+    env: Mapping[str, str] | None = None,
 ) -> list[FeedSettings]:
     """Every feed of the run, checked: the ``[[feed]]`` tables, or the FEED arguments with their flags."""
     tables = config.get("feed", [])
@@ -48,9 +56,10 @@ def feeds_of(
     for index, table in enumerate(tables, start=1):
         feed_where = f"{where}: [[feed]] #{index}"
         check_keys(table, frozenset({"source", *rows}), feed_where)
-        feeds.append(feed_of(table, feed_where, now, target, rows, folder=_folder_of(cli.config)))
+        feeds.append(feed_of(table, feed_where, now, target, rows, folder=_folder_of(cli.config), env=env))
     for source in cli.feeds:
-        feeds.append(feed_of({"source": source, **cli.feed_options}, "the command line", now, target, rows))
+        given = {"source": source, **cli.feed_options}
+        feeds.append(feed_of(given, "the command line", now, target, rows, env=env))
     return feeds
 
 
@@ -75,9 +84,11 @@ def feed_of(
     rows: Mapping[str, Field[Any]],
     *,
     folder: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> FeedSettings:
     """One feed from its given values (a ``[[feed]]`` table, or a FEED argument with the flags);
-    a relative path ``source`` is read from ``folder`` when given (a config file's)."""
+    a relative path ``source`` is read from ``folder`` when given (a config file's); the secrets
+    its credentials name are read from ``env`` (default: the process environment)."""
     source = get(table, "source", str, where)
     if not source:
         raise ConfigError(f"{where}: key 'source' is required (a path, '-' or an http(s) URL)")
@@ -113,7 +124,10 @@ def feed_of(
         target.check_definition(spec)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    return FeedSettings(source=source, definition=spec, options=options_of(rows.values(), given))
+    options = resolve_secrets(
+        options_of(rows.values(), given), source, where, os.environ if env is None else env
+    )
+    return FeedSettings(source=source, definition=spec, options=options)
 
 
 def _check_columns(given: Mapping[str, Any], name: str, where: str) -> None:

@@ -10,6 +10,8 @@ The request goes out as the run's token and API calls do: through the proxy ``HT
 roots and the run's CA bundle. The URL must be https unless its host is this machine or plain http is allowed
 (``NetworkSettings``); redirects are followed here, hop by hop, so that a hop from https to plain
 http is refused before anything is asked of it: a downgrade is how a feed gets swapped on the way.
+A feed's credentials (``sources.secrets``: headers, HTTP Basic) go to the feed URL's own origin
+only: a hop elsewhere is asked without them.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ from yarl import URL
 
 from feeds.model import FeedError
 from importer.pipeline.signals import removed_on_hard_exit
+from importer.sources.secrets import FeedCredentials
 from importer.transport.connection import NetworkSettings
 from importer.transport.http import describe_connection_error
 from importer.transport.proxies import Proxies
 from importer.transport.tls import tls_context, tls_problem
-from importer.transport.urls import redirect_target, shown, url_problem
+from importer.transport.urls import origin_of, redirect_target, shown, url_problem
 
 __all__ = ["download"]
 
@@ -51,12 +54,14 @@ async def download(
     total_timeout: float = 1800.0,
     max_bytes: int = 4 << 30,
     network: NetworkSettings | None = None,
+    credentials: FeedCredentials | None = None,
 ) -> AsyncIterator[Path]:
     """Stream ``url`` into a temporary file and yield its path (deleted afterwards).
 
     ``connect_timeout`` bounds connecting, ``read_timeout`` each wait for the next bytes,
     ``total_timeout`` the whole transfer (seconds; the feed's ``download_*`` options), ``max_bytes``
-    its size (``max_download_bytes``); ``network`` says whom TLS trusts and whether plain http may go.
+    its size (``max_download_bytes``); ``network`` says whom TLS trusts and whether plain http may go;
+    ``credentials`` are sent to the URL's origin.
     """
     network = network or NetworkSettings()
     problem = url_problem(url, allow_http=network.allow_http)
@@ -67,7 +72,7 @@ async def download(
     try:
         with removed_on_hard_exit(name):
             with os.fdopen(fd, "wb") as out:
-                size = await _fetch(url, out, timeout, max_bytes, network)
+                size = await _fetch(url, out, timeout, max_bytes, network, credentials or FeedCredentials())
             _log.info("downloaded %s (%d bytes)", url, size)
             yield Path(name)
     finally:
@@ -76,8 +81,13 @@ async def download(
             os.remove(name)
 
 
-async def _fetch(
-    url: str, out: BinaryIO, limits: aiohttp.ClientTimeout, max_bytes: int, network: NetworkSettings
+async def _fetch(  # noqa: PLR0917 -- one call site
+    url: str,
+    out: BinaryIO,
+    limits: aiohttp.ClientTimeout,
+    max_bytes: int,
+    network: NetworkSettings,
+    credentials: FeedCredentials,
 ) -> int:
     """Write the body of ``url`` to ``out``; its size. Every way it fails is one ``FeedError``."""
     size = 0
@@ -85,7 +95,7 @@ async def _fetch(
     try:
         async with (
             aiohttp.ClientSession(timeout=limits, connector=connector) as session,
-            await _follow(session, url, network) as response,
+            await _follow(session, url, network, credentials) as response,
         ):
             if response.status >= 400:
                 raise FeedError(f"downloading {url} failed: HTTP {response.status} {response.reason}")
@@ -112,16 +122,18 @@ async def _fetch(
 
 
 async def _follow(
-    session: aiohttp.ClientSession, url: str, network: NetworkSettings
+    session: aiohttp.ClientSession, url: str, network: NetworkSettings, credentials: FeedCredentials
 ) -> aiohttp.ClientResponse:
     """The first answer to ``url`` that is not a redirect, each hop checked before it is asked."""
     current = URL(url)
     proxies = Proxies(network)
+    home = origin_of(url)
     for _ in range(_MAX_REDIRECTS + 1):
         proxy, proxy_headers = proxies.for_url(current)
+        ours = origin_of(current) == home  # the feed's secrets go to its own origin only
         response = await session.get(
             current,
-            headers={"Accept-Encoding": "identity"},
+            headers={"Accept-Encoding": "identity", **(credentials.request_headers() if ours else {})},
             allow_redirects=False,
             proxy=proxy,
             proxy_headers=proxy_headers,

@@ -1,7 +1,8 @@
 """A configured feed as a job: a path, ``-`` (stdin), a ``.gz`` file or an http(s) URL (downloaded first),
 read by ``feeds.read_feed`` with the feed's reading options (``FORMAT``, ``COLUMNS``, the
 ``DOWNLOAD_*`` timeouts, ``MAX_DOWNLOAD_BYTES``); a download goes out as the run's API calls do
-(``NetworkSettings``: the CA bundle, plain http or not)."""
+(``NetworkSettings``: the CA bundle, plain http or not) with the feed's credentials (``CREDENTIALS``,
+headers and HTTP Basic). A TAXII collection is ``sources.taxii``'s."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from importer.fields import (
 from importer.model import DefinitionSpec, Options
 from importer.pipeline.job import FeedJob
 from importer.sources.download import download
+from importer.sources.secrets import CREDENTIALS
 from importer.transport.connection import NetworkSettings
 
 __all__ = ["job_for"]
@@ -50,6 +52,7 @@ def job_for(
                 total_timeout=reading[DOWNLOAD_TIMEOUT],
                 max_bytes=reading[MAX_DOWNLOAD_BYTES],
                 network=network,
+                credentials=reading[CREDENTIALS],
             ) as path:
                 yield read_feed(path, fmt, name=source, options=options)
         else:

@@ -48,7 +48,7 @@ def test_every_row_is_a_flag_unless_config_only_and_every_key_is_known() -> None
             continue  # config only per feed; --mirror is the run-wide flag (every feed)
         assert (row.flag in flags) is row.cli, row.key
     config_only = [row.key for row in rows if not row.cli]
-    assert sorted(config_only) == ["enabled", "generate_alert", "mirror"]
+    assert sorted(config_only) == ["enabled", "generate_alert", "headers", "mirror"]
 
 
 def test_a_definition_round_trips_through_the_rejects_json() -> None:
