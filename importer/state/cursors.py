@@ -41,7 +41,8 @@ class Cursors:
         db = self._db
         with db.writing():
             db.conn.execute(
-                "INSERT INTO cursors (tenant_id, feed_name, source, cursor, updated_at) VALUES (?, ?, ?, ?, ?) "
+                "INSERT INTO cursors (tenant_id, feed_name, source, cursor, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (tenant_id, feed_name) DO UPDATE SET source = excluded.source, "
                 "cursor = excluded.cursor, updated_at = excluded.updated_at",
                 (db.tenant, feed_name, source, cursor, int(self._clock())),

@@ -45,6 +45,7 @@ from importer.targets.ti.client import (
     TiClient,
     definition_body,
     definition_changes,
+    ioc_bodies,
     ioc_body,
     ioc_changes,
     remote_indicator,
@@ -352,7 +353,9 @@ class TiTarget:
         await self._retrier.call(attempt)
 
     async def _write(self, definition: ResolvedDefinition, pending: list[Indicator]) -> list[str]:
-        bodies = [self._body(definition, i) for i in pending]
+        spec = definition.spec
+        detection, expires_at = spec[DETECTION_FUNCTION], spec.expires_at  # once a batch, not per indicator
+        bodies = ioc_bodies(pending, definition.id, detection=detection, expires_at=expires_at)
         if self._bulk:
             return await self._client.bulk_create_iocs(bodies)
         return [await self._client.create_ioc(bodies[0])]
