@@ -9,7 +9,7 @@ can check what the server already holds before sending again.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -73,17 +73,36 @@ def ioc_body(
     indicator: Indicator, definition_id: str, *, detection: Detection | None, expires_at: datetime | None
 ) -> dict[str, Any]:
     """The IndicatorOfCompromise JSON: type, value, detection, expiry and the bind to its definition."""
-    body: dict[str, Any] = {
-        "Type": TI_TYPES[indicator.kind],
-        "Value": indicator.value,
-        "DetectionFunction": str(detection or indicator.detection),
-        "Enabled": True,
-        "AlertDefinition@odata.bind": f"AlertDefinitions({definition_id})",
-    }
-    expires = indicator.expires or expires_at
-    if expires is not None:
-        body["ExpiresAt"] = iso_utc(expires)
-    return body
+    return ioc_bodies((indicator,), definition_id, detection=detection, expires_at=expires_at)[0]
+
+
+def ioc_bodies(
+    indicators: Iterable[Indicator],
+    definition_id: str,
+    *,
+    detection: Detection | None,
+    expires_at: datetime | None,
+) -> list[dict[str, Any]]:
+    """``ioc_body`` of each indicator: what a batch shares (the bind, the definition's detection and
+    expiry) is worked out once, not per indicator (a bulk run builds a million of them)."""
+    bind = f"AlertDefinitions({definition_id})"
+    shared_detection = None if detection is None else str(detection)
+    shared_expiry = None if expires_at is None else iso_utc(expires_at)
+    bodies: list[dict[str, Any]] = []
+    for indicator in indicators:
+        body: dict[str, Any] = {
+            "Type": TI_TYPES[indicator.kind],
+            "Value": indicator.value,
+            "DetectionFunction": shared_detection or str(indicator.detection),
+            "Enabled": True,
+            "AlertDefinition@odata.bind": bind,
+        }
+        if indicator.expires is not None:
+            body["ExpiresAt"] = iso_utc(indicator.expires)
+        elif shared_expiry is not None:
+            body["ExpiresAt"] = shared_expiry
+        bodies.append(body)
+    return bodies
 
 
 # The IOC's own fields beside its identity that a rerun must keep true; its expiry is the stamp's other half.
