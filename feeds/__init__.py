@@ -1,4 +1,4 @@
-"""Read threat-intelligence feeds (CSV, STIX 2.x, plain lists) into one model of records.
+"""Read threat-intelligence feeds (CSV, STIX 2.x, MISP events, plain lists) into one model of records.
 
 ``read_feed(source)`` opens a path, ``-`` (stdin) or a binary stream, gunzips by magic bytes,
 decodes UTF-8, detects the format from the content (or takes the one given), and yields the
@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, TextIO
 
-from feeds import csvfeed, listfeed, stixfeed
+from feeds import csvfeed, listfeed, misp, stixfeed
 from feeds.detect import check_text, detect_format
 from feeds.model import Detection, Expired, FeedError, Indicator, Kind, Record, Rejected, Skipped
 from feeds.options import FeedOptions
@@ -39,7 +39,12 @@ __all__ = [
 Parser = Callable[[TextIO, str, FeedOptions], Iterator[Record]]
 
 # The format registry: "auto" means detect_format, which names one of these.
-FORMATS: dict[str, Parser] = {"csv": csvfeed.parse, "stix": stixfeed.parse, "list": listfeed.parse}
+FORMATS: dict[str, Parser] = {
+    "csv": csvfeed.parse,
+    "stix": stixfeed.parse,
+    "list": listfeed.parse,
+    "misp": misp.parse,
+}
 
 
 def read_feed(

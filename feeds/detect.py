@@ -1,10 +1,12 @@
-"""Decide a feed's format from its first ~64 KB of text ("csv", "stix" or "list"); extension breaks ties.
+"""Decide a feed's format from its first ~64 KB of text (csv, stix, misp or list); extension breaks ties.
 
 Content decides, in this order:
 
 1. Binary (NUL bytes, or mostly undecodable bytes) is refused; so is XML that is not STIX 1.x
    (STIX 1.x goes to the ``stix`` reader, whose refusal explains the conversion).
-2. JSON (``{`` or a ``[`` opening a list of objects) is ``stix``.
+2. JSON (``{`` or a ``[`` opening a list of objects) is ``misp`` when it opens with MISP's
+   ``{"Event":``, ``[{"Event":`` or ``{"response":``, or holds an ``"Attribute": [`` list and no
+   STIX ``"objects"`` or ``"pattern"``; otherwise ``stix``.
 3. Nothing but blank and comment lines: an empty ``list`` (a valid feed of zero records).
    Lines starting with ``;`` are comments to the list reader, and here too unless the cells
    they split into hold indicators (a ``;``-separated CSV whose first column is empty).
@@ -21,6 +23,7 @@ Content decides, in this order:
 from __future__ import annotations
 
 import csv
+import re
 from collections import Counter
 
 from feeds.canonical import InvalidValue, classify
@@ -30,11 +33,15 @@ from feeds.stixfeed import looks_like_stix1
 
 __all__ = ["FORMAT_NAMES", "check_text", "detect_format"]
 
-FORMAT_NAMES = ("csv", "stix", "list")
+FORMAT_NAMES = ("csv", "stix", "misp", "list")
 _SAMPLE_LINES = 200
 _DELIMITERS = (",", "\t", ";", "|")
 _CSV_EXTENSIONS = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
 _INDICATOR_HEADERS = frozenset(COLUMN_KINDS) | GENERIC_NAMES | TYPE_NAMES | VALUE_NAMES
+# MISP's wrappers (an event, a list of events, a restSearch answer), or a bare event's attributes.
+_MISP_START = re.compile(r'(?:\[\s*)?\{\s*"(?:Event|response)"\s*:')
+_MISP_ATTRIBUTES = re.compile(r'"Attribute"\s*:\s*\[')
+_STIX_KEYS = re.compile(r'"(?:objects|pattern|spec_version)"\s*:')
 _COMMENTS = ("#", "//")  # and ";" when no ";"-separated cell holds an indicator (rule 3)
 
 
@@ -120,12 +127,18 @@ def _other_cells_hold_indicators(data: list[str], delimiter: str) -> bool:
     return hits * 2 >= len(rows)
 
 
+def _looks_like_misp(start: str) -> bool:
+    if _MISP_START.match(start):
+        return True
+    return _MISP_ATTRIBUTES.search(start) is not None and _STIX_KEYS.search(start) is None
+
+
 def detect_format(head: str, name: str) -> str:
-    """``"csv"``, ``"stix"`` or ``"list"`` for a feed whose first ~64 KB of text is ``head``."""
+    """``"csv"``, ``"stix"``, ``"misp"`` or ``"list"`` for a feed whose first ~64 KB of text is ``head``."""
     check_text(head, name)
     start = head.lstrip()
     if start.startswith("{") or (start.startswith("[") and start[1:].lstrip()[:1] in ("{", "]", "")):
-        return "stix"
+        return "misp" if _looks_like_misp(start) else "stix"
     if start.startswith("<"):
         if looks_like_stix1(head):
             return "stix"  # the STIX reader refuses it with the conversion advice
