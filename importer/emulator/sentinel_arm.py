@@ -24,7 +24,7 @@ from importer.emulator.config import SentinelWorkspace
 from importer.emulator.replies import ApiError, json_response
 from importer.emulator.sentinel_requests import check_api_version, find_workspace, read_json
 from importer.emulator.sentinel_store import StixRecord, WorkspaceObjects
-from importer.emulator.sentinel_validation import parse_timestamp
+from importer.emulator.sentinel_validation import is_stix_id, parse_timestamp
 from importer.emulator.state import EmulatorState
 from importer.emulator.tokens import Grant
 
@@ -83,9 +83,12 @@ def _skip_token(body: dict[str, Any], request: web.BaseRequest) -> str | None:
     if not token:
         return None
     try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        after = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise _bad("'skipToken' is not a token this service issued.") from None
+        after = ""
+    if not is_stix_id(after):
+        raise _bad("'skipToken' is not a token this service issued.")
+    return after
 
 
 def _criteria(body: Any, request: web.BaseRequest) -> _Criteria:

@@ -17,6 +17,7 @@ __all__ = [
     "PATTERN_TYPES",
     "check_envelope",
     "check_object",
+    "is_stix_id",
     "parse_timestamp",
 ]
 
@@ -63,6 +64,11 @@ def check_envelope(body: Any) -> tuple[str, list[Any]]:
     if len(objects) > MAX_OBJECTS:
         raise _bad(f"Too many STIX objects: {len(objects)}; at most {MAX_OBJECTS} per request.")
     return source, objects
+
+
+def is_stix_id(value: Any) -> bool:
+    """Whether ``value`` is a STIX identifier, ``<type>--<uuid>``."""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
 
 
 def parse_timestamp(value: Any) -> datetime | None:
