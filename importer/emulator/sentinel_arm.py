@@ -38,7 +38,7 @@ QUERY_ROUTE = re.compile(
     r"threatIntelligence/main/queryIndicators/?",
     re.IGNORECASE,
 )
-_NAMES = uuid.UUID("5b0c3f9e-8a41-4d7e-9c1a-2f6d8e0b7a35")  # ARM names are opaque GUIDs: made from this
+_ETAGS = uuid.UUID("0e7f4c2a-93d1-4b8e-a5f6-1c2d3e4f5a6b")
 
 
 def arm_workspace_path(workspace: SentinelWorkspace) -> str:
@@ -111,17 +111,12 @@ def _criteria(body: Any, request: web.BaseRequest) -> _Criteria:
                      _strings(body, "ids"), include, min_valid_until, _skip_token(body, request))
 
 
-def _name(workspace: SentinelWorkspace, stix_id: str) -> str:
-    return str(uuid.uuid5(_NAMES, f"{workspace.workspace_id.lower()}/{stix_id}"))
-
-
-def _matches(record: StixRecord, name: str | None, criteria: _Criteria) -> bool:
+def _matches(record: StixRecord, criteria: _Criteria) -> bool:
+    """Whether an indicator passes every criterion but ``ids`` (which picks the candidates)."""
     obj = record.object
     if record.revoked and not criteria.include_disabled:
         return False
     if criteria.sources is not None and record.source.casefold() not in criteria.sources:
-        return False
-    if criteria.ids is not None and obj["id"].lower() not in criteria.ids and name not in criteria.ids:
         return False
     if criteria.min_valid_until is not None:
         valid_until = parse_timestamp(obj.get("valid_until"))
@@ -133,17 +128,20 @@ def _matches(record: StixRecord, name: str | None, criteria: _Criteria) -> bool:
     return True
 
 
-def _select(objects: WorkspaceObjects, workspace: SentinelWorkspace,
-            criteria: _Criteria) -> Iterator[tuple[StixRecord, str]]:
-    """The matching indicators after the skip token, in STIX id order, with their ARM names."""
-    ids = objects.indicator_ids
+def _candidates(objects: WorkspaceObjects, wanted: frozenset[str]) -> list[str]:
+    """The indicators ``ids`` names, by STIX id or ARM name, in STIX id order: looked up, not walked."""
+    found = {objects.by_name.get(key, key) for key in wanted}
+    return sorted(key for key in found if key in objects.objects and objects.objects[key].is_indicator)
+
+
+def _select(objects: WorkspaceObjects, criteria: _Criteria) -> Iterator[StixRecord]:
+    """The matching indicators after the skip token, in STIX id order."""
+    ids = objects.indicator_ids if criteria.ids is None else _candidates(objects, criteria.ids)
     start = 0 if criteria.after is None else bisect.bisect_right(ids, criteria.after.lower())
     for index in range(start, len(ids)):  # consumed at once, no await between: the list holds still
-        stix_id = ids[index]
-        record = objects.objects[stix_id]
-        name = _name(workspace, stix_id) if criteria.ids is not None else None
-        if _matches(record, name, criteria):
-            yield record, name or _name(workspace, stix_id)
+        record = objects.objects[ids[index]]
+        if _matches(record, criteria):
+            yield record
 
 
 def _camel(items: Any, keys: dict[str, str]) -> list[dict[str, Any]]:
@@ -153,7 +151,7 @@ def _camel(items: Any, keys: dict[str, str]) -> list[dict[str, Any]]:
             for item in items if isinstance(item, dict)]
 
 
-def _render(workspace: SentinelWorkspace, record: StixRecord, name: str) -> dict[str, Any]:
+def _render(workspace: SentinelWorkspace, record: StixRecord) -> dict[str, Any]:
     """One indicator as ARM lists it: ``externalId`` is the STIX id, ``name`` an opaque GUID."""
     obj = record.object
     labels = list(obj.get("labels") or [])
@@ -174,9 +172,9 @@ def _render(workspace: SentinelWorkspace, record: StixRecord, name: str) -> dict
     }
     return {
         "id": f"{arm_workspace_path(workspace)}/providers/Microsoft.SecurityInsights/threatIntelligence/main"
-              f"/indicators/{name}",
-        "name": name,
-        "etag": f'"{uuid.uuid5(_NAMES, record.stored_at + obj["id"])}"',
+              f"/indicators/{record.name}",
+        "name": record.name,
+        "etag": f'"{uuid.uuid5(_ETAGS, record.stored_at + obj["id"])}"',  # changes with each new version
         "type": "Microsoft.SecurityInsights/threatIntelligence",
         "kind": "indicator",
         "properties": properties,
@@ -195,12 +193,12 @@ async def handle_query(request: web.BaseRequest, state: EmulatorState, grant: Gr
         lambda w: (w.subscription_id.lower(), w.resource_group.lower(), w.name.lower()) == wanted,
         f"'{match['name']}' of resource group '{match['group']}'", "ResourceNotFound")
     criteria = _criteria(await read_json(request, empty={}), request)
-    objects = state.store.sentinel.get(workspace.workspace_id.lower()) or WorkspaceObjects()
-    found = _select(objects, workspace, criteria)
+    objects = state.store.sentinel_workspace(workspace.workspace_id)
+    found = _select(objects, criteria)
     page = list(islice(found, criteria.page_size))
-    body: dict[str, Any] = {"value": [_render(workspace, record, arm_name) for record, arm_name in page]}
+    body: dict[str, Any] = {"value": [_render(workspace, record) for record in page]}
     if page and next(found, None) is not None:
-        last = page[-1][0].object["id"].lower()
+        last = page[-1].object["id"].lower()
         token = base64.urlsafe_b64encode(last.encode()).decode().rstrip("=")
         body["nextLink"] = (f"{request.scheme}://{request.host}{request.path}"
                             f"?api-version={QUERY_API_VERSION}&$skipToken={token}")

@@ -4,11 +4,14 @@ the inspection endpoint reads (kept current on every write, so reading them neve
 from __future__ import annotations
 
 import bisect
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 __all__ = ["StixRecord", "WorkspaceObjects"]
+
+_NAMES = uuid.UUID("5b0c3f9e-8a41-4d7e-9c1a-2f6d8e0b7a35")  # ARM names are opaque GUIDs: made from this
 
 
 @dataclass(slots=True)
@@ -16,6 +19,7 @@ class StixRecord:
     """The current version of one STIX object, with what the service notes beside it."""
 
     object: dict[str, Any]  # as uploaded (unknown properties included)
+    name: str  # its ARM resource name: a GUID the service gives it, not its STIX id
     source: str  # the request's ``sourcesystem``
     modified: datetime
     revoked: bool
@@ -35,8 +39,10 @@ class WorkspaceObjects:
     indicator it already uploaded makes one.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, workspace_id: str) -> None:
+        self.workspace_id = workspace_id.lower()
         self.objects: dict[str, StixRecord] = {}
+        self.by_name: dict[str, str] = {}  # ARM name -> STIX id (lower case)
         self.indicator_ids: list[str] = []
         self.revoked = 0
         self.duplicate_patterns = 0
@@ -54,9 +60,13 @@ class WorkspaceObjects:
             if held.revoked or modified <= held.modified:
                 return False
             self._count(held, -1)
-        elif obj["type"] == "indicator":
-            bisect.insort(self.indicator_ids, key)
-        record = StixRecord(obj, source, modified, obj.get("revoked") is True, stored_at)
+            name = held.name
+        else:
+            name = str(uuid.uuid5(_NAMES, f"{self.workspace_id}/{key}"))  # stable across resets
+            self.by_name[name] = key
+            if obj["type"] == "indicator":
+                bisect.insort(self.indicator_ids, key)
+        record = StixRecord(obj, name, source, modified, obj.get("revoked") is True, stored_at)
         self.objects[key] = record
         self._count(record, +1)
         return True

@@ -217,7 +217,7 @@ class Store:
     def sentinel_workspace(self, workspace_id: str) -> WorkspaceObjects:
         found = self.sentinel.get(workspace_id.lower())
         if found is None:
-            found = self.sentinel[workspace_id.lower()] = WorkspaceObjects()
+            found = self.sentinel[workspace_id.lower()] = WorkspaceObjects(workspace_id)
         return found
 
     def clear(self) -> None:
