@@ -2,7 +2,8 @@
 
 stdout: one ``Indicator.to_json()`` object per line, in feed order. stderr: one summary line
 (``x.csv: 750 indicators (ipv4 750), 728 distinct (ipv4 728), 0 rejected, 0 expired, 0
-skipped``; distinct counts are what a target would receive). ``--rejects FILE``: the rejected
+skipped``; kinds in ``Kind``'s order, ``cert_sha1`` included; distinct counts are what a target
+would receive; a MISP attribute with ``to_ids`` false counts as skipped). ``--rejects FILE``: the rejected
 records as JSON lines (``origin``, ``raw``, ``reason``). Exit 0 when the feed was read (rejects
 or not), 2 when it was refused (one sentence on stderr), 141 when stdout is closed early
 (``| head``, in ``importer.cli.main``); never a traceback.
@@ -42,7 +43,8 @@ def add_parser(subparsers: Any) -> None:
         "--format",
         choices=["auto", *sorted(FORMATS)],
         default="auto",
-        help="the feed's format (default: auto, detected from the content)",
+        help="the feed's format: csv, list, stix (STIX 2.x JSON) or misp (MISP events); "
+        "default: auto, detected from the content",
     )
     parser.add_argument(
         "--columns",
