@@ -33,6 +33,7 @@ shaped JSON) and anything that is not JSON are refused with a one-sentence ``Fee
 
 from __future__ import annotations
 
+import json
 import re
 import reprlib
 from collections.abc import Iterator
@@ -42,7 +43,7 @@ from typing import Any, TextIO
 
 from feeds.canonical import InvalidValue, normalise, normalise_domain, normalise_ip, normalise_url, refang
 from feeds.jsonstream import JsonStream, JsonSyntaxError, Problem
-from feeds.model import Detection, Expired, FeedError, Indicator, Kind, Record, Rejected, Skipped
+from feeds.model import Detection, Expired, FeedError, Indicator, Kind, Record, Rejected, Skipped, StixMeta
 from feeds.options import FeedOptions
 from feeds.stixpattern import Comparison, PatternError, comparisons
 
@@ -65,7 +66,8 @@ _MAX_ID = 200  # characters of an id kept in an origin (a real one has ~50)
 _MAX_TIMESTAMP = 64  # longer text is no timestamp; and is not cached
 _MAX_RAW = 2000  # characters of a pattern kept as a record's raw text
 
-# What the feed says about an indicator: description, labels, confidence, first seen, expiry.
+# What the feed says about an indicator: description, labels, confidence, first seen, expiry, and
+# the STIX-only rest (``StixMeta``).
 _Meta = tuple[str | None, tuple[str, ...], int | None, datetime | None, datetime | None]
 
 
@@ -210,9 +212,10 @@ def _indicator(
         yield Rejected(origin, shown, str(exc))
         return
     meta = _meta(obj, expires)
+    stix = _stix_meta(obj)
     produced = False
     for comparison in found:
-        record = _record(comparison, origin, meta)
+        record = _record(comparison, origin, meta, stix)
         if record is not None:
             produced = True
             yield record
@@ -253,7 +256,38 @@ def _timestamp(value: Any) -> datetime | None:
     return _parse_timestamp(value)
 
 
-def _record(comparison: Comparison, origin: str, meta: _Meta) -> Record | None:
+def _stix_meta(obj: dict[str, Any]) -> StixMeta | None:
+    """The STIX-only properties a STIX target keeps (name, types, kill chain, references, TLP);
+    None when the object has none. A malformed item of a list is left out, not the object."""
+    name = obj.get("name")
+    types = _texts(obj.get("indicator_types"))
+    phases = tuple(
+        (phase["kill_chain_name"], phase["phase_name"])
+        for phase in _items(obj.get("kill_chain_phases"))
+        if isinstance(phase.get("kill_chain_name"), str) and isinstance(phase.get("phase_name"), str)
+    )
+    references = tuple(
+        json.dumps(ref, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        for ref in _items(obj.get("external_references"))
+        if isinstance(ref.get("source_name"), str)
+    )
+    markings = _texts(obj.get("object_marking_refs"))
+    meta = StixMeta(name if isinstance(name, str) else None, types, phases, references, markings)
+    return None if meta == _NO_STIX else meta
+
+
+_NO_STIX = StixMeta()
+
+
+def _texts(values: Any) -> tuple[str, ...]:
+    return tuple(v for v in values if isinstance(v, str)) if isinstance(values, list) else ()
+
+
+def _items(values: Any) -> list[dict[str, Any]]:
+    return [v for v in values if isinstance(v, dict)] if isinstance(values, list) else []
+
+
+def _record(comparison: Comparison, origin: str, meta: _Meta, stix: StixMeta | None = None) -> Record | None:
     """The record one comparison yields; None for the network-traffic qualifiers (ignored)."""
     object_type, path, op, value, is_string = comparison
     kind: Kind | None  # None: an address reference, its kind read from the value
@@ -288,7 +322,7 @@ def _record(comparison: Comparison, origin: str, meta: _Meta) -> Record | None:
             raise InvalidValue("LIKE can only become an indicator on domain-name and url values")
     except InvalidValue as exc:
         return Rejected(origin, comparison.text(), str(exc))
-    return Indicator(kind, value, origin, *meta, detection=detection)
+    return Indicator(kind, value, origin, *meta, detection=detection, stix=stix)
 
 
 def _address(raw: str) -> tuple[Kind, str]:

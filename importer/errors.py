@@ -45,10 +45,15 @@ class AuthError(ImporterError):
 class ApiError(ImporterError):
     """The target answered with an error status (``status`` 0 when no answer came)."""
 
-    def __init__(self, message: str, *, status: int = 0, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int = 0, code: str | None = None, body: object = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        # The error answer's JSON, for a target whose API answers per item in a refusal too
+        # (sentinel's 400 names each refused object); None when there was none.
+        self.body = body
 
 
 class RetryableError(ApiError):

@@ -72,7 +72,7 @@ async def run_import(
     says why (``failure``) and the exception goes on to the caller."""
     output = output or OutputOptions()
     state = state or StateOptions()
-    tenant = tenant_key(settings.connection.api_url, settings.connection.client_id)
+    tenant = tenant_key(settings.connection.tenant_url, settings.connection.client_id)
     started = wall()
     inputs = run_inputs(settings, state)
     # A report path that is refused is not written either, not even to say why.

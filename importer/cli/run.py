@@ -30,6 +30,7 @@ from importer.targets.registry import DEFAULT_TARGET, TARGETS, all_fields
 __all__ = ["add_parser", "finish", "handle"]
 
 _FEED_DEST = "feed_option_"  # argparse dest prefix of the per-feed flags
+_TARGET_DEST = "target_option_"  # argparse dest prefix of the target options' flags
 
 _EXIT_CODES = """\
 exit codes:
@@ -64,6 +65,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--target", choices=tuple(TARGETS), help=f"the target API (default: {DEFAULT_TARGET})"
     )
+    _add_target_flags(parser.add_argument_group("target options (each for one target)"))
     _add_feed_flags(parser.add_argument_group("feed options (for FEED arguments)"))
     _add_tuning_flags(parser.add_argument_group("tuning"))
     _add_state_flags(parser.add_argument_group("state journal, resume and mirror mode"))
@@ -144,6 +146,19 @@ def _add_network_flags(network: argparse._ArgumentGroup) -> None:
     )  # fmt: skip
 
 
+def _add_target_flags(group: argparse._ArgumentGroup) -> None:
+    """A flag per target option that has one (``TargetPackage.options``), e.g. ``--workspace-id``."""
+    for entry in TARGETS.values():
+        for option in entry.options:
+            if option.flag is None:
+                continue
+            also = f" (also {option.env})" if option.env else ""
+            group.add_argument(
+                option.flag, dest=_TARGET_DEST + option.key, metavar=option.key.upper(),
+                help=f"{entry.name}: {option.help}{also}",
+            )  # fmt: skip
+
+
 def _add_feed_flags(group: argparse._ArgumentGroup) -> None:
     for row in all_fields():
         if not row.cli:
@@ -184,6 +199,11 @@ def _cli_options(args: argparse.Namespace) -> CliOptions:
         for name, value in vars(args).items()
         if name.startswith(_FEED_DEST) and value is not None
     }
+    options = {
+        name.removeprefix(_TARGET_DEST): value
+        for name, value in vars(args).items()
+        if name.startswith(_TARGET_DEST) and value is not None
+    }
     return CliOptions(
         feeds=tuple(args.feeds),
         config=args.config,
@@ -198,6 +218,7 @@ def _cli_options(args: argparse.Namespace) -> CliOptions:
         ca_bundle=args.ca_bundle,
         allow_http=args.allow_http,
         window_scale=args.window_scale,
+        target_options=options,
     )
 
 

@@ -26,6 +26,7 @@ from importer.errors import ConfigError
 from importer.settings.credentials import connection_of
 from importer.settings.feeds import feeds_of
 from importer.settings.tables import check_keys, first_given, get, read_config
+from importer.settings.target_options import check_foreign, option_keys
 from importer.settings.values import (
     DEFAULT_BATCH_SIZE,
     CliOptions,
@@ -36,7 +37,7 @@ from importer.settings.values import (
     Tuning,
 )
 from importer.targets.base import TargetPackage
-from importer.targets.registry import DEFAULT_TARGET, package
+from importer.targets.registry import DEFAULT_TARGET, TARGETS, package
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -53,7 +54,10 @@ __all__ = [
 _MAX_WORKERS = 256
 _TABLE_KEYS: dict[str, frozenset[str]] = {
     # ca_bundle and allow_http are here, with the API's URL: they say how to reach it (and the feeds).
-    "target": frozenset({"name", "api_url", "ca_bundle", "allow_http", "window_scale"}),
+    # With every target's own options (``TargetPackage.options``): one of another target is
+    # refused by name (``target_options.check_foreign``), not as an unknown key.
+    "target": frozenset({"name", "api_url", "ca_bundle", "allow_http", "window_scale"})
+    | option_keys(TARGETS.values()),
     "auth": frozenset({"url", "tenant", "client_id", "client_secret", "audience", "version"}),
     "tuning": frozenset(
         {
@@ -79,6 +83,7 @@ _KEY_TYPES: dict[str, dict[str, type | tuple[type, ...]]] = {
         "ca_bundle": str,
         "allow_http": bool,
         "window_scale": (int, float),
+        **dict.fromkeys(option_keys(TARGETS.values()), str),
     },
     "auth": {key: str for key in _TABLE_KEYS["auth"]},
     "tuning": {
@@ -120,6 +125,7 @@ def load_run_settings(
         raise ConfigError(f"{where}: unknown table or key {sorted(unknown)[0]!r}")
     target_t: dict[str, Any] = config.get("target", {})
     target = _target(cli, target_t, f"{where}: [target]")
+    check_foreign(target, TARGETS.values(), cli.target_options, target_t, f"{where}: [target]")
 
     feeds = feeds_of(cli, config, where, now or datetime.now(UTC), target)
     if not feeds and cli.retry_from is None:
@@ -146,6 +152,8 @@ def load_run_settings(
         ca_bundle=cli.ca_bundle,
         allow_http=cli.allow_http,
         window_scale=cli.window_scale,
+        target=target,
+        option_flags=cli.target_options,
     )
     return RunSettings(
         target=target.name,
@@ -190,7 +198,9 @@ def _tuning(
     if mode not in ("bulk", "single"):
         named = _given_where("--mode", cli.mode, "mode", where)
         raise ConfigError(f"{named}: the mode must be 'bulk' or 'single', got {mode!r}")
-    batch_size = first_given(cli.batch_size, get(table, "batch_size", int, where), DEFAULT_BATCH_SIZE)
+    # The default fits every target: one whose requests take fewer (sentinel: 100) gets its most.
+    default_batch = min(DEFAULT_BATCH_SIZE, target.max_batch)
+    batch_size = first_given(cli.batch_size, get(table, "batch_size", int, where), default_batch)
     workers = first_given(cli.workers, get(table, "workers", int, where), Tuning().workers)
     if not 1 <= batch_size <= target.max_batch:
         named = _given_where("--batch-size", cli.batch_size, "batch_size", where)

@@ -20,6 +20,8 @@ from typing import Any
 
 from importer.errors import ConfigError
 from importer.settings.tables import get
+from importer.settings.target_options import target_options_of, tenant_scope_of
+from importer.targets.base import TargetPackage
 from importer.transport.connection import ConnectionSettings, NetworkSettings, Secret
 from importer.transport.proxies import proxies_of
 from importer.transport.tls import tls_context
@@ -43,9 +45,12 @@ def connection_of(
     ca_bundle: Path | None = None,
     allow_http: bool = False,
     window_scale: float | None = None,
+    target: TargetPackage | None = None,
+    option_flags: Mapping[str, str] | None = None,
 ) -> ConnectionSettings:
     """The connection the environment and the config file's tables describe (``ca_bundle``,
-    ``allow_http`` and ``window_scale``: the flags, which win over both)."""
+    ``allow_http`` and ``window_scale``: the flags, which win over both), with ``target``'s own
+    options (``option_flags``: those given as flags)."""
     auth_where, target_where, tuning_where = f"{where}: [auth]", f"{where}: [target]", f"{where}: [tuning]"
     # Every key of the file is checked, also where the environment overrides it: a mistake in the
     # file must not wait to surface until the day the variable is unset.
@@ -88,6 +93,10 @@ def connection_of(
     if attempts is not None:
         numbers["max_attempts"] = attempts
     numbers["window_scale"] = _window_scale(window_scale, target_t, target_where)
+    options = () if target is None else target_options_of(
+        target, flags=option_flags or {}, env=env, table=target_t, where=target_where,
+        check_url=lambda url, named: _check_url(url, named, network),
+    )  # fmt: skip
     return ConnectionSettings(
         auth_url=auth_url,
         api_url=api_url or default_api_url,
@@ -97,6 +106,8 @@ def connection_of(
         auth_version=version,
         rate_per_minute=rate,
         network=network,
+        target_options=options,
+        tenant_scope=() if target is None else tenant_scope_of(target, options),
         **numbers,
     )
 

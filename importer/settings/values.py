@@ -101,3 +101,5 @@ class CliOptions:
     ca_bundle: Path | None = None  # --ca-bundle: roots trusted besides the system's
     allow_http: bool = False  # --allow-http: plain http to other machines too
     window_scale: float | None = None  # --window-scale: a test aid for emulators with scaled windows
+    # The target options' flags given (``TargetPackage.options``: --workspace-id...), by option key.
+    target_options: Mapping[str, str] = field(default_factory=dict)

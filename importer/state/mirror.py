@@ -2,8 +2,9 @@
 
 After a feed was imported completely (read to its end, nothing failed, no stop requested), the
 indicators the journal holds under its definition but did not see in this run (``Journal.stale``)
-are deleted through ``target.delete`` in batches (the target paces and retries them as it does
-creates; a 404 counts as deleted), and each deleted batch is forgotten in the journal at once.
+are deleted through ``target.delete`` in batches, each given as its kind, value and remote id (the
+target paces and retries them as it does creates; a 404 counts as deleted; ``sentinel`` revokes
+instead), and each deleted batch is forgotten in the journal at once.
 
 The guard: if the stale ones are more than ``max_share`` of what the definition holds, nothing at
 all is deleted unless ``force`` — a truncated download must not wipe the tenant. The refusal is
@@ -117,8 +118,10 @@ async def _delete(
     if shared:  # keys of this page, each once (a definition holds a key once)
         await asyncio.to_thread(journal.forget_keys, definition.id, sorted(shared))
         report.kept_shared += len(shared)
-    ids = [remote_id for kind, value, remote_id in rows if (kind, value) not in shared]
-    deleted = await target.delete(definition, ids) if ids else []
+    # The whole rows, not only the ids: a target that revokes by re-sending (sentinel) rebuilds
+    # each indicator from its kind and value.
+    doomed = [row for row in rows if (row[0], row[1]) not in shared]
+    deleted = await target.delete(definition, doomed) if doomed else []
     if deleted:
         # By key: the journal has no index by remote id (see its schema).
         keys = {remote_id: (kind, value) for kind, value, remote_id in rows}

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
-from feeds.model import Indicator
+from feeds.model import Indicator, Kind
 from importer.model import (
     BatchResult,
     DefinitionSpec,
@@ -28,7 +28,21 @@ from importer.model import (
 from importer.transport.connection import ConnectionSettings
 from importer.transport.stats import TransportStats
 
-__all__ = ["CanMerge", "HasHeadroom", "Opener", "Target", "TargetPackage", "never"]
+__all__ = [
+    "CanMerge",
+    "HasHeadroom",
+    "HeldItem",
+    "Opener",
+    "Target",
+    "TargetOption",
+    "TargetPackage",
+    "never",
+]
+
+# An indicator the journal holds under a definition: its kind, value and remote id (what mirror
+# mode hands ``Target.delete``; a target that takes an indicator back by re-sending it, such as
+# ``sentinel``'s revocation, rebuilds it from the kind and value).
+HeldItem = tuple[Kind, str, str]
 
 
 def never() -> bool:
@@ -103,8 +117,8 @@ class Target(Protocol):
         lands in exactly one list of the result, as for ``send`` (``imported``: updated)."""
         ...
 
-    async def delete(self, definition: ResolvedDefinition, remote_ids: Sequence[str]) -> list[str]:
-        """Delete the given indicators; returns the ids actually deleted."""
+    async def delete(self, definition: ResolvedDefinition, items: Sequence[HeldItem]) -> list[str]:
+        """Delete (or revoke) the given held indicators; returns the remote ids actually deleted."""
         ...
 
 
@@ -124,6 +138,32 @@ class Opener(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class TargetOption:
+    """A target-level setting of one target (``sentinel``'s workspace id): not per feed, but per run.
+
+    Settings read it generically — the flag (if any), else the environment variable (if any), else
+    the config file's ``[target]`` key — and pass the values down in
+    ``ConnectionSettings.target_options``; the target's opener reads them there. A flag or key of
+    another target's option is refused in one sentence; its variable is ignored (the environment
+    is shared by every target a user runs)."""
+
+    key: str  # the [target] key, and the name in ConnectionSettings.target_options
+    help: str
+    flag: str | None = None  # e.g. "--workspace-id"; None: no flag
+    env: str | None = None  # e.g. "TI_WORKSPACE_ID"; None: no variable
+    default: str | None = None
+    required: bool = False  # a ConfigError naming the flag, variable and key when missing
+    # "url": checked like TI_API_URL (https unless loopback or --allow-http); the target then
+    # names its origin as one of the API's, so the token may go there (see the target's opener).
+    kind: Literal["text", "url"] = "text"
+    # The value's own rule (beyond being non-empty text): a ValueError("must ...") if refused.
+    check: Callable[[str], str] | None = None
+    # It names where the indicators live (sentinel's workspace and source system): part of the
+    # tenant the journal and the host's run lock are kept for (``ConnectionSettings.tenant_url``).
+    scopes_tenant: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class TargetPackage:
     """A target package's entry in the registry (``importer.targets.registry``)."""
 
@@ -138,3 +178,4 @@ class TargetPackage:
     unique_values: bool
     check_definition: Callable[[DefinitionSpec], None]  # the API's rules: ConfigError naming the key
     open: Opener
+    options: tuple[TargetOption, ...] = ()  # its target-level settings (flags, variables, [target] keys)

@@ -14,14 +14,16 @@ from typing import Any
 from importer.errors import ConfigError
 from importer.fields import COMMON
 from importer.model import Field, InFlight
-from importer.targets import mde, ti
+from importer.targets import mde, sentinel, ti
 from importer.targets.base import Target, TargetPackage
 from importer.transport.connection import ConnectionSettings
 from importer.transport.stats import TransportStats
 
 __all__ = ["DEFAULT_TARGET", "TARGETS", "all_fields", "open_target", "package"]
 
-TARGETS: Mapping[str, TargetPackage] = {entry.name: entry for entry in (ti.TARGET, mde.TARGET)}
+TARGETS: Mapping[str, TargetPackage] = {
+    entry.name: entry for entry in (ti.TARGET, mde.TARGET, sentinel.TARGET)
+}
 DEFAULT_TARGET = "ti"
 
 

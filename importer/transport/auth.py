@@ -17,8 +17,9 @@ refusals become one ``AuthError`` sentence naming the AADSTS code and what to do
 that cannot be reached becomes a ``ConfigError`` naming the URL. The secret and the tokens never
 appear in logs, errors or reprs.
 
-The token goes to the API's origin only (scheme, host and port of ``api_url``): the middleware
-adds it to no request for another origin, whatever led there. The token request follows no
+The token goes to the API's origins only (scheme, host and port of ``api_url``, and of the
+``extra_api_urls`` its target names, e.g. sentinel's ARM read-back): the middleware adds it to no
+request for another origin, whatever led there. The token request follows no
 redirect: a 307/308 would re-post the form, secret included, to wherever it points, and a 302's
 target could answer with a token of its choosing; any 3xx is a ``ConfigError`` naming the token
 URL. A TLS failure (an untrusted certificate) is a ``ConfigError`` too: retrying cannot help.
@@ -139,7 +140,9 @@ class ClientCredentials:
         self._wall_clock = wall_clock
         self._audience = settings.audience or default_audience
         self._version = auth_version_of(settings)
-        self._api_origin = origin_of(settings.api_url)
+        # The API's origins: its base URL's, and those of the other bases the target named
+        # (sentinel reads back through ARM with the same token). No other origin gets a token.
+        self._api_origins = frozenset(origin_of(url) for url in (settings.api_url, *settings.extra_api_urls))
         self.proxies = Proxies(settings.network)  # the run's one table: HttpClient uses it too
         self._token: _Token | None = None
         self._lock = asyncio.Lock()
@@ -164,7 +167,7 @@ class ClientCredentials:
         self, request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
     ) -> aiohttp.ClientResponse:
         """Attach the bearer token; on 401, refresh (if still current) and re-send once (see the module)."""
-        if origin_of(request.url) != self._api_origin:
+        if origin_of(request.url) not in self._api_origins:
             # Not the API: whatever led here (a link, a caller's mistake), it gets no token.
             request.headers.popall("Authorization", None)
             return await handler(request)

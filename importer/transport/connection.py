@@ -74,6 +74,27 @@ class ConnectionSettings:
     window_scale: float = 1.0
     verify_tls: bool = True
     network: NetworkSettings = NetworkSettings()
+    # The target's own run-level settings (``TargetPackage.options``: sentinel's workspace id...),
+    # as (key, value) pairs in the table's order; ``option(key)`` reads one.
+    target_options: tuple[tuple[str, str], ...] = ()
+    # Other bases of the same API (sentinel's ARM read-back): the token goes to their origins too,
+    # and to no other (``transport.auth``). A target's opener names them.
+    extra_api_urls: tuple[str, ...] = ()
+
+    # The values of those options that say where the indicators live (sentinel: the workspace and
+    # the source system), in the table's order: with the API URL they make the tenant's key.
+    tenant_scope: tuple[str, ...] = ()
+
+    @property
+    def tenant_url(self) -> str:
+        """The API URL, narrowed by ``tenant_scope``: what the journal and the run lock key a tenant by."""
+        if not self.tenant_scope:
+            return self.api_url
+        return self.api_url.rstrip("/") + "/" + "/".join(self.tenant_scope)
+
+    def option(self, key: str) -> str | None:
+        """The target-level setting ``key`` (None when not set and without a default)."""
+        return next((value for name, value in self.target_options if name == key), None)
 
     def __post_init__(self) -> None:
         # Configuration mistakes surface here as one sentence, not later as a confusing failure.
@@ -82,6 +103,10 @@ class ConnectionSettings:
             problem = url_problem(getattr(self, name), allow_http=self.network.allow_http)
             if problem is not None:
                 raise ConfigError(f"{name} {problem}")
+        for url in self.extra_api_urls:
+            problem = url_problem(url, allow_http=self.network.allow_http)
+            if problem is not None:
+                raise ConfigError(f"the API URL {url} {problem}")
         if not self.client_id:
             raise ConfigError("the client id is empty")
         if not self.client_secret:

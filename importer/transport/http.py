@@ -100,6 +100,7 @@ class _Answer:
     status: int
     code: str | None
     message: str
+    body: Any = None  # the parsed JSON body, if it was JSON
 
 
 def _server_message(status: int, reason: str | None, body: str) -> _Answer:
@@ -120,7 +121,7 @@ def _server_message(status: int, reason: str | None, body: str) -> _Answer:
             message = parsed["message"]
     if not message:
         message = reason or "no explanation given"
-    return _Answer(status, code, " ".join(message.split()))
+    return _Answer(status, code, " ".join(message.split()), parsed)
 
 
 def _error_for(answer: _Answer, retry_after: float | None, what: str) -> Exception:
@@ -138,7 +139,7 @@ def _error_for(answer: _Answer, retry_after: float | None, what: str) -> Excepti
         return QuotaError(f"the tenant's quota is full ({text})", status=status, code=code)
     if status == 408 or status >= 500:
         return RetryableError(f"{what} failed ({text})", status=status, code=code)
-    return PermanentError(text, status=status, code=code)
+    return PermanentError(text, status=status, code=code, body=answer.body)
 
 
 class HttpClient:

@@ -205,7 +205,8 @@ async def test_a_batch_delete_answered_404_is_settled_with_one_listing(fake_time
         gone = [ids[7], ids[499], ids[650]]  # in both chunks of 500
         await mde_delete(emu, gone)
         before = stats.requests
-        deleted = await target.delete(definition, [*ids, ids[3]])  # a duplicate is sent once
+        # A duplicate is sent once.
+        deleted = await target.delete(definition, [(Kind.SHA1, "", i) for i in [*ids, ids[3]]])
         calls = stats.requests - before
         statuses = emu.state()["requests_by_status"]
         left = await mde_held(emu)
@@ -221,7 +222,7 @@ async def test_a_single_id_answered_404_needs_no_listing(fake_time: FakeTime) ->
         (indicator_id,) = [i for _, i in (await target.send(definition, sha1s(1))).imported]
         await mde_delete(emu, [indicator_id])
         before = stats.requests
-        deleted = await target.delete(definition, [indicator_id])
+        deleted = await target.delete(definition, [(Kind.SHA1, "", indicator_id)])
         nothing = await target.delete(definition, [])  # no call at all: an empty list is a 400
     assert deleted == [indicator_id] and nothing == []
     assert stats.requests - before == 1
@@ -233,7 +234,7 @@ async def test_a_batch_delete_whose_answer_was_lost_is_settled(fake_time: FakeTi
         definition = await target.resolve_definition(SPEC, dry_run=False)
         ids = [i for _, i in (await target.send(definition, sha1s(20))).imported]
         emu.set_api_faults(Faults(lost_after_write_rate=1.0))  # applied, then the answer dropped
-        deleted = await target.delete(definition, ids)
+        deleted = await target.delete(definition, [(Kind.SHA1, "", i) for i in ids])
         emu.set_api_faults(Faults())
         left = await mde_held(emu)
     # The retry met a 404 (the first call had deleted them all); the listing said none is left.
@@ -248,7 +249,7 @@ async def test_batch_deletes_keep_to_their_hourly_window(fake_time: FakeTime) ->
         ids = [i for _, i in (await target.send(definition, sha1s(3))).imported]
         started = fake_time.now
         for indicator_id in ids:  # three calls: the third waits for the hour, and is not refused
-            assert await target.delete(definition, [indicator_id]) == [indicator_id]
+            assert await target.delete(definition, [(Kind.SHA1, "", indicator_id)]) == [indicator_id]
         statuses = emu.state()["requests_by_status"]
     assert fake_time.now - started >= 3600 and statuses.get("429") is None and stats.throttled == 0
 

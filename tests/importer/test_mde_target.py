@@ -168,7 +168,7 @@ async def test_batch_delete_in_chunks_of_500(fake_time: FakeTime) -> None:
             for _, remote_id in (await target.send(definition, items[start : start + step])).imported
         ]
         requests = stats.requests
-        deleted = await target.delete(definition, ids[:1100])
+        deleted = await target.delete(definition, [(Kind.SHA1, "", i) for i in ids[:1100]])
         delete_calls = stats.requests - requests
         left = [r.remote_id async for r in target.existing(definition)]
     assert len(ids) == 1200 and len(set(ids)) == 1200

@@ -98,7 +98,7 @@ async def test_reconcile_repairs_drift_from_the_portal(emulator: Emulator, tmp_p
     assert definition_id is not None
     async with open_target("ti", connection_settings(emulator), TransportStats()) as target:
         resolved = ResolvedDefinition(definition_id, feed_spec("Mirrored"), "found")
-        doomed = [remote.remote_id async for remote in target.existing(resolved)][:10]
+        doomed = [(r.kind, r.value, r.remote_id) async for r in target.existing(resolved)][:10]
         assert len(await target.delete(resolved, doomed)) == 10
     assert held(emulator) == 50
     plain = await journaled_run(emulator, feed, state)  # the journal still claims them: nothing sent

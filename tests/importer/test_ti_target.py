@@ -188,7 +188,7 @@ async def test_delete_removes_the_given_indicators(emulator: Emulator, fake_time
         definition = await target.resolve_definition(SPEC, dry_run=False)
         sent = await target.send(definition, sha1s(10))
         ids = [remote_id for _, remote_id in sent.imported]
-        deleted = await target.delete(definition, [*ids[:4], "999999"])
+        deleted = await target.delete(definition, [(Kind.SHA1, "", i) for i in [*ids[:4], "999999"]])
         held = [r async for r in target.existing(definition)]
     assert sorted(deleted) == sorted([*ids[:4], "999999"])  # 999999: already gone counts as deleted
     assert len(held) == 6

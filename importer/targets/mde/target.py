@@ -54,7 +54,7 @@ from importer.model import (
     ResolvedDefinition,
     Stamp,
 )
-from importer.targets.base import never
+from importer.targets.base import HeldItem, never
 from importer.targets.common import missing_collection
 from importer.targets.mde.client import (
     ImportItem,
@@ -284,7 +284,8 @@ class MdeTarget:
                 result.rejected.append((indicator, answer.reason or "refused without a reason"))
 
     # --- deleting ------------------------------------------------------------------------------------
-    async def delete(self, definition: ResolvedDefinition, remote_ids: Sequence[str]) -> list[str]:
+    async def delete(self, definition: ResolvedDefinition, items: Sequence[HeldItem]) -> list[str]:
+        remote_ids = [remote_id for _, _, remote_id in items]  # deleted by id alone
         # Each id once, none empty: BatchDelete answers 400 to a list with an invalid id in it.
         ids = list(dict.fromkeys(i for i in remote_ids if i))
         if "" in remote_ids:

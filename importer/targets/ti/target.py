@@ -39,7 +39,7 @@ from importer.errors import (
 )
 from importer.fields import DETECTION_FUNCTION
 from importer.model import BatchResult, DefinitionSpec, InFlight, RemoteIndicator, ResolvedDefinition, Stamp
-from importer.targets.base import never
+from importer.targets.base import HeldItem, never
 from importer.targets.common import missing_collection, value_key
 from importer.targets.ti.client import (
     TiClient,
@@ -402,7 +402,8 @@ class TiTarget:
         return len(moving)
 
     # --- deleting ----------------------------------------------------------------------------------
-    async def delete(self, definition: ResolvedDefinition, remote_ids: Sequence[str]) -> list[str]:
+    async def delete(self, definition: ResolvedDefinition, items: Sequence[HeldItem]) -> list[str]:
+        remote_ids = [remote_id for _, _, remote_id in items]  # an IOC is deleted by its id alone
         gate = asyncio.Semaphore(_DELETE_CONCURRENCY)
         deleted: list[str] = []
 
