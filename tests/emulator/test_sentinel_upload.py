@@ -85,6 +85,16 @@ async def test_management_audiences_are_accepted_v1_and_v2(
     assert status == 200
 
 
+async def test_a_token_for_the_emulators_own_url_is_good_for_sentinel_too(
+    session: aiohttp.ClientSession, emulator: Emulator
+) -> None:
+    token = await get_token(session, emulator, emulator.base_url + "/")
+    status, _, _ = await sentinel_upload(session, emulator.sentinel_upload_url(), token, [stix_indicator(1)])
+    assert status == 200
+    status, _, _ = await mde_call(session, "GET", emulator.mde_url + "indicators", token)
+    assert status == 200
+
+
 async def test_other_audiences_are_401_both_ways(
     session: aiohttp.ClientSession, emulator: Emulator, token: str, mde_token: str, ti_token: str
 ) -> None:
