@@ -152,6 +152,8 @@ def _exactly(kind: Kind) -> Convert:
 
 
 _MD5, _SHA1, _SHA256 = _exactly(Kind.MD5), _exactly(Kind.SHA1), _exactly(Kind.SHA256)
+# A column named for a *file's* SHA-1 stays one in a list of certificates (CERT_CONTEXT).
+_FILE_SHA1 = _exactly(Kind.SHA1)
 
 
 def _hashes(raw: str) -> tuple[Kind, str]:
@@ -179,6 +181,7 @@ PACKED: frozenset[Convert] = frozenset({_hashes})
 HEX_KINDS: dict[Convert, dict[int, Kind]] = {
     _MD5: {32: Kind.MD5},
     _SHA1: {40: Kind.SHA1},
+    _FILE_SHA1: {40: Kind.SHA1},
     _SHA256: {64: Kind.SHA256},
     normalise_hash: dict(HASH_KINDS),
     _hashes: dict(HASH_KINDS),
@@ -197,7 +200,8 @@ def _names(convert: Convert, words: str) -> dict[str, Convert]:
 # Header names of the *columns* layout: a column per kind (after header_key folding).
 COLUMN_KINDS: dict[str, Convert] = {
     **_names(_MD5, "md5 md5_hash md5hash hash_md5 file_md5 md5sum filehash_md5"),
-    **_names(_SHA1, "sha1 sha1_hash sha1hash sha_1 hash_sha1 file_sha1 sha1sum filehash_sha1"),
+    **_names(_SHA1, "sha1 sha1_hash sha1hash sha_1 hash_sha1 sha1sum"),
+    **_names(_FILE_SHA1, "file_sha1 filehash_sha1 sample_sha1"),
     **_names(
         _SHA256, "sha256 sha256_hash sha256hash sha_256 hash_sha256 file_sha256 sha256sum filehash_sha256"
     ),

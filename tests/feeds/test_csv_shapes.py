@@ -131,6 +131,7 @@ def test_beside_a_certificate_column_a_sha1_column_is_a_file_and_a_certificate_h
         (Kind.CERT_SHA1, "ab" * 20),
     ]
     assert found(read(f"issuer,sha1\nCN=Evil CA,{SHA1}\n")) == [(Kind.CERT_SHA1, SHA1)]
+    assert found(read(f"issuer,file_sha1\nCN=Evil CA,{SHA1}\n")) == [(Kind.SHA1, SHA1)]  # named for a file
 
 
 def test_ja3_is_rejected_with_its_reason_never_read_as_a_file_md5() -> None:
