@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from importer import __version__
-from importer.cli import demo, emulator, parse, run
+from importer.cli import demo, emulator, parse, run, verify
 from importer.cli.logs import fatal
 
 __all__ = ["main"]
@@ -21,7 +21,7 @@ __all__ = ["main"]
 _EXIT_BROKEN_PIPE = 141  # what a shell reports for a process ended by SIGPIPE
 _EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
-_COMMANDS = (run, parse, emulator, demo)
+_COMMANDS = (run, verify, parse, emulator, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

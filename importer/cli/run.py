@@ -27,7 +27,7 @@ from importer.settings import CliOptions, OutputOptions, RunSettings, StateOptio
 from importer.state.journal import default_state_path
 from importer.targets.registry import DEFAULT_TARGET, TARGETS, all_fields
 
-__all__ = ["add_parser", "finish", "handle"]
+__all__ = ["add_arguments", "add_parser", "finish", "handle", "inputs_named", "settings_of", "state_of"]
 
 _FEED_DEST = "feed_option_"  # argparse dest prefix of the per-feed flags
 _TARGET_DEST = "target_option_"  # argparse dest prefix of the target options' flags
@@ -60,6 +60,12 @@ def add_parser(subparsers: Any) -> None:
         # Keeps the exit-code table's lines as written.
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_arguments(parser)
+    parser.set_defaults(handler=handle)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The run's arguments and flags (``verify`` takes the same)."""
     parser.add_argument("feeds", nargs="*", metavar="FEED", help="feed path, '-' for stdin, or URL")
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML file with [[feed]] tables")
     parser.add_argument(
@@ -71,7 +77,6 @@ def add_parser(subparsers: Any) -> None:
     _add_state_flags(parser.add_argument_group("state journal, resume and mirror mode"))
     _add_output_flags(parser.add_argument_group("output"))
     _add_network_flags(parser.add_argument_group("network (proxies: HTTPS_PROXY, HTTP_PROXY, NO_PROXY)"))
-    parser.set_defaults(handler=handle)
 
 
 def _add_tuning_flags(tuning: argparse._ArgumentGroup) -> None:
@@ -228,13 +233,8 @@ def handle(args: argparse.Namespace) -> int:
     output = OutputOptions(
         report=args.report, rejects=args.rejects, progress=not args.no_progress, quiet=args.quiet
     )
-    state = StateOptions(
-        path=None if args.no_state else (args.state or default_state_path()),
-        reconcile=args.reconcile,
-        mirror_max_share=args.mirror_max_share,
-        force=args.force,
-    )
-    inputs = _inputs_named(args, state)
+    state = state_of(args)
+    inputs = inputs_named(args, state)
     try:
         # Before the failure report below is written there: a report path that is refused (a
         # device, the config file) is not written at all. ``run_import`` checks the feeds of
@@ -245,7 +245,7 @@ def handle(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     try:
         check_outputs({"the report": output.report, "the rejects file": output.rejects}, inputs)
-        settings = _settings(args)
+        settings = settings_of(args)
     except (ConfigError, KeyboardInterrupt) as exc:
         # No settings, but the report's path is on the command line: the file must not keep
         # saying how the last run went.
@@ -263,7 +263,17 @@ def handle(args: argparse.Namespace) -> int:
     return finish(report, output)
 
 
-def _inputs_named(args: argparse.Namespace, state: StateOptions) -> dict[Path, str]:
+def state_of(args: argparse.Namespace) -> StateOptions:
+    """The journal's options the flags give."""
+    return StateOptions(
+        path=None if args.no_state else (args.state or default_state_path()),
+        reconcile=args.reconcile,
+        mirror_max_share=args.mirror_max_share,
+        force=args.force,
+    )
+
+
+def inputs_named(args: argparse.Namespace, state: StateOptions) -> dict[Path, str]:
     """The files the command line names for reading (config, FEED paths, ``--retry-from``, journal)."""
     inputs = {Path(feed): f"the feed {feed}" for feed in args.feeds if feed != "-" and "://" not in feed}
     if args.config is not None:
@@ -275,7 +285,8 @@ def _inputs_named(args: argparse.Namespace, state: StateOptions) -> dict[Path, s
     return inputs
 
 
-def _settings(args: argparse.Namespace) -> RunSettings:
+def settings_of(args: argparse.Namespace) -> RunSettings:
+    """The run's settings from the flags, the environment and the config file (a ConfigError if wrong)."""
     settings = load_run_settings(_cli_options(args))
     if not args.mirror:
         return settings

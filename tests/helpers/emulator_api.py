@@ -195,3 +195,38 @@ def sentinel_objects(state: Mapping[str, Any], tenant: str = DEMO_CLIENT.tenant)
     """A tenant's Sentinel counters from ``/_emulator/state``: objects, indicators, revoked, duplicates."""
     held = state["tenants"][tenant]
     return {key: held[key] for key in held if key.startswith("sentinel_") and key != "sentinel_workspaces"}
+
+
+# --- changing what a tenant holds, as an analyst in the portal would --------------------------------
+async def mde_change(emu: Emulator, entities: list[dict[str, Any]], **changes: Any) -> None:
+    """Submit each listed mde indicator again (``POST indicators``, an upsert) with ``changes``
+    (e.g. ``severity="Low"``), keeping the rest of what it holds."""
+    kept = ("indicatorValue", "indicatorType", "action", "title", "description", "severity",
+            "expirationTime", "externalId", "generateAlert", "recommendedActions")  # fmt: skip
+    async with aiohttp.ClientSession() as session:
+        token = await get_token(session, emu, MDE_RESOURCE)
+        for entity in entities:
+            body = {key: entity[key] for key in kept if entity.get(key) is not None}
+            status, answer, _ = await mde_call(session, "POST", emu.mde_url + "indicators", token,
+                                               {**body, **changes})  # fmt: skip
+            assert status == 200, answer
+
+
+async def ti_change(emu: Emulator, ids: list[int], **changes: Any) -> None:
+    """PATCH each ti IOC with ``changes`` (e.g. ``Enabled=False``)."""
+    async with aiohttp.ClientSession() as session:
+        token = await get_token(session, emu)
+        for ioc_id in ids:
+            url = f"{emu.ti_url}IndicatorsOfCompromise({ioc_id})"
+            async with session.patch(url, json=changes, headers=auth(token)) as response:
+                assert response.status in (200, 204), await response.text()
+
+
+async def ti_delete(emu: Emulator, ids: list[int]) -> None:
+    """DELETE each ti IOC, as an analyst in the portal would."""
+    async with aiohttp.ClientSession() as session:
+        token = await get_token(session, emu)
+        for ioc_id in ids:
+            url = f"{emu.ti_url}IndicatorsOfCompromise({ioc_id})"
+            async with session.delete(url, headers=auth(token)) as response:
+                assert response.status == 204, await response.text()
