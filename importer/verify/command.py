@@ -18,14 +18,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from importer.errors import AuthError, ConfigError
+from importer.fields import FORMAT, TAXII
+from importer.pipeline.job import FeedJob
 from importer.report.outputs import check_outputs
 from importer.run import failure, run_import, run_inputs
-from importer.settings import OutputOptions, RunSettings, StateOptions
+from importer.settings import FeedSettings, OutputOptions, RunSettings, StateOptions
 from importer.sources.feed import job_for
+from importer.sources.taxii import taxii_pull
 from importer.state.host_lock import default_lock_dir, hold_tenant
 from importer.state.journal import Journal
 from importer.state.store import tenant_key
 from importer.targets.registry import open_target, package
+from importer.transport.connection import NetworkSettings
 from importer.transport.stats import TransportStats
 from importer.verify.feed import verify_feed
 from importer.verify.report import FeedVerdict, VerifyReport, write_json
@@ -107,7 +111,7 @@ async def _verify_locked(
                 network = settings.connection.network
                 for feed in settings.feeds:
                     try:
-                        job = job_for(feed.source, feed.definition, feed.options, network)
+                        job = _job(feed, network, sleep)
                     except ConfigError as exc:
                         failed = FeedVerdict(feed.definition.name, error=str(exc), config_error=True)
                         report.feeds.append(failed)
@@ -118,3 +122,11 @@ async def _verify_locked(
         finally:
             if journal is not None:
                 journal.close()
+
+
+def _job(feed: FeedSettings, network: NetworkSettings, sleep: Callable[[float], Awaitable[None]]) -> FeedJob:
+    """The feed's job as ``run`` builds it, except that a TAXII collection is read whole: today's
+    feed is all of it, not what was added since the run's cursor."""
+    if feed[FORMAT] == TAXII:
+        return taxii_pull(feed.source, feed.definition, feed.options, network, sleep=sleep).job
+    return job_for(feed.source, feed.definition, feed.options, network)
