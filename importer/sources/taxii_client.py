@@ -111,15 +111,22 @@ class TaxiiClient:
             ) as resp:
                 if resp.status >= 300:
                     await _refuse(resp, what)
-                body = await resp.content.read(self._max_page_bytes + 1)
-                if len(body) > self._max_page_bytes:
-                    raise FeedError(f"{what} stopped: a page larger than {self._max_page_bytes} bytes")
+                body = await self._body(resp, what)
                 added_last = resp.headers.get("X-TAXII-Date-Added-Last")
         except aiohttp.ClientSSLError as exc:
             raise FeedError(f"{what} failed: {tls_problem(exc)}") from None
         except (aiohttp.ClientError, TimeoutError) as exc:  # a GET: safe to ask again
             raise RetryableError(f"{what} failed: {describe_connection_error(exc)}") from None
         return _envelope(body, added_last, what)
+
+    async def _body(self, resp: aiohttp.ClientResponse, what: str) -> bytes:
+        """The whole body, refused past ``max_page_bytes`` (a page that never ends)."""
+        body = bytearray()
+        async for chunk in resp.content.iter_chunked(1 << 16):
+            body += chunk
+            if len(body) > self._max_page_bytes:
+                raise FeedError(f"{what} stopped: a page larger than {self._max_page_bytes} bytes")
+        return bytes(body)
 
 
 async def _refuse(resp: aiohttp.ClientResponse, what: str) -> None:

@@ -30,7 +30,7 @@ from importer.state.journal import Journal
 from importer.state.store import tenant_key
 from importer.targets.registry import all_fields, open_target, package
 from importer.transport.stats import TransportStats
-from tests.helpers import FakeTime, connection_settings, feed_spec, tenant
+from tests.helpers import FakeTime, connection_settings, feed_spec, run_cli, tenant, use_emulator
 from tests.helpers.taxii import (
     PASSWORD,
     USER,
@@ -221,3 +221,28 @@ async def test_mirror_with_an_incremental_pull_is_refused(
     taxii.add(source, [sha256_indicator(n) for n in range(4)], at(1))
     report = await run(emulator, tmp_path / "s.sqlite", source, mirror=True, full=True)
     assert report.feeds[0].imported == 4 and report.feeds[0].mirror
+
+
+async def test_from_the_command_line(
+    taxii: TaxiiServer, emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = taxii.new_collection()
+    taxii.add(source, [sha256_indicator(n) for n in range(5)], at(1))
+    use_emulator(monkeypatch, emulator)
+    monkeypatch.setenv("TAXII_PASSWORD", PASSWORD)
+    flags = ("--format", "taxii", "--username", USER, "--password-env", "TAXII_PASSWORD", "--page-size", "2")
+    state = str(tmp_path / "s.sqlite")
+    assert await run_cli("-q", "--state", state, *flags, source) == 0
+    taxii.asked.clear()
+    assert await run_cli("-q", "--state", state, *flags, "--full", source) == 0
+    pages = taxii.objects_requests(source)
+    assert len(pages) == 3 and "added_after" not in pages[0].query
+
+
+async def test_a_page_is_read_whole_however_large(
+    taxii: TaxiiServer, emulator: Emulator, tmp_path: Path
+) -> None:
+    source = taxii.new_collection()
+    taxii.add(source, [sha256_indicator(n) for n in range(400)], at(1))  # one page of ~150 kB
+    report = await run(emulator, tmp_path / "s.sqlite", source, page_size=1000)
+    assert report.feeds[0].imported == 400 and len(taxii.objects_requests(source)) == 1
