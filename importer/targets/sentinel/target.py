@@ -93,6 +93,7 @@ class SentinelTarget:
         self._scopes: dict[str, tuple[DefinitionSpec, FeedScope]] = {}
         self._last_modified = datetime.min.replace(tzinfo=UTC)
         self._said_no_listing = False
+        self._identities: dict[str, asyncio.Future[None]] = {}  # by definition id: uploaded (or going)
 
     def unsupported(self, indicator: Indicator) -> str | None:
         if indicator.kind not in PATTERN_PATHS:
@@ -118,13 +119,30 @@ class SentinelTarget:
         return cached[1]
 
     async def resolve_definition(self, spec: DefinitionSpec, *, dry_run: bool) -> ResolvedDefinition:
+        """The feed's identity id: known without asking (nothing to look up or create here). The
+        identity is uploaded before the first object that names it (``_identity``), so a run with
+        nothing to send sends nothing."""
         check_definition(spec)
         client = self._client
-        definition = ResolvedDefinition(
+        return ResolvedDefinition(
             identity_id(client.workspace_id, client.source_system, spec.name), spec, "found"
         )
-        if dry_run:  # its id is known without asking; it is uploaded by the run that sends
-            return definition
+
+    async def _identity(self, definition: ResolvedDefinition) -> None:
+        """Upload the feed's identity once in this run, before its first indicator (every worker
+        waits for the one upload); a failed upload is tried again by the next batch."""
+        task = self._identities.get(definition.id)
+        if task is None:
+            task = self._identities[definition.id] = asyncio.ensure_future(self._upload_identity(definition))
+        try:
+            await asyncio.shield(task)
+        except Exception:
+            if self._identities.get(definition.id) is task:
+                del self._identities[definition.id]
+            raise
+
+    async def _upload_identity(self, definition: ResolvedDefinition) -> None:
+        spec = definition.spec
         identity = identity_object(self.scope(definition), spec[DESCRIPTION], self._now())
         try:
             refused = await self._upload([identity])
@@ -134,7 +152,6 @@ class SentinelTarget:
             ) from None
         if refused:
             raise ConfigError(f"the Sentinel API refused the identity of feed {spec.name!r}: {refused[0]}")
-        return definition
 
     def _workspace_unknown(self, error: PermanentError) -> ConfigError | None:
         """A 404 names no workspace the app can write to: a configuration error (exit 2), else None."""
@@ -183,6 +200,11 @@ class SentinelTarget:
     ) -> BatchResult:
         result = BatchResult()
         scope = self.scope(definition)
+        try:
+            await self._identity(definition)
+        except ApiError as error:  # its indicators would name an identity the workspace lacks
+            result.failed.extend((i, f"the feed's identity could not be uploaded: {error}") for i in batch)
+            return result
         for start in range(0, len(batch), self.max_batch):
             part = batch[start : start + self.max_batch]
             if start and stopping():  # no request starts after a stop
@@ -255,6 +277,12 @@ class SentinelTarget:
         cannot be uploaded, or an object refused, is left for a later run (logged)."""
         scope = self.scope(definition)
         revoked: list[str] = []
+        try:
+            if items:
+                await self._identity(definition)
+        except ApiError as error:
+            _log.warning("could not revoke %d indicators: the feed's identity: %s", len(items), error)
+            return revoked
         for start in range(0, len(items), BATCH_LIMIT):
             chunk = items[start : start + BATCH_LIMIT]
             now = self._now()
