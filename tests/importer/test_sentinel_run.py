@@ -5,6 +5,8 @@ through ARM, and a workspace the API does not know (exit 2)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,17 @@ import aiohttp
 import pytest
 
 from importer.emulator import DEMO_CLIENT, DEMO_WORKSPACE, Emulator, EmulatorConfig
-from tests.helpers import run_cli, use_emulator
+from tests.helpers import (
+    FAST_IMPORTER,
+    ROOT,
+    importer_env,
+    reached_before_exit,
+    run_cli,
+    start_emulator,
+    stop_process,
+    use_emulator,
+    write_feed,
+)
 
 SCALED = EmulatorConfig(sentinel_window_scale=0.01)  # a "minute" of uploads lasts 0.6 s
 WINDOW = ("--window-scale", "0.01")
@@ -172,3 +184,44 @@ async def test_a_workspace_the_api_does_not_know_is_exit_2_naming_it(
     code = await run_cli("--target", "sentinel", "--no-state", "-q", str(feed))
     assert code == 2
     assert "workspace 00000000-0000-4000-8000-000000000000 (HTTP 404)" in capsys.readouterr().err
+
+
+def test_kill9_half_way_under_faults_then_one_more_run_leaves_every_indicator_once(tmp_path: Path) -> None:
+    # Emulator and importer on time 50x fast: a window's minute passes in 1.2 s.
+    factor = 50.0
+    faults = {
+        "latency_ms": 20.0,
+        "error_rate": 0.05,
+        "reset_rate": 0.03,
+        "lost_after_write_rate": 0.05,
+        "seed": 5,
+    }
+    emu = start_emulator(fast=(factor, faults, 3600))
+    try:
+        feed = write_feed(tmp_path / "feed.txt", range(3000))
+        config = tmp_path / "feeds.toml"
+        config.write_text(
+            f'[target]\nname = "sentinel"\napi_url = "{emu.base}/"\n'
+            f'workspace_id = "{DEMO_WORKSPACE.workspace_id}"\n'
+            f'[tuning]\nbatch_size = 50\nworkers = 2\n[[feed]]\nsource = "{feed}"\n'
+        )
+        env = importer_env(emu, tmp_path)
+        env.pop("TI_API_URL")  # the config file names the API
+        report = tmp_path / "report.json"
+        state = tmp_path / "state.sqlite"
+        command = [sys.executable, "-c", FAST_IMPORTER, str(factor), str(config), str(state), str(report)]
+        first = subprocess.Popen(command, cwd=ROOT, env=env, text=True)
+        reached = reached_before_exit(first, lambda: emu.state()["totals"]["sentinel_indicators"] >= 1500)
+        first.kill()
+        first.wait(30)
+        assert reached, "the first run ended before the kill point"
+        assert 1500 <= emu.state()["totals"]["sentinel_indicators"] < 3000
+        assert subprocess.Popen(command, cwd=ROOT, env=env, text=True).wait(120) == 0
+        after = {k: v for k, v in emu.state()["totals"].items() if k.startswith("sentinel_")}
+        assert after["sentinel_indicators"] == 3000 and after["sentinel_duplicate_patterns"] == 0
+        assert subprocess.Popen(command, cwd=ROOT, env=env, text=True).wait(120) == 0  # one more: no change
+        again = json.loads(report.read_text())
+        assert again["totals"]["already_present"] == 3000 and again["totals"]["imported"] == 0
+        assert {k: v for k, v in emu.state()["totals"].items() if k.startswith("sentinel_")} == after
+    finally:
+        stop_process(emu.proc)
