@@ -22,12 +22,14 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from feeds import FORMATS
-from feeds.model import Detection
+from feeds.model import Detection, Kind
 from feeds.options import DEFAULT_MAX_LINE_BYTES, MIN_LINE_BYTES
 from feeds.options import MAX_LINE_BYTES as MAX_LINE_BYTES_LIMIT
 from importer.model import DefinitionSpec, Field, Options
 
 __all__ = [
+    "ALLOWLIST",
+    "ALLOW_PRIVATE",
     "COLUMNS",
     "COMMON",
     "DESCRIPTION",
@@ -41,18 +43,26 @@ __all__ = [
     "FORMAT",
     "FULL",
     "HEADERS",
+    "KINDS",
+    "LABELS_ANY",
+    "LABELS_NONE",
     "MAX_DOWNLOAD_BYTES",
     "MAX_LINE_BYTES",
+    "MIN_CONFIDENCE",
     "MIRROR",
     "NAME",
     "PAGE_SIZE",
     "PASSWORD_ENV",
+    "POLICY_ROWS",
     "RECOMMENDED_ACTION",
     "SEVERITY",
     "SOURCE_FORMATS",
     "TAXII",
     "TITLE",
     "USERNAME",
+    "WARNINGLISTS",
+    "WARNINGLISTS_EXCLUDE",
+    "bool_flag",
     "build_definition",
     "check_type",
     "default_definition_name",
@@ -63,6 +73,7 @@ __all__ = [
     "flag_bool",
     "int_between",
     "int_flag",
+    "kind_list",
     "one_of",
     "options_of",
     "positive_int",
@@ -381,10 +392,80 @@ PAGE_SIZE: Field[int] = Field(
     _page_size, 1000, part="reading", flag_type=int_flag(_page_size), metavar="N",
 )  # fmt: skip
 
+# -- what a feed keeps (``importer.policy``): filters, allowlist, warning lists, private addresses --
+# Sent with the definition (not ``reading``): they decide what goes under it, and the producer,
+# the rejects file's ``definition`` and the JSON report all see them there.
+
+
+def kind_list(value: Any) -> tuple[str, ...]:
+    """Kind names (``feeds.model.Kind``: md5, ipv4, url...), in any letter case, each once."""
+    names = text_list(value)
+    known = [kind.value for kind in Kind]
+    for name in names:
+        if name.lower() not in known:
+            raise ValueError(f"must list kinds among {', '.join(known)}, got {name!r}")
+    return tuple(dict.fromkeys(name.lower() for name in names))
+
+
+_BOOLEANS = {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False}
+
+
+def _parse_bool(value: str) -> bool:
+    try:
+        return _BOOLEANS[value.strip().lower()]
+    except KeyError:
+        raise ValueError(value) from None
+
+
+bool_flag = checked_flag(_parse_bool, "boolean (true or false)", flag_bool)  # --flag true|false
+
+
+def _optional_bool(value: Any) -> bool | None:
+    return None if value is None else flag_bool(value)
+
+
+KINDS: Field[tuple[str, ...]] = Field(
+    "kinds", f"keep only indicators of this kind (repeatable): {', '.join(k.value for k in Kind)}",
+    kind_list, (), repeat=True, metavar="KIND", flag_name="--kind",
+)  # fmt: skip
+_confidence = int_between(0, 100)
+MIN_CONFIDENCE: Field[int | None] = Field(
+    "min_confidence", "keep only indicators of at least this confidence, 0 to 100 (one without any is "
+    "filtered)", _confidence, None, flag_type=int_flag(_confidence), metavar="N",
+)  # fmt: skip
+LABELS_ANY: Field[tuple[str, ...]] = Field(
+    "labels_any", "keep only indicators with one of these labels, e.g. tlp:white (repeatable)", text_list,
+    (), repeat=True, metavar="LABEL", flag_name="--label-any",
+)  # fmt: skip
+LABELS_NONE: Field[tuple[str, ...]] = Field(
+    "labels_none", "filter out indicators with any of these labels (repeatable)", text_list, (),
+    repeat=True, metavar="LABEL", flag_name="--label-none",
+)  # fmt: skip
+ALLOWLIST: Field[str | None] = Field(
+    "allowlist", "a file of values, CIDR ranges and domains (with their subdomains) never imported",
+    text, None, metavar="FILE",
+)  # fmt: skip
+WARNINGLISTS: Field[bool | None] = Field(
+    "warninglists", "filter values on the MISP warning lists, true or false (default: true on mde only)",
+    _optional_bool, None, flag_type=bool_flag, metavar="BOOL",
+)  # fmt: skip
+WARNINGLISTS_EXCLUDE: Field[tuple[str, ...]] = Field(
+    "warninglists_exclude", "a MISP warning list not to filter on, by its name (repeatable)", text_list,
+    (), repeat=True, metavar="NAME", flag_name="--warninglist-exclude",
+)  # fmt: skip
+ALLOW_PRIVATE: Field[bool] = Field(
+    "allow_private", "keep private and reserved addresses (RFC 1918, loopback, documentation...): "
+    "rarely right", flag_bool, False, flag_type=bool_flag, metavar="BOOL",
+)  # fmt: skip
+POLICY_ROWS: tuple[Field[Any], ...] = (
+    KINDS, MIN_CONFIDENCE, LABELS_ANY, LABELS_NONE, ALLOWLIST, WARNINGLISTS, WARNINGLISTS_EXCLUDE,
+    ALLOW_PRIVATE,
+)  # fmt: skip
+
 COMMON: tuple[Field[Any], ...] = (
     FORMAT, COLUMNS, MIRROR, NAME, TITLE, DESCRIPTION, SEVERITY, RECOMMENDED_ACTION, DETECTION_FUNCTION,
     EXPIRE_DAYS, EXPIRE_REFRESH, DOWNLOAD_CONNECT_TIMEOUT, DOWNLOAD_READ_TIMEOUT, DOWNLOAD_TIMEOUT,
-    MAX_DOWNLOAD_BYTES, MAX_LINE_BYTES, HEADERS, USERNAME, PASSWORD_ENV, FULL, PAGE_SIZE,
+    MAX_DOWNLOAD_BYTES, MAX_LINE_BYTES, HEADERS, USERNAME, PASSWORD_ENV, FULL, PAGE_SIZE, *POLICY_ROWS,
 )  # fmt: skip
 
 

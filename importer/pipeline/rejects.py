@@ -1,10 +1,12 @@
 """The dead-letter file (``--rejects``): one JSON line per record not imported (read back: ``sources.retry``).
 
 Every line has ``feed`` (the alert definition's name), ``origin``, ``raw``, ``reason``,
-``bucket`` (``rejected`` or ``failed``) and ``retryable``. Lines for indicators also carry
+``bucket`` (``rejected``, ``failed`` or ``filtered``) and ``retryable``. Lines for indicators also carry
 ``kind`` and ``value`` (and the indicator's optional fields). A ``failed`` line — the target did
 not take it after every retry, or a quota was full — is retryable and carries its alert
-definition, so ``ti-import run --retry-from FILE`` can send exactly those again on its own.
+definition, so ``ti-import run --retry-from FILE`` can send exactly those again on its own. A
+``filtered`` line — the feed's policy kept it out (``importer.policy``) — is never retryable: the
+same policy would keep it out again.
 """
 
 from __future__ import annotations
@@ -68,6 +70,12 @@ class RejectsWriter:
         if failed:
             line["definition"] = definition_to_json(definition)
         self._write(line)
+
+    def filtered(self, feed: str, indicator: Indicator, reason: str) -> None:
+        """A line for an indicator the feed's policy kept out (not retryable)."""
+        line = {"feed": feed, "origin": indicator.origin, "raw": indicator.value, "reason": reason}
+        line |= {"bucket": "filtered", "retryable": False}
+        self._write(line | {k: v for k, v in indicator.to_json().items() if k != "origin"})
 
     def _write(self, line: dict[str, Any]) -> None:
         if self._out is None:

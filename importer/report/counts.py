@@ -40,6 +40,7 @@ BUCKETS = (
     "duplicate_in_feed",
     "expired",
     "skipped",
+    "filtered",
     "rejected",
     "failed",
     "not_attempted",
@@ -68,10 +69,14 @@ class FeedReport:
     duplicate_in_feed: int = 0
     expired: int = 0
     skipped: int = 0
+    # Kept out by the feed's policy (``importer.policy``: its filters, allowlist, the warning
+    # lists, private addresses): in the rejects file with the rule's reason, never retried.
+    filtered: int = 0
     rejected: int = 0
     failed: int = 0
     not_attempted: int = 0  # read, but the run stopped before a request carried it (a rerun sends it)
-    reject_reasons: dict[str, int] = field(default_factory=dict)  # reason -> count (rejected+failed)
+    # reason -> count (filtered, rejected and failed ones)
+    reject_reasons: dict[str, int] = field(default_factory=dict)
     # Mirror mode (not buckets: these are indicators of earlier runs, not records read now).
     mirror: bool = False
     stale: int = 0  # held under the definition, no longer in the feed
@@ -143,6 +148,8 @@ class RunReport:
     unsettled: int = 0  # batches cancelled in flight after the grace period (outcome unknown)
     signalled: bool = False  # the stop came from SIGINT/SIGTERM (exit 130)
     headroom: Headroom | None = None  # a capped target's room before the run
+    # The cap's choice when the run's new indicators did not fit (``pipeline.cap.CapChoice.as_dict``).
+    cap_choice: dict[str, Any] | None = None
     journal: dict[str, Any] | None = None  # the state journal used: path, resumed, reconciled definitions
     tenant: str | None = None  # the tenant key: API URL and client id (never a secret)
     started_at: float | None = None  # wall-clock seconds since the epoch
@@ -201,6 +208,7 @@ class RunReport:
             "feeds": [feed.as_dict() for feed in self.feeds],
             **({"stopped_by_signal": True} if self.signalled else {}),
             **({"headroom": self.headroom_dict()} if self.headroom is not None else {}),
+            **({"cap_choice": self.cap_choice} if self.cap_choice is not None else {}),
             **({"journal": self.journal} if self.journal is not None else {}),
         }
 

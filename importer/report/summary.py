@@ -2,9 +2,9 @@
 to mirror mode, the reasons records were not imported, and one sentence per problem for stderr.
 The counts and the exit code are ``counts``' job.
 
-The table's columns are the report's buckets. Those most runs never fill (``updated``, ``not
-sent``) appear only when some feed has one, so the everyday table stays narrow; the others are
-always there, so a script reading it finds them in the same place.
+The table's columns are the report's buckets. Those most runs never fill (``updated``,
+``filtered``, ``not sent``) appear only when some feed has one, so the everyday table stays
+narrow; the others are always there, so a script reading it finds them in the same place.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ def _columns(dry_run: bool) -> tuple[_Column, ...]:
         _Column("dup", lambda b: b["duplicate_in_feed"]),
         _Column("expired", lambda b: b["expired"]),
         _Column("skipped", lambda b: b["skipped"]),
+        # Kept out by the feed's policy (filters, warning lists, private addresses): shown when any was.
+        _Column("filtered", lambda b: b["filtered"], always=False),
         _Column("rejected", lambda b: b["rejected"]),
         _Column("failed", lambda b: b["failed"]),
         # Read, but the run stopped before a request carried it: not a failure, a rerun sends it.
@@ -132,7 +134,7 @@ def mirror_lines(report: RunReport) -> list[str]:
 
 
 def _top_reasons(report: RunReport, shown: int = 5) -> list[str]:
-    """The commonest reasons records were rejected or failed, so the table's numbers say why."""
+    """The commonest reasons records were filtered, rejected or failed, so the table's numbers say why."""
     reasons: dict[str, int] = {}
     for feed in report.feeds:
         for reason, count in feed.reject_reasons.items():

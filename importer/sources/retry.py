@@ -54,13 +54,19 @@ def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise ConfigError(f"{path} is not a rejects file: it is not UTF-8 text") from None
 
 
+def _retryable(line: dict[str, Any]) -> bool:
+    """A ``failed`` line; never a ``filtered`` one, whatever else it says: the feed's policy kept
+    that out, and would again."""
+    return bool(line.get("retryable")) and line.get("bucket") != "filtered"
+
+
 def read_retry_groups(path: Path, rows: Iterable[Field[Any]]) -> list[RetryGroup]:
     """The definitions with retryable lines in ``path``, in first-seen order (one pass, small memory),
     read with ``rows`` (the run's per-feed options)."""
     rows = tuple(rows)
     groups: dict[str, RetryGroup] = {}
     for number, line in _lines(path):
-        if not line.get("retryable"):
+        if not _retryable(line):
             continue
         try:
             spec = definition_from_json(line["definition"], rows)
@@ -77,7 +83,7 @@ def retry_indicators(path: Path, definition_name: str) -> Iterator[Indicator | R
     """The retryable indicators of one definition, rebuilt from their lines."""
     for number, line in _lines(path):
         definition = line.get("definition")
-        if not line.get("retryable") or not isinstance(definition, dict):
+        if not _retryable(line) or not isinstance(definition, dict):
             continue
         if definition.get("name") != definition_name:
             continue
