@@ -23,6 +23,7 @@ from typing import Any
 from importer.errors import AuthError, ConfigError
 from importer.fields import COMMON, FORMAT, FULL, MIRROR, TAXII
 from importer.model import Field
+from importer.pipeline.cap import CapChoice, CappedTarget, choose
 from importer.pipeline.engine import PipelineOptions, run_pipeline
 from importer.pipeline.job import FeedJob
 from importer.pipeline.progress import make_progress
@@ -281,11 +282,18 @@ class _Run:
                 headroom = (
                     await target.headroom() if settings.dry_run and isinstance(target, HasHeadroom) else None
                 )
-                report = await run_pipeline(
-                    target, jobs, options=options, stats=self.stats, present=self.store, progress=progress,
-                    rejects=rejects, stop=self.stop,
-                )  # fmt: skip
+                choice = await self.cap_choice(target, jobs)
+                try:
+                    capped = target if choice is None else CappedTarget(target, choice)
+                    report = await run_pipeline(
+                        capped, jobs, options=options, stats=self.stats, present=self.store,
+                        progress=progress, rejects=rejects, stop=self.stop,
+                    )  # fmt: skip
+                finally:
+                    if choice is not None:
+                        choice.close()
                 report.headroom = headroom
+                report.cap_choice = None if choice is None else choice.as_dict()
                 await self.settle(target, report)
         except AuthError as exc:  # before any feed started (e.g. the first token request)
             report = RunReport(target=settings.target, mode=tuning.mode, transport=self.stats)
@@ -302,6 +310,16 @@ class _Run:
                 elif report.error is None:
                     report.error, report.error_exit = str(exc), EXIT_CONFIG
         return report
+
+    async def cap_choice(self, target: Target, jobs: list[FeedJob]) -> CapChoice | None:
+        """A capped target's choice of the new indicators that fit (``pipeline.cap``), among the
+        feeds that can be read twice (not stdin, not a TAXII pull); None when all fit."""
+        pulled = {id(pull.job) for pull in self.pulls}
+        choice = await choose(target, [job for job in jobs if job.source != "-" and id(job) not in pulled])
+        if choice is not None:
+            _log.warning("%s (cap %d, %d held, %d new); failed per feed: %s", choice.reason, choice.cap,
+                         choice.held, choice.new, choice.dropped_by_feed)  # fmt: skip
+        return choice
 
     async def settle(self, target: Target, report: RunReport) -> None:
         """Mirror mode, then the journal's account of the run (when there is a journal)."""

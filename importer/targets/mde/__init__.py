@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from importer.targets.base import TargetPackage
 from importer.targets.mde.fields import FIELDS
-from importer.targets.mde.rules import BATCH_LIMIT, DEFAULT_API_URL, DEFAULT_AUDIENCE, check_definition
+from importer.targets.mde.rules import (
+    BATCH_LIMIT,
+    DEFAULT_API_URL,
+    DEFAULT_AUDIENCE,
+    OPTIONS,
+    check_definition,
+)
 from importer.targets.mde.target import open_mde_target
 
 __all__ = ["TARGET"]
@@ -24,4 +30,5 @@ TARGET = TargetPackage(
     unique_values=True,
     check_definition=check_definition,
     open=open_mde_target,
+    options=OPTIONS,
 )

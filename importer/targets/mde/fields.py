@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from importer.fields import flag_bool, text, text_list
+from importer.fields import flag_bool, int_flag, text, text_list, typed
 from importer.model import Field
 
-__all__ = ["ACTION", "APPLICATION", "FIELDS", "GENERATE_ALERT", "RBAC_GROUPS"]
+__all__ = ["ACTION", "APPLICATION", "FIELDS", "GENERATE_ALERT", "PRIORITY", "RBAC_GROUPS"]
 
 ACTION: Field[str] = Field(
     "action",
@@ -34,4 +34,12 @@ APPLICATION: Field[str | None] = Field(
     text, None, target="mde",
 )  # fmt: skip
 
-FIELDS: tuple[Field[Any], ...] = (ACTION, GENERATE_ALERT, RBAC_GROUPS, APPLICATION)
+# Not sent: when the run's new indicators and what the tenant holds exceed the cap, the feeds of
+# higher priority keep theirs first (``importer.pipeline.cap``, which reads it by its key).
+PRIORITY: Field[int] = Field(
+    "priority", "mde: past the tenant cap, the indicators of feeds of higher priority are kept first "
+    "(then higher confidence, then the most recently first seen; default 0)",
+    typed(int), 0, target="mde", flag_type=int_flag(typed(int)), metavar="N",
+)  # fmt: skip
+
+FIELDS: tuple[Field[Any], ...] = (ACTION, GENERATE_ALERT, RBAC_GROUPS, APPLICATION, PRIORITY)

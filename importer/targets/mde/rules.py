@@ -14,6 +14,7 @@ from feeds.model import Detection, Kind
 from importer.errors import ConfigError
 from importer.fields import DESCRIPTION, DETECTION_FUNCTION, SEVERITY, TITLE
 from importer.model import DefinitionSpec
+from importer.targets.base import TargetOption
 from importer.targets.mde.fields import ACTION, GENERATE_ALERT
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "DEFAULT_AUDIENCE",
     "MAX_TOP",
     "MDE_TYPES",
+    "OPTIONS",
     "SEVERITIES",
     "TENANT_CAP",
     "MdePace",
@@ -36,6 +38,26 @@ BATCH_LIMIT = 500  # indicators per import call, ids per BatchDelete call
 MAX_TOP = 10000  # the largest $top the list call takes
 TENANT_CAP = 15000  # active indicators per tenant
 CAP_CODE = "IndicatorLimitExceeded"  # the error code of an indicator refused because the cap is full
+
+
+def _cap(value: str) -> str:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"must be a whole number, got {value!r}") from None
+    if not 1 <= number <= TENANT_CAP:
+        raise ValueError(f"must be between 1 and {TENANT_CAP:,}, got {number}")
+    return str(number)
+
+
+# The cap the run plans for (``HasHeadroom``, the cap's choice): the API's, or less to leave room
+# for indicators added by hand in the portal.
+OPTIONS: tuple[TargetOption, ...] = (
+    TargetOption(
+        "cap", f"the most indicators a run lets the tenant hold (default and most: {TENANT_CAP:,})",
+        flag="--mde-cap", default=str(TENANT_CAP), check=_cap,
+    ),
+)  # fmt: skip
 MDE_TYPES: Mapping[Kind, str] = {
     Kind.MD5: "FileMd5",
     Kind.SHA1: "FileSha1",

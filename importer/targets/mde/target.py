@@ -336,7 +336,7 @@ async def open_mde_target(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
     pace: MdePace | None = None,
-    cap: int = TENANT_CAP,
+    cap: int | None = None,
     page_size: int = MAX_TOP,
 ) -> AsyncIterator[MdeTarget]:
     """The mde target on one session; ``pace`` defaults to the documented limits, its windows
@@ -347,4 +347,5 @@ async def open_mde_target(
         settings, stats, default_audience=DEFAULT_AUDIENCE, in_flight=in_flight, sleep=sleep, clock=clock
     ) as http:
         client = MdeClient(http, settings.api_url, pace=pace, page_size=page_size, sleep=sleep, clock=clock)
+        cap = cap if cap is not None else int(settings.option("cap") or TENANT_CAP)  # the --mde-cap option
         yield MdeTarget(client, http.retrier, stats, bulk=bulk, cap=cap)
