@@ -151,3 +151,27 @@ def test_forget_keys_drops_only_the_definitions_rows(state: Path) -> None:
         journal.forget("B", [])
         assert journal.present("A", keys(0, 4)) == {(Kind.MD5, md5(0)), (Kind.MD5, md5(3))}
         assert journal.present("B", keys(0, 4)) == set(keys(0, 4))
+
+
+@pytest.mark.parametrize("merge_every", [1, 100])  # found in the table, or still in the log
+def test_rows_written_as_one_json_text_come_back_exactly(state: Path, merge_every: int) -> None:
+    """A batch goes to the log as one JSON array (``write_log``): text of any kind, 64-bit digests
+    at both ends of their range and absent stamps come back as they went in."""
+    texts = ['quote " and back\\slash', "naïve-ünïcode.example", "tab\there", "\u2603.example", "x" * 2000]
+    extremes = [Stamp(2**63 - 1, 2**40), Stamp(-(2**63), None), None, Stamp(0, -1), Stamp(7, None)]
+    rows = [
+        (Kind.DOMAIN, text, f"id {n}", stamp)
+        for n, (text, stamp) in enumerate(zip(texts, extremes, strict=True))
+    ]
+    with Journal.open(state, target="ti", tenant="t", merge_every=merge_every) as journal:
+        run = journal.begin_run()
+        journal.record([("A", rows)], run)
+        held = journal.held("A", [(Kind.DOMAIN, text) for text in texts])
+        assert {key: (h.remote_id, h.stamp) for key, h in held.items()} == {
+            (kind, value): (remote_id, stamp) for kind, value, remote_id, stamp in rows
+        }
+        journal.mark_shared("B", [(Kind.DOMAIN, texts[0], "id 0")], run)  # owned = false, as JSON
+    with Journal.open(state, target="ti", tenant="t") as journal:  # and after a merge, on disk
+        again = journal.held("A", [(Kind.DOMAIN, text) for text in texts])
+        assert {key: h.stamp for key, h in again.items()} == {(k, v): s for k, v, _, s in rows}
+        assert journal.held("B", [(Kind.DOMAIN, texts[0])])[Kind.DOMAIN, texts[0]].elsewhere  # not owned
