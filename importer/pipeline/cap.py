@@ -1,11 +1,11 @@
 """The cap's choice: when a capped tenant (``mde``) cannot take every new indicator of the run, which ones.
 
 Before the pipeline starts, ``choose`` counts what the tenant holds (``HasHeadroom``) and reads the
-run's feeds once (as the producer would: indicators the target supports; the feed's policy is the
-producer's, so a filtered one here is at worst ranked, never sent). When what the tenant holds
-plus every candidate fits the cap, nothing more is done. Otherwise each feed's definition is
-listed (resolved as a dry run: nothing is created) to tell the new indicators from those the
-tenant holds already — an update needs no room — and the new ones are ranked, deterministically:
+run's feeds once (as the producer would: what the feed's policy keeps and the target supports).
+When what the tenant holds plus every candidate fits the cap, nothing more is done. Otherwise
+each feed's definition is listed (resolved as a dry run: nothing is created) to tell the new
+indicators from those the tenant holds already (an update needs no room), and the new ones are
+ranked, deterministically:
 
     the feed's ``priority`` (higher first), then the indicator's confidence (higher first, none
     last), then its first-seen date (most recent first, none last), then kind and value.
@@ -33,6 +33,7 @@ from feeds.model import FeedError, Indicator, Kind, Record
 from importer.errors import ApiError, ConfigError
 from importer.model import BatchResult, DefinitionSpec, Headroom, RemoteIndicator, ResolvedDefinition, Stamp
 from importer.pipeline.job import FeedJob
+from importer.policy import Policy
 from importer.targets.base import HasHeadroom, HeldItem, Target, never
 
 __all__ = ["CapChoice", "CappedTarget", "choose"]
@@ -152,12 +153,13 @@ async def _choose(target: Target, jobs: Sequence[FeedJob], headroom: Headroom) -
 
 async def _stage_feed(db: sqlite3.Connection, target: Target, n: int, job: FeedJob) -> None:
     rank = priority(job.definition)
+    judge = (await asyncio.to_thread(Policy.of, job.definition, target.name)).judge  # as the producer does
     async with job.open() as records:
         while chunk := await asyncio.to_thread(_take, records):
             rows = [
                 (r.kind.value, r.value, n, rank, r.confidence, _epoch(r))
                 for r in chunk
-                if isinstance(r, Indicator) and target.unsupported(r) is None
+                if isinstance(r, Indicator) and judge(r) is None and target.unsupported(r) is None
             ]
             await asyncio.to_thread(_write, db, _ADD_WANTED, rows)
 

@@ -2,8 +2,8 @@
 
 The order matters. The target's listing is read to its end before anything is judged: a listing
 that breaks off (an API error, a lost connection, the auth failing) is an error for the feed,
-never a long list of "absent". The feed is read as ``run`` reads it (the same job, the target's
-``unsupported``, the target's ``stamp``); on a target with one indicator per value in the tenant
+never a long list of "absent". The feed is read as ``run`` reads it (the same job, the feed's policy, the
+target's ``unsupported`` and ``stamp``); on a target with one indicator per value in the tenant
 (``mde``) a value another feed's definition owns is that feed's to verify, so it is left out of
 this feed's journal and feed views, as the run leaves it unsent.
 
@@ -24,6 +24,7 @@ from importer.errors import ApiError, AuthError, ConfigError
 from importer.model import Held, RemoteIndicator, ResolvedDefinition
 from importer.pipeline.freshness import Freshness
 from importer.pipeline.job import FeedJob
+from importer.policy import Policy
 from importer.state.journal import Acked, Journal
 from importer.targets.base import Target
 from importer.verify.compare import Comparison, Wanted, classify
@@ -103,12 +104,14 @@ async def _read_feed(
 ) -> None:
     """Stage what today's feed would send, read a chunk at a time in a thread (as the run does)."""
     unique = journal is not None and journal.unique_values and bool(journal_id)
+    # The feed's policy, as the run applies it: a filtered indicator is never sent, so never missing.
+    judge = (await asyncio.to_thread(Policy.of, job.definition, target.name)).judge
     async with job.open() as records:
         while chunk := await asyncio.to_thread(_take, records):
             wanted = [
                 (r.kind, r.value, Wanted(target.stamp(definition, r), r.expires is not None))
                 for r in chunk
-                if isinstance(r, Indicator) and target.unsupported(r) is None
+                if isinstance(r, Indicator) and judge(r) is None and target.unsupported(r) is None
             ]
             if unique and wanted:
                 assert journal is not None

@@ -127,3 +127,17 @@ async def test_a_feed_never_imported_is_all_missing_and_nothing_is_created(
     assert out.splitlines()[0].split() == ["feed", *CLASSES]
     assert out.splitlines()[1].split() == ["New", "feed", "0", "0", "0", "0", "7"]
     assert "drift in 1 of 1 feeds" in out
+
+
+async def test_what_the_feeds_policy_filters_is_never_missing(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A private address is filtered by the run (never sent): verify reads the feed the same way."""
+    use_emulator(monkeypatch, emulator)
+    feed = tmp_path / "feed.txt"
+    feed.write_text("".join(f"{sha256(n)}\n" for n in range(5)) + "10.1.2.3\n")
+    report = tmp_path / "verify.json"
+    args = [str(feed), "--name", "Feed A", "--state", str(tmp_path / "state.sqlite")]
+    assert await command("run", *args) == 0
+    assert await command("verify", *args, "--report", str(report)) == 0
+    assert counts(report) == {"landed": 5, "absent": 0, "stale": 0, "foreign": 0, "missing": 0}
