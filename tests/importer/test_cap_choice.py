@@ -90,3 +90,27 @@ async def test_nothing_is_chosen_while_everything_fits(tmp_path: Path, fake_time
             run, OutputOptions(progress=False), sleep=fake_time.sleep, clock=fake_time.clock
         )
     assert report.cap_choice is None and report.exit_code() == 0
+
+
+async def test_within_one_priority_higher_confidence_then_the_most_recent_first_seen_win(
+    tmp_path: Path, fake_time: FakeTime
+) -> None:
+    feed = tmp_path / "scored.csv"
+    rows = [  # n, confidence, first seen
+        (0, 90, "2026-01-01"), (1, 90, "2026-03-01"), (2, 50, "2026-05-01"), (3, None, "2026-06-01"),
+        (4, 70, None), (5, 70, "2026-02-01"), (6, 10, "2026-07-01"),
+    ]  # fmt: skip
+    feed.write_text(
+        "sha256,confidence,first_seen\n"
+        + "".join(f"{sha256(n)},{'' if c is None else c},{seen or ''}\n" for n, c, seen in rows)
+    )
+    async with running_emulator(EmulatorConfig(clock=fake_time.wall, mde_tenant_cap=4)) as emu:
+        run = settings(connection_settings(emu, api="mde"), (feed, "Scored", 0))
+        run = replace(run, connection=replace(run.connection, target_options=(("cap", "4"),)))
+        report = await run_import(
+            run, OutputOptions(progress=False), sleep=fake_time.sleep, clock=fake_time.clock
+        )
+        held = {i["indicatorValue"] for i in await mde_held(emu)}
+    assert report.feeds[0].imported == 4 and report.feeds[0].failed == 3
+    # 90 (March before January), then 70 (February before no date); 50, 10 and no confidence fail.
+    assert held == {sha256(n) for n in (1, 0, 5, 4)}
