@@ -37,6 +37,9 @@ from importer.verify.report import FeedVerdict, VerifyReport, write_json
 __all__ = ["verify_import"]
 
 _log = logging.getLogger(__name__)
+# Targets that read their definitions back only when told where (else their listing is empty,
+# which verify would take for "everything absent"): the target options that must be set.
+_READ_BACK: dict[str, tuple[str, ...]] = {"sentinel": ("subscription_id", "resource_group", "workspace_name")}
 
 
 async def verify_import(
@@ -60,6 +63,7 @@ async def verify_import(
     try:
         if repair and settings.dry_run:
             raise ConfigError("--repair writes to the target and the journal: drop --dry-run")
+        _check_read_back(settings)
         await _verify_locked(settings, state, report, repair=repair, sleep=sleep, clock=clock)
         drifted = {f.name for f in report.drifted()}
         if repair and drifted and report.auth_error is None:
@@ -130,3 +134,11 @@ def _job(feed: FeedSettings, network: NetworkSettings, sleep: Callable[[float], 
     if feed[FORMAT] == TAXII:
         return taxii_pull(feed.source, feed.definition, feed.options, network, sleep=sleep).job
     return job_for(feed.source, feed.definition, feed.options, network)
+
+
+def _check_read_back(settings: RunSettings) -> None:
+    needed = _READ_BACK.get(settings.target, ())
+    if any(settings.connection.option(key) is None for key in needed):
+        raise ConfigError(
+            f"verify reads the {settings.target} target back, which needs {', '.join(needed)} in [target]"
+        )
