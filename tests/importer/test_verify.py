@@ -141,3 +141,13 @@ async def test_what_the_feeds_policy_filters_is_never_missing(
     assert await command("run", *args) == 0
     assert await command("verify", *args, "--report", str(report)) == 0
     assert counts(report) == {"landed": 5, "absent": 0, "stale": 0, "foreign": 0, "missing": 0}
+
+
+async def test_a_wrong_secret_is_exit_3_and_the_report_says_so(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    use_emulator(monkeypatch, emulator, secret="not-the-secret")
+    feed, report = write_feed(tmp_path / "feed.txt", range(3)), tmp_path / "verify.json"
+    assert await command("verify", str(feed), "--name", "Feed A", "--report", str(report)) == 3
+    written = json.loads(report.read_text())
+    assert written["exit_code"] == 3 and written["error"] and "not-the-secret" not in report.read_text()
