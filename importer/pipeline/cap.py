@@ -14,6 +14,11 @@ The first ``cap - held`` are kept; the rest are sent nowhere: ``CappedTarget`` a
 **failed** with the reason "cap: lower priority than N kept" (in the rejects file; a later run,
 with room, sends them). A dry run reports the choice (``CapChoice.as_dict``) and sends nothing.
 
+A value the tenant holds under another title (another tool, a feed not in this run) counts as
+new: its upsert would need no room, so the choice errs on the side of keeping fewer. The cost,
+on every run of a capped target: one listing of the tenant (two calls for 15,000) and a second
+read of each feed (a URL is downloaded again); the definitions are listed only past the cap.
+
 A feed that cannot be read twice (stdin) or that pulls (TAXII: the pull keeps its cursor) is
 left out of the choice: its indicators are sent as read, and the API refuses what does not fit.
 Everything is staged in a private temporary SQLite file, so memory does not grow with the feeds.
