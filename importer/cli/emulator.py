@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from importer.emulator import DEMO_CLIENT, DEMO_WORKSPACE, EmulatorConfig, Faults
 from importer.fields import positive_int_flag
 from importer.transport.urls import is_loopback
+
+if TYPE_CHECKING:
+    from importer.emulator import Emulator
 
 __all__ = ["add_parser", "build_config", "run"]
 
@@ -138,27 +142,38 @@ def build_config(args: argparse.Namespace) -> EmulatorConfig:
 
 async def _serve(config: EmulatorConfig, host: str, port: int) -> None:
     from importer.emulator import running_emulator  # noqa: PLC0415 -- aiohttp.web only when serving
+    from importer.emulator.cert import demo_certificate_file  # noqa: PLC0415 -- cryptography likewise
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with running_emulator(config, host=host, port=port) as emu:
-        print(f"ti-import emulator listening on {emu.base_url}", flush=True)
-        print(f"  token endpoint (v1): {emu.auth_url(1)}")
-        print(f"  token endpoint (v2): {emu.auth_url(2)}")
-        print(f"  TI API:              {emu.ti_url}")
-        print(f"  MDE API:             {emu.mde_url}")
-        print(f"  Sentinel API + ARM:  {emu.sentinel_url}")
-        print(f"  inspection:          {emu.base_url}/_emulator/state  (POST {emu.base_url}/_emulator/reset)")
-        print(f"  demo client id:      {DEMO_CLIENT.client_id}")
-        print(f"  demo client secret:  {DEMO_CLIENT.client_secret}  (demo only, not a real secret)")
-        print(f"  demo tenant:         {DEMO_CLIENT.tenant}")
-        print(f"  demo workspace id:   {DEMO_WORKSPACE.workspace_id}")
-        print(f"  demo subscription:   {DEMO_WORKSPACE.subscription_id}")
-        print(f"  demo resource group: {DEMO_WORKSPACE.resource_group}")
-        print(f"  demo workspace name: {DEMO_WORKSPACE.name}", flush=True)
-        await stop.wait()
+    # The certificate demo app: a new self-signed certificate each start, its PEM file removed at the end.
+    with demo_certificate_file(DEMO_CLIENT.tenant) as (cert_app, pem_path):
+        config = dataclasses.replace(config, clients=(*config.clients, cert_app))
+        async with running_emulator(config, host=host, port=port) as emu:
+            _banner(emu, cert_app.client_id, str(pem_path))
+            await stop.wait()
+
+
+def _banner(emu: Emulator, cert_client_id: str, pem_path: str) -> None:
+    """What the emulator serves and the demo credentials, first line 'ti-import emulator listening on URL'."""
+    print(f"ti-import emulator listening on {emu.base_url}", flush=True)
+    print(f"  token endpoint (v1): {emu.auth_url(1)}")
+    print(f"  token endpoint (v2): {emu.auth_url(2)}")
+    print(f"  TI API:              {emu.ti_url}")
+    print(f"  MDE API:             {emu.mde_url}")
+    print(f"  Sentinel API + ARM:  {emu.sentinel_url}")
+    print(f"  inspection:          {emu.base_url}/_emulator/state  (POST {emu.base_url}/_emulator/reset)")
+    print(f"  demo client id:      {DEMO_CLIENT.client_id}")
+    print(f"  demo client secret:  {DEMO_CLIENT.client_secret}  (demo only, not a real secret)")
+    print(f"  demo cert client id: {cert_client_id}")
+    print(f"  demo cert PEM file:  {pem_path}  (TI_CLIENT_CERT; removed when the emulator stops)")
+    print(f"  demo tenant:         {DEMO_CLIENT.tenant}")
+    print(f"  demo workspace id:   {DEMO_WORKSPACE.workspace_id}")
+    print(f"  demo subscription:   {DEMO_WORKSPACE.subscription_id}")
+    print(f"  demo resource group: {DEMO_WORKSPACE.resource_group}")
+    print(f"  demo workspace name: {DEMO_WORKSPACE.name}", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,23 +6,40 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["DEMO_CLIENT", "DEMO_WORKSPACE", "ClientApp", "EmulatorConfig", "Faults", "SentinelWorkspace"]
+__all__ = [
+    "DEMO_CERT_CLIENT_ID",
+    "DEMO_CLIENT",
+    "DEMO_WORKSPACE",
+    "ClientApp",
+    "EmulatorConfig",
+    "Faults",
+    "SentinelWorkspace",
+]
 
 
 @dataclass(frozen=True)
 class ClientApp:
-    """One registered application: client-credentials grant, bound to one tenant."""
+    """One registered application: client-credentials grant, bound to one tenant.
+
+    It authenticates with its secret or, when one is registered, with client assertions signed by
+    its certificate (``certificate``: the DER bytes). An empty secret is no secret: such an app
+    (a certificate-only one) is never let in by a secret.
+    """
 
     client_id: str
     client_secret: str = field(repr=False)
     tenant: str
     secret_expired: bool = False  # the token endpoint answers AADSTS7000222
+    certificate: bytes | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:  # the secret never reaches a log or a test failure
         return f"ClientApp(client_id={self.client_id!r}, tenant={self.tenant!r})"
 
 
 DEMO_CLIENT = ClientApp("ti-importer-demo", "demo-secret-not-for-production", "contoso-demo")
+# The demo app that authenticates with a certificate: generated when ``ti-import emulator`` starts
+# (``emulator.cert``), so it exists only in a running emulator, never in a default configuration.
+DEMO_CERT_CLIENT_ID = "ti-importer-demo-cert"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,9 @@
-"""The Azure AD client-credentials token endpoint, v1 (``resource``) and v2 (``scope``)."""
+"""The Azure AD client-credentials token endpoint, v1 (``resource``) and v2 (``scope``).
+
+A client authenticates with its secret (in the form or by HTTP Basic) or with a client assertion
+its registered certificate signed (``emulator.assertions``); the app's credential decides which
+one can succeed.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from urllib.parse import unquote_plus
 
 from aiohttp import web
 
+from importer.emulator.assertions import ASSERTION_TYPE, check_assertion
 from importer.emulator.config import ClientApp
 from importer.emulator.replies import json_response
 from importer.emulator.tokens import Grant, TokenStore, audiences_for
@@ -71,9 +77,17 @@ def issue_token(form: Mapping[str, str], *, tenant: str, version: int, clients: 
     credentials = _credentials(form, authorization)
     if isinstance(credentials, web.Response):
         return credentials
-    client = _authenticate(credentials, tenant, clients)
+    client = _client(credentials.client_id, tenant, clients)
     if isinstance(client, web.Response):
         return client
+    if credentials.assertion is not None:
+        path = f"/{tenant}/oauth2/v2.0/token" if version == 2 else f"/{tenant}/oauth2/token"
+        token_urls = tuple(base + path for base in own_urls)
+        refused = _check_assertion(credentials.assertion, client, token_urls, tokens)
+    else:
+        refused = _check_secret(credentials, client)
+    if refused is not None:
+        return refused
     resource = _requested_resource(form, version)
     if isinstance(resource, web.Response):
         return resource
@@ -98,17 +112,21 @@ def _check_grant(form: Mapping[str, str], tenant: str, clients: tuple[ClientApp,
 
 
 class _Credentials(NamedTuple):
-    """Who the request says it is, and whether it said so with HTTP Basic (else in the form)."""
+    """Who the request says it is, and whether it said so with HTTP Basic (else in the form), with a
+    secret or with a signed client assertion."""
 
     client_id: str | None
     secret: str | None
     basic: bool
+    assertion: str | None = None
 
 
 def _credentials(form: Mapping[str, str], authorization: str | None) -> _Credentials | web.Response:
     """The client's id and secret from HTTP Basic if the request uses it, else from the form."""
     scheme, _, encoded = (authorization or "").partition(" ")
     if scheme.lower() != "basic":
+        if "client_assertion" in form or "client_assertion_type" in form:
+            return _assertion_credentials(form)
         return _Credentials(form.get("client_id"), form.get("client_secret"), False)
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode()
@@ -132,14 +150,23 @@ def _credentials(form: Mapping[str, str], authorization: str | None) -> _Credent
     return _Credentials(client_id, secret, True)
 
 
-def _authenticate(credentials: _Credentials, tenant: str,
-                  clients: tuple[ClientApp, ...]) -> ClientApp | web.Response:
-    """The tenant's app the request names, if its secret is right and current; else the refusal.
+def _assertion_credentials(form: Mapping[str, str]) -> _Credentials | web.Response:
+    """The client's id and its signed assertion (checked later, once the app is known)."""
+    if "client_secret" in form:
+        return aad_error(400, "invalid_request", _MALFORMED,
+                         "Invalid request. The client sent a client_secret and a client_assertion: use "
+                         "one method only.")
+    if form.get("client_assertion_type") != ASSERTION_TYPE:
+        return aad_error(400, "invalid_request", _MALFORMED,
+                         f"Invalid request. The client_assertion_type must be '{ASSERTION_TYPE}'.")
+    assertion = form.get("client_assertion")
+    if not assertion:
+        return _missing("client_assertion")
+    return _Credentials(form.get("client_id"), None, False, assertion)
 
-    A failed client authentication is 401 ``invalid_client`` (RFC 6749 section 5.2), with the
-    ``WWW-Authenticate`` challenge the RFC asks for when the client used the Authorization header.
-    """
-    client_id = credentials.client_id
+
+def _client(client_id: str | None, tenant: str, clients: tuple[ClientApp, ...]) -> ClientApp | web.Response:
+    """The tenant's app the request names, or the refusal."""
     if not client_id:
         return _missing("client_id")
     client = next((c for c in clients if c.client_id == client_id and c.tenant == tenant), None)
@@ -147,19 +174,41 @@ def _authenticate(credentials: _Credentials, tenant: str,
         return aad_error(400, "unauthorized_client", 700016,
                          f"Application with identifier '{client_id}' was not found in the directory "
                          f"'{tenant}'.")
+    return client
+
+
+def _check_assertion(assertion: str, client: ClientApp, token_urls: tuple[str, ...],
+                     tokens: TokenStore) -> web.Response | None:
+    """None if the app's certificate signed ``assertion`` for one of ``token_urls``, now; else the
+    refusal (401 ``invalid_client``: a failed client authentication)."""
+    refused = check_assertion(assertion, client_id=client.client_id, certificate=client.certificate,
+                              token_urls=token_urls, now=tokens.clock(), first_use=tokens.first_use)
+    if refused is None:
+        return None
+    return aad_error(401, "invalid_client", refused.code, refused.description)
+
+
+def _check_secret(credentials: _Credentials, client: ClientApp) -> web.Response | None:
+    """None if the secret is the app's and current; else the refusal. An app without a secret (one
+    that authenticates with a certificate only) takes none.
+
+    A failed client authentication is 401 ``invalid_client`` (RFC 6749 section 5.2), with the
+    ``WWW-Authenticate`` challenge the RFC asks for when the client used the Authorization header.
+    """
     challenge = {"WWW-Authenticate": 'Basic realm="token"'} if credentials.basic else None
     if credentials.secret is None:
         return aad_error(401, "invalid_client", 7000218,
                          "The request body must contain the following parameter: 'client_assertion' "
                          "or 'client_secret'.")
-    if credentials.secret != client.client_secret:
+    if not client.client_secret or credentials.secret != client.client_secret:
         return aad_error(401, "invalid_client", 7000215,
                          "Invalid client secret provided. Ensure the secret being sent in the request is "
                          "the client secret value, not the client secret ID.", challenge)
     if client.secret_expired:
         return aad_error(401, "invalid_client", 7000222,
-                         f"The provided client secret keys for app '{client_id}' are expired.", challenge)
-    return client
+                         f"The provided client secret keys for app '{client.client_id}' are expired.",
+                         challenge)
+    return None
 
 
 def _requested_resource(form: Mapping[str, str], version: int) -> str | web.Response:

@@ -1,4 +1,5 @@
-"""Issued access tokens: opaque strings bound to a client's tenant, audience and expiry."""
+"""Issued access tokens: opaque strings bound to a client's tenant, audience and expiry; and the
+client assertions already used (their ``jti``), remembered until they expire."""
 
 from __future__ import annotations
 
@@ -59,6 +60,22 @@ class TokenStore:
         self.clock = clock
         self._grants: dict[str, Grant] = {}
         self.issued = 0
+        self._assertions: dict[str, float] = {}  # jti -> when its assertion expires
+        self._prune_at = 64
+
+    def first_use(self, jti: str, expires_at: float) -> bool:
+        """Record a client assertion's ``jti``: False if one still valid was seen with it before."""
+        now = self.clock()
+        seen = self._assertions.get(jti)
+        if seen is not None and seen > now:
+            return False
+        self._assertions[jti] = expires_at
+        if len(self._assertions) >= self._prune_at:
+            # An expired assertion is refused for its time anyway: forget it. Amortised: the table
+            # is walked only when it has doubled since the last walk.
+            self._assertions = {key: end for key, end in self._assertions.items() if end > now}
+            self._prune_at = max(64, 2 * len(self._assertions))
+        return True
 
     def issue(self, grant: Grant) -> str:
         token = secrets.token_urlsafe(32)

@@ -58,7 +58,9 @@ _TABLE_KEYS: dict[str, frozenset[str]] = {
     # refused by name (``target_options.check_foreign``), not as an unknown key.
     "target": frozenset({"name", "api_url", "ca_bundle", "allow_http", "window_scale"})
     | option_keys(TARGETS.values()),
-    "auth": frozenset({"url", "tenant", "client_id", "client_secret", "audience", "version"}),
+    # client_cert: a PEM file instead of the secret; its key's password only from the environment.
+    "auth": frozenset({"url", "tenant", "client_id", "client_secret", "audience", "version"})
+    | {"client_cert", "client_cert_password_env"},
     "tuning": frozenset(
         {
             "mode",

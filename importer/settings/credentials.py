@@ -3,6 +3,12 @@
 The environment wins over the config file's ``[auth]`` and ``[target]`` tables. A secret read
 from a config file that every user can read is used, with a warning to ``chmod 600`` it.
 
+The credential is a client secret or, instead, a certificate: a PEM file of the app's certificate
+and private key (``TI_CLIENT_CERT`` or ``[auth] client_cert``, relative to the config file), whose
+key's password, if it is encrypted, comes from the environment only (``TI_CLIENT_CERT_PASSWORD``,
+or the variable ``[auth] client_cert_password_env`` names). Exactly one of the two, or a
+``ConfigError``; the certificate is loaded and checked here (``transport.assertion``).
+
 Here too the network: the token and API URLs are checked (http(s), a usable port, https unless
 the host is this machine or plain http is allowed), naming the variable or key they came from;
 the CA bundle (``--ca-bundle``, ``SSL_CERT_FILE`` or ``[target] ca_bundle``) is loaded once;
@@ -13,8 +19,10 @@ and ``NO_PROXY`` are read for every request of the run.
 from __future__ import annotations
 
 import logging
+import re
 import stat
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +30,13 @@ from importer.errors import ConfigError
 from importer.settings.tables import get
 from importer.settings.target_options import target_options_of, tenant_scope_of
 from importer.targets.base import TargetPackage
-from importer.transport.connection import ConnectionSettings, NetworkSettings, Secret
+from importer.transport.connection import (
+    NO_SECRET,
+    CertificateCredential,
+    ConnectionSettings,
+    NetworkSettings,
+    Secret,
+)
 from importer.transport.proxies import proxies_of
 from importer.transport.tls import tls_context
 from importer.transport.urls import url_problem
@@ -30,6 +44,9 @@ from importer.transport.urls import url_problem
 __all__ = ["connection_of"]
 
 _log = logging.getLogger(__name__)
+# The variable holding the key's password, unless the config names another.
+_PASSWORD_VARIABLE = "TI_CLIENT_CERT_PASSWORD"  # noqa: S105 -- a variable's name, not a password
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def connection_of(
@@ -55,21 +72,14 @@ def connection_of(
     # Every key of the file is checked, also where the environment overrides it: a mistake in the
     # file must not wait to surface until the day the variable is unset.
     file_auth = {
-        key: get(auth_t, key, str, auth_where) for key in ("client_id", "client_secret", "url", "tenant")
+        key: get(auth_t, key, str, auth_where)
+        for key in ("client_id", "client_secret", "client_cert", "client_cert_password_env", "url", "tenant")
     }
     file_api_url = get(target_t, "api_url", str, target_where)
     client_id = env.get("TI_CLIENT_ID") or file_auth["client_id"]
     if not client_id:
         raise ConfigError("no client id: set TI_CLIENT_ID or client_id in the config file's [auth] table")
-    secret = env.get("TI_CLIENT_SECRET")
-    if not secret:
-        secret = file_auth["client_secret"]
-        if secret and config_path is not None:
-            _warn_if_world_readable(config_path)
-    if not secret:
-        raise ConfigError(
-            "no client secret: set TI_CLIENT_SECRET or client_secret in the config file's [auth] table"
-        )
+    secret, certificate = _credential(env, file_auth, auth_where, config_path)
     network = _network(
         env, target_t, target_where, ca_bundle=ca_bundle, allow_http=allow_http, config_path=config_path
     )
@@ -101,7 +111,8 @@ def connection_of(
         auth_url=auth_url,
         api_url=api_url or default_api_url,
         client_id=client_id,
-        client_secret=Secret(secret),
+        client_secret=secret,
+        client_cert=certificate,
         audience=get(auth_t, "audience", str, auth_where),
         auth_version=version,
         rate_per_minute=rate,
@@ -110,6 +121,53 @@ def connection_of(
         tenant_scope=() if target is None else tenant_scope_of(target, options),
         **numbers,
     )
+
+
+def _credential(
+    env: Mapping[str, str], file_auth: Mapping[str, str | None], where: str, config_path: Path | None
+) -> tuple[Secret, CertificateCredential | None]:
+    """The client secret, or the certificate that stands in for it: exactly one of the two."""
+    secret_key, cert_key = f"{where} key 'client_secret'", f"{where} key 'client_cert'"
+    secret, secret_named = _given(env, "TI_CLIENT_SECRET", file_auth["client_secret"], secret_key)
+    cert, cert_named = _given(env, "TI_CLIENT_CERT", file_auth["client_cert"], cert_key)
+    if secret and cert:
+        raise ConfigError(
+            f"both a client secret ({secret_named}) and a client certificate ({cert_named}) are given: "
+            "keep one"
+        )
+    if secret:
+        if secret_named == secret_key and config_path is not None:
+            _warn_if_world_readable(config_path, "a client secret")
+        return Secret(secret), None
+    if not cert:
+        raise ConfigError(
+            "no client secret: set TI_CLIENT_SECRET (or TI_CLIENT_CERT, a certificate instead), or "
+            "client_secret (or client_cert) in the config file's [auth] table"
+        )
+    path = Path(cert)
+    if cert_named == cert_key and config_path is not None:
+        # Like ca_bundle: the config file's neighbour, wherever cron runs it from.
+        path = config_path.absolute().parent / path
+    return NO_SECRET, _certificate(env, path, cert_named, file_auth["client_cert_password_env"], where)
+
+
+def _certificate(
+    env: Mapping[str, str], path: Path, named: str, password_env: str | None, where: str
+) -> CertificateCredential:
+    """The certificate credential in ``path``, its key decrypted with the password from the environment."""
+    # Only a certificate run pays for cryptography and PyJWT.
+    from importer.transport.assertion import load_certificate  # noqa: PLC0415
+
+    if password_env is not None and not _VARIABLE_NAME.fullmatch(password_env):
+        raise ConfigError(
+            f"{where} key 'client_cert_password_env' must name an environment variable (the password "
+            "itself is never kept in the config file)"
+        )
+    variable = password_env or _PASSWORD_VARIABLE
+    password = env.get(variable)
+    _warn_if_world_readable(path, "a private key")
+    given = Secret(password) if password else None
+    return load_certificate(path, given, named=named, password_from=variable, now=datetime.now(UTC))
 
 
 def _window_scale(flag: float | None, target_t: Mapping[str, Any], where: str) -> float:
@@ -190,10 +248,10 @@ def _network(
     )
 
 
-def _warn_if_world_readable(path: Path) -> None:
+def _warn_if_world_readable(path: Path, what: str) -> None:
     try:
         mode = path.stat().st_mode
     except OSError:
         return
     if mode & stat.S_IROTH:
-        _log.warning("%s holds a client secret and is readable by every user; chmod 600 it", path)
+        _log.warning("%s holds %s and is readable by every user; chmod 600 it", path, what)

@@ -15,7 +15,8 @@ handled like a first 401, at most ``_MAX_RESENDS`` times in all. The token reque
 bypasses the middleware. Token-endpoint
 refusals become one ``AuthError`` sentence naming the AADSTS code and what to do; an endpoint
 that cannot be reached becomes a ``ConfigError`` naming the URL. The secret and the tokens never
-appear in logs, errors or reprs.
+appear in logs, errors or reprs. With a certificate instead of a secret (``transport.assertion``),
+each token request - every attempt, every refresh - carries a newly signed client assertion.
 
 The token goes to the API's origins only (scheme, host and port of ``api_url``, and of the
 ``extra_api_urls`` its target names, e.g. sentinel's ARM read-back): the middleware adds it to no
@@ -68,11 +69,19 @@ _ADVICE: dict[int, str] = {
     500011: "the token endpoint does not know the requested resource (AADSTS500011): check the audience "
     "for this target",
     90055: "the token endpoint is throttling this app (AADSTS90055): try again later",
+    # Certificate credentials (transport.assertion): the assertion the certificate signed was refused.
+    700027: "the token endpoint refused the client certificate (AADSTS700027): upload the certificate "
+    "{thumbprint} to the app registration of {client_id}, or check TI_CLIENT_CERT",
+    700024: "the client assertion was outside its valid time range (AADSTS700024): check this machine's "
+    "clock",
+    700023: "the client assertion's audience was refused (AADSTS700023): check the authorization URL",
+    700021: "the client assertion names another application (AADSTS700021): check the client id",
 }
 
 
-def token_error_message(status: int, body: str, *, client_id: str) -> str:
-    """One sentence for a refusal from the token endpoint: the AADSTS code and what to do."""
+def token_error_message(status: int, body: str, *, client_id: str, thumbprint: str = "") -> str:
+    """One sentence for a refusal from the token endpoint: the AADSTS code and what to do
+    (``thumbprint``: the client certificate's, when one signed the request)."""
     try:
         parsed: Any = json.loads(body) if body else None
     except ValueError:
@@ -87,7 +96,7 @@ def token_error_message(status: int, body: str, *, client_id: str) -> str:
     if code is None and (match := _AADSTS.search(description)):
         code = int(match.group(1))
     if code in _ADVICE:
-        return _ADVICE[code].format(client_id=client_id)
+        return _ADVICE[code].format(client_id=client_id, thumbprint=thumbprint or "(none given)")
     if code is not None:
         # Azure appends trace and correlation ids on new lines: keep the first line only.
         first_line = description.strip().splitlines()[0] if description.strip() else "no description"
@@ -225,11 +234,18 @@ class ClientCredentials:
         return shown(self._settings.auth_url)
 
     def _form(self) -> dict[str, str]:
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": self._settings.client_id,
-            "client_secret": self._settings.client_secret.reveal(),
-        }
+        """The token request's form; with a certificate, a new signed assertion each time it is built
+        (every attempt, every refresh): an assertion is never re-sent."""
+        settings = self._settings
+        form = {"grant_type": "client_credentials", "client_id": settings.client_id}
+        if settings.client_cert is not None:
+            form.update(
+                settings.client_cert.form(
+                    client_id=settings.client_id, audience=settings.auth_url, now=self._wall_clock()
+                )
+            )
+        else:
+            form["client_secret"] = settings.client_secret.reveal()
         if self._version == "v2":
             scope = self._audience
             form["scope"] = scope if scope.endswith("/.default") else scope.rstrip("/") + "/.default"
@@ -269,7 +285,13 @@ class ClientCredentials:
         if status == 429 or status >= 500:
             raise RetryableError(f"HTTP {status}", status=status)
         if status != 200:
-            raise AuthError(token_error_message(status, body, client_id=self._settings.client_id))
+            cert = self._settings.client_cert
+            raise AuthError(
+                token_error_message(
+                    status, body, client_id=self._settings.client_id,
+                    thumbprint="" if cert is None else cert.sha1_hex,
+                )
+            )  # fmt: skip
         return self._parse(body, asked)
 
     def _parse(self, body: str, asked: float) -> _Token:

@@ -2,20 +2,29 @@
 
 Only ``importer/settings/`` reads the environment or a config file; everything below it gets a
 ``ConnectionSettings``. The client secret travels wrapped in ``Secret`` so that no repr, log line
-or exception can show it by accident. ``NetworkSettings`` is what every request of a run shares,
-feed downloads included: the CA bundle to trust besides the system's, whether plain http to
-another machine is allowed, and the proxy variables the settings read from the environment.
+or exception can show it by accident; a certificate credential (``transport.assertion``), which
+stands in for the secret, keeps its key to itself and shows only its file and thumbprint.
+``NetworkSettings`` is what every request of a run shares, feed downloads included: the CA bundle
+to trust besides the system's, whether plain http to another machine is allowed, and the proxy
+variables the settings read from the environment.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from importer.errors import ConfigError
 from importer.transport.urls import url_problem
 
-__all__ = ["ConnectionSettings", "NetworkSettings", "Secret", "auth_version_of"]
+__all__ = [
+    "NO_SECRET",
+    "CertificateCredential",
+    "ConnectionSettings",
+    "NetworkSettings",
+    "Secret",
+    "auth_version_of",
+]
 
 
 class Secret:
@@ -44,6 +53,23 @@ class Secret:
         return bool(self._value)
 
 
+NO_SECRET = Secret("")  # the secret of a connection that authenticates with a certificate
+
+
+class CertificateCredential(Protocol):
+    """What the token request needs of a certificate credential (``assertion.ClientCertificate``)."""
+
+    @property
+    def path(self) -> str: ...  # the PEM file, for messages
+
+    @property
+    def sha1_hex(self) -> str: ...  # its thumbprint as the app registration shows it, for messages
+
+    def form(self, *, client_id: str, audience: str, now: float) -> dict[str, str]:
+        """The token request's credential fields: a new signed assertion for ``audience``."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class NetworkSettings:
     """How any request of a run leaves this host: whom TLS trusts, and whether plain http may go out."""
@@ -61,7 +87,9 @@ class ConnectionSettings:
     auth_url: str  # whole token URL, e.g. https://login.windows.net/<tenant>/oauth2/token
     api_url: str  # base, e.g. https://ti.securitycenter.windows.com/V1.0/
     client_id: str
-    client_secret: Secret
+    # Exactly one credential: a secret, or a certificate (then the secret is empty).
+    client_secret: Secret = NO_SECRET
+    client_cert: CertificateCredential | None = None
     audience: str | None = None  # resource (v1) / scope base (v2); None = the target's default
     auth_version: Literal["v1", "v2"] | None = None  # None: from the URL ("/v2.0/" -> v2)
     connect_timeout: float = 10.0
@@ -109,8 +137,10 @@ class ConnectionSettings:
                 raise ConfigError(f"the API URL {url} {problem}")
         if not self.client_id:
             raise ConfigError("the client id is empty")
-        if not self.client_secret:
+        if self.client_cert is None and not self.client_secret:
             raise ConfigError("the client secret is empty")
+        if self.client_cert is not None and self.client_secret:
+            raise ConfigError("a client secret and a client certificate are both given: keep one")
         if self.connect_timeout <= 0 or self.total_timeout <= 0:
             raise ConfigError("timeouts must be positive numbers of seconds")
         if self.max_attempts < 1:
