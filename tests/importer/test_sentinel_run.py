@@ -20,6 +20,7 @@ from tests.helpers import (
     importer_env,
     reached_before_exit,
     run_cli,
+    sha256,
     start_emulator,
     stop_process,
     use_emulator,
@@ -137,17 +138,16 @@ async def test_mirror_mode_revokes_what_left_the_feed_and_the_journal_forgets_it
     emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     use_sentinel(monkeypatch, emulator)
-    feed = tmp_path / "ips.txt"
-    feed.write_text("".join(f"198.51.100.{i}\n" for i in range(10)))
+    feed = write_feed(tmp_path / "hashes.txt", range(10))
     assert (await run(tmp_path, str(feed)))[0] == 0
-    feed.write_text("".join(f"198.51.100.{i}\n" for i in range(7)))
+    write_feed(feed, range(7))
     code, report = await run(tmp_path, str(feed), "--mirror")
     assert code == 0 and report["feeds"][0]["mirror"]["deleted"] == 3
     assert totals(report, "already_present") == 7
     held = workspace(emulator)
     assert held["sentinel_revoked"] == 3 and held["sentinel_indicators"] == 10
     revoked = {e["properties"]["pattern"] for e in await listed(emulator) if e["properties"]["revoked"]}
-    assert revoked == {f"[ipv4-addr:value = '198.51.100.{i}']" for i in (7, 8, 9)}
+    assert revoked == {f"[file:hashes.'SHA-256' = '{sha256(i)}']" for i in (7, 8, 9)}
     code, again = await run(tmp_path, str(feed), "--mirror")  # forgotten: nothing left to revoke
     assert code == 0 and again["feeds"][0]["mirror"]["deleted"] == 0 and again["transport"]["requests"] == 0
 
@@ -179,8 +179,7 @@ async def test_a_workspace_the_api_does_not_know_is_exit_2_naming_it(
 ) -> None:
     use_sentinel(monkeypatch, emulator)
     monkeypatch.setenv("TI_WORKSPACE_ID", "00000000-0000-4000-8000-000000000000")
-    feed = tmp_path / "ips.txt"
-    feed.write_text("198.51.100.1\n")
+    feed = write_feed(tmp_path / "hashes.txt", range(1))
     code = await run_cli("--target", "sentinel", "--no-state", "-q", str(feed))
     assert code == 2
     assert "workspace 00000000-0000-4000-8000-000000000000 (HTTP 404)" in capsys.readouterr().err
