@@ -50,6 +50,7 @@ __all__ = [
     "MAX_LINE_BYTES",
     "MIN_CONFIDENCE",
     "MIRROR",
+    "MISP_FEED",
     "NAME",
     "PAGE_SIZE",
     "PASSWORD_ENV",
@@ -236,11 +237,13 @@ def default_definition_name(source: str) -> str:
 
 # -- the rows every target shares ----------------------------------------------------------------
 
-# Formats that are sources rather than file formats: the importer pulls them over the network
-# (``importer.sources.taxii``), so ``feeds`` — which reads files and knows no network — never sees
-# them. They share the ``format`` key because that is how a user says what a feed's source is.
+# Formats that are sources rather than file formats: the importer pulls them, incrementally, from
+# a TAXII collection (``importer.sources.taxii``) or a MISP feed's folder of events
+# (``importer.sources.misp_feed``), so ``feeds`` — which reads files and knows no network — never
+# sees them. They share the ``format`` key because that is how a user says what a feed's source is.
 TAXII = "taxii"
-SOURCE_FORMATS = (TAXII,)
+MISP_FEED = "misp-feed"
+SOURCE_FORMATS = (TAXII, MISP_FEED)
 FORMAT: Field[str] = Field(
     "format", f"{', '.join((*FORMATS, *SOURCE_FORMATS))} or auto (the default: detected from the content)",
     one_of(("auto", *FORMATS, *SOURCE_FORMATS)), "auto", part="reading",
@@ -383,7 +386,7 @@ PASSWORD_ENV: Field[str | None] = Field(
     env_name, None, part="reading", metavar="VARIABLE",
 )  # fmt: skip
 FULL: Field[bool] = Field(
-    "full", "a TAXII feed: read the whole collection, not only what was added since the last run",
+    "full", "a TAXII or MISP feed: read it whole, not only what was added since the last run",
     flag_bool, False, part="reading",
 )  # fmt: skip
 _page_size = int_between(1, 10_000)

@@ -31,10 +31,12 @@ from importer.pipeline.rejects import RejectsWriter
 from importer.pipeline.signals import stop_on_signals
 from importer.report.counts import EXIT_CONFIG, EXIT_FAILED, EXIT_STOPPED, RunReport
 from importer.report.outputs import check_outputs
-from importer.settings import OutputOptions, RunSettings, StateOptions
+from importer.settings import FeedSettings, OutputOptions, RunSettings, StateOptions
 from importer.sources.feed import job_for
+from importer.sources.misp_feed import is_misp_feed, misp_feed_pull
+from importer.sources.pull import Pull
 from importer.sources.retry import retry_jobs
-from importer.sources.taxii import TaxiiPull, taxii_pull
+from importer.sources.taxii import taxii_pull
 from importer.state.host_lock import default_lock_dir, hold_tenant
 from importer.state.journal import Journal
 from importer.state.mirror import MirrorPolicy, mirror_feed, why_not
@@ -126,9 +128,11 @@ async def _locked_run(
     if state.path is None and any(feed[MIRROR] for feed in settings.feeds):
         raise ConfigError("mirror mode needs the state journal: drop --no-state")
     for feed in settings.feeds:
-        if feed[MIRROR] and feed[FORMAT] == TAXII and not feed[FULL]:
+        pulled = feed[FORMAT] == TAXII or is_misp_feed(feed.source, feed[FORMAT])
+        if feed[MIRROR] and pulled and not feed[FULL]:
+            whole = "TAXII collection" if feed[FORMAT] == TAXII else "MISP feed (every event)"
             raise ConfigError(
-                f"feed {feed.definition.name!r}: mirror mode needs the whole TAXII collection, not only "
+                f"feed {feed.definition.name!r}: mirror mode needs the whole {whole}, not only "
                 "what was added since the last run: set full = true (--full) for it"
             )
     stop = stop or asyncio.Event()
@@ -220,7 +224,7 @@ class _Run:
         self.stop = stop
         self.grace = grace
         self.stats = TransportStats()
-        self.pulls: list[TaxiiPull] = []  # the TAXII feeds: their cursors are kept once acknowledged
+        self.pulls: list[Pull] = []  # TAXII and MISP feeds: their cursors are kept once acknowledged
         mirrored = frozenset(feed.definition.name for feed in settings.feeds if feed[MIRROR])
         self.store = (
             None
@@ -233,12 +237,10 @@ class _Run:
         network = self.settings.connection.network  # downloads trust and refuse what API calls do
         jobs = []
         for feed in self.settings.feeds:
-            if feed[FORMAT] != TAXII:
+            pull = self.pull(feed)
+            if pull is None:
                 jobs.append(job_for(feed.source, feed.definition, feed.options, network))
                 continue
-            journal, source = self.journal, feed.source
-            cursor = None if journal is None else journal.cursor(feed.definition.name, source)
-            pull = taxii_pull(source, feed.definition, feed.options, network, cursor=cursor, sleep=self.sleep)
             self.pulls.append(pull)
             jobs.append(pull.job)
         if self.settings.retry_from is not None:
@@ -255,6 +257,17 @@ class _Run:
                 else:
                     jobs.append(job)
         return jobs
+
+    def pull(self, feed: FeedSettings) -> Pull | None:
+        """The pull of a TAXII or MISP feed, from the cursor the journal keeps for it; None: a file."""
+        misp = is_misp_feed(feed.source, feed[FORMAT])
+        if feed[FORMAT] != TAXII and not misp:
+            return None
+        network, journal, source = self.settings.connection.network, self.journal, feed.source
+        cursor = None if journal is None else journal.cursor(feed.definition.name, source)
+        if misp:
+            return misp_feed_pull(source, feed.definition, feed.options, network, cursor=cursor)
+        return taxii_pull(source, feed.definition, feed.options, network, cursor=cursor, sleep=self.sleep)
 
     async def execute(self) -> RunReport:
         settings, tuning = self.settings, self.settings.tuning
@@ -313,7 +326,7 @@ class _Run:
 
     async def cap_choice(self, target: Target, jobs: list[FeedJob]) -> CapChoice | None:
         """A capped target's choice of the new indicators that fit (``pipeline.cap``), among the
-        feeds that can be read twice (not stdin, not a TAXII pull); None when all fit."""
+        feeds that can be read twice (not stdin, not a pull); None when all fit."""
         pulled = {id(pull.job) for pull in self.pulls}
         choice = await choose(target, [job for job in jobs if job.source != "-" and id(job) not in pulled])
         if choice is not None:
@@ -364,8 +377,8 @@ class _Run:
     async def retire(
         self, target: Target, journal: Journal, store: JournalPresent, report: RunReport
     ) -> None:
-        """For each TAXII feed pulled to its end and acknowledged: delete what the source retired,
-        then keep its cursor, so the next run asks only for what was added after it."""
+        """For each pull (TAXII, a MISP feed) read to its end and acknowledged: delete what the source
+        retired, then keep its cursor, so the next run asks only for what was added after it."""
         feed_reports = {feed.name: feed for feed in report.feeds}
         for pull in self.pulls:
             feed_report = feed_reports.get(pull.name)

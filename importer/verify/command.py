@@ -24,6 +24,7 @@ from importer.report.outputs import check_outputs
 from importer.run import failure, run_import, run_inputs
 from importer.settings import FeedSettings, OutputOptions, RunSettings, StateOptions
 from importer.sources.feed import job_for
+from importer.sources.misp_feed import is_misp_feed, misp_feed_pull
 from importer.sources.taxii import taxii_pull
 from importer.state.host_lock import default_lock_dir, hold_tenant
 from importer.state.journal import Journal
@@ -129,10 +130,12 @@ async def _verify_locked(
 
 
 def _job(feed: FeedSettings, network: NetworkSettings, sleep: Callable[[float], Awaitable[None]]) -> FeedJob:
-    """The feed's job as ``run`` builds it, except that a TAXII collection is read whole: today's
-    feed is all of it, not what was added since the run's cursor."""
+    """The feed's job as ``run`` builds it, except that a TAXII collection or a MISP feed is read
+    whole: today's feed is all of it, not what was added since the run's cursor."""
     if feed[FORMAT] == TAXII:
         return taxii_pull(feed.source, feed.definition, feed.options, network, sleep=sleep).job
+    if is_misp_feed(feed.source, feed[FORMAT]):
+        return misp_feed_pull(feed.source, feed.definition, feed.options, network).job
     return job_for(feed.source, feed.definition, feed.options, network)
 
 
