@@ -24,13 +24,14 @@ from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from feeds.canonical import InvalidValue, normalise
-from feeds.model import Indicator, Kind
+from feeds.model import Indicator, Kind, StixMeta
 from feeds.stixpattern import PatternError, comparisons
 from importer.model import RemoteIndicator, Stamp
-from importer.targets.common import stamp_of
+from importer.targets.common import epoch_of, meta_digest
 from importer.targets.sentinel.rules import PATTERN_PATHS
 
 __all__ = [
@@ -169,22 +170,48 @@ def indicator_object(indicator: Indicator, scope: FeedScope, now: datetime) -> d
 
 
 def stamp_of_indicator(indicator: Indicator, scope: FeedScope) -> Stamp:
-    """The stamp of what ``indicator_object`` would upload (the same at any ``now``)."""
-    body = _content(indicator, scope)
-    since = stix_time(indicator.first_seen) if indicator.first_seen is not None else None
-    meta = (
-        body["created_by_ref"], body["pattern"], body["name"], body.get("description"), body["labels"],
+    """The stamp of what ``indicator_object`` would upload (the same at any ``now``).
+
+    Its digest leaves out what follows from the kind and value (the id, the pattern, the name when
+    the feed gives none): a rerun stamps every held indicator, and most of a feed's share their
+    metadata, so the digest is taken once per distinct metadata (``_meta_of``, cached)."""
+    expires = indicator.expires or scope.expires_at
+    meta = _meta_of(
+        scope,
+        indicator.description,
+        indicator.labels,
+        indicator.confidence,
+        indicator.first_seen,
+        indicator.stix,
+    )
+    return Stamp(meta, None if expires is None else epoch_of(stix_time(expires)))
+
+
+@lru_cache(maxsize=4096)
+def _meta_of(  # noqa: PLR0917 -- the cache's key: every field the digest covers
+    scope: FeedScope,
+    description: str | None,
+    labels: tuple[str, ...],
+    confidence: int | None,
+    first_seen: datetime | None,
+    stix: StixMeta | None,
+) -> int:
+    """The digest of an indicator's metadata as uploaded (see ``stamp_of_indicator``)."""
+    probe = Indicator(Kind.MD5, "", "", description, labels, confidence, first_seen, stix=stix)
+    body = _content(probe, scope)
+    since = stix_time(first_seen) if first_seen is not None else None
+    return meta_digest((
+        body["created_by_ref"], None if stix is None else stix.name, body.get("description"), body["labels"],
         body.get("confidence"), body.get("indicator_types"), _json(body.get("kill_chain_phases")),
         _json(body.get("external_references")), body.get("object_marking_refs"), since,
-    )  # fmt: skip
-    return stamp_of(meta, body.get("valid_until"))
+    ))  # fmt: skip
 
 
 def _json(value: Sequence[Any] | None) -> list[str] | None:
     """Each item as compact JSON text with sorted keys (a digest compares sets of texts)."""
-    return (
-        None if value is None else [json.dumps(item, sort_keys=True, separators=(",", ":")) for item in value]
-    )
+    if value is None:
+        return None
+    return [json.dumps(item, sort_keys=True, separators=(",", ":")) for item in value]
 
 
 def revoked_object(remote_id: str, kind: Kind, value: str, scope: FeedScope, now: datetime) -> dict[str, Any]:
