@@ -5,7 +5,8 @@ A feed with ``format = "taxii"`` names a collection URL (``https://host/api-root
 (``sources.taxii_client``) into a temporary file, then yields the records of the newest version of
 each object (``sources.taxii_read``). The pull asks ``added_after`` the feed's cursor, which the
 run reads from the journal — unless ``full`` — so a nightly run fetches only what was added since
-the last one. ``TaxiiPull`` is what the run learns from it: the new cursor (the largest
+the last one. ``TaxiiPull`` is what the run learns from it (a ``sources.pull.Pull``, as a MISP
+feed's pull is, so one code path keeps both cursors): the new cursor (the largest
 ``X-TAXII-Date-Added-Last`` the server answered), whether the pull was read to its end, and the
 values revoked or expired versions retire. The run keeps the cursor (``Journal.set_cursor``) only
 when the pull completed and every batch of it was acknowledged, and deletes the retired values.

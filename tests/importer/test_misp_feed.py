@@ -10,7 +10,9 @@ that notes every request (and wants a header whose value the environment holds).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,15 @@ from importer.state.store import tenant_key
 from importer.targets.registry import all_fields, open_target, package
 from importer.transport.stats import TransportStats
 from importer.verify import verify_import
-from tests.helpers import FakeTime, connection_settings, feed_spec, recording_server, tenant
+from tests.helpers import (
+    FakeTime,
+    connection_settings,
+    feed_spec,
+    recording_server,
+    run_cli,
+    tenant,
+    use_emulator,
+)
 
 REAL = Path("/work/shared/misp-events")
 REAL_EVENTS = {  # file -> the event's uuid (its name in a feed)
@@ -272,3 +282,72 @@ async def test_verify_reads_every_event_not_only_those_after_the_cursor(
                                  sleep=FakeTime().sleep)  # fmt: skip
     (verdict,) = report.feeds
     assert verdict.error is None and (verdict.counts["landed"], verdict.counts["missing"]) == (10, 2)
+
+
+async def test_over_http_an_event_refused_is_named_and_nothing_is_left_on_disk(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))  # where downloads go: only this test's
+    state, feed = tmp_path / "state.sqlite", build_feed(tmp_path / "feed", real=False)
+    feed_files = serve_folder(feed.root, [])
+
+    async def flaky(request: web.Request) -> web.StreamResponse:
+        if request.path == f"/feed/{uuid_of(3)}.json":
+            return web.Response(status=503, reason="Busy")
+        return await feed_files(request)
+
+    async with recording_server(flaky) as server:
+        source = server.url("/feed")  # no final slash: the events are still under /feed/
+        table = {"format": "misp-feed", "headers": {"Auth-Key": "env:MISP_FEED_KEY"}}
+        report = (await run(emulator, state, source, **table)).feeds[0]
+    assert report.imported == 4 * 2 and report.rejected == 1
+    ((reason, count),) = report.reject_reasons.items()
+    assert count == 1 and f"MISP event {uuid_of(3)} not read" in reason and "HTTP 503" in reason
+    assert cursor(emulator, state, source) == str(T0 + 12)
+    assert list(spool.iterdir()) == []
+
+
+async def test_a_run_stopped_halfway_keeps_no_cursor_and_no_file(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+    state, feed = tmp_path / "state.sqlite", build_feed(tmp_path / "feed", real=False)
+    for n in range(5, 40):  # 3,500 hashes: more than the pipeline reads at one go (2,000 records)
+        feed.add_small(n, T0 + 100 + n, hashes=100)
+    feed_files, stop = serve_folder(feed.root, []), asyncio.Event()
+
+    async def stopping(request: web.Request) -> web.StreamResponse:
+        if request.path == f"/feed/{uuid_of(20)}.json":
+            stop.set()  # as a signal would, halfway through the events
+        return await feed_files(request)
+
+    async with recording_server(stopping) as server:
+        source = server.url("/feed/")
+        table = {"format": "misp-feed", "headers": {"Auth-Key": "env:MISP_FEED_KEY"}}
+        report = await run_import(
+            settings(emulator, source, **table), OutputOptions(progress=False),
+            state=StateOptions(path=state), sleep=FakeTime().sleep, stop=stop,
+        )  # fmt: skip
+        assert report.stopped and report.feeds[0].records_read < 3510 + 40
+        assert cursor(emulator, state, source) is None  # the next run reads every event again
+        assert list(spool.iterdir()) == []
+        again = (await run(emulator, state, source, **table)).feeds[0]
+    assert again.imported + report.feeds[0].imported == 3510
+    assert cursor(emulator, state, source) == str(T0 + 139)
+
+
+async def test_from_the_command_line(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_emulator(monkeypatch, emulator)
+    state, feed = tmp_path / "state.sqlite", build_feed(tmp_path / "feed", real=False)
+    report = tmp_path / "report.json"
+    args = ("-q", "--state", str(state), "--report", str(report), "--format", "misp-feed", str(feed.root))
+    assert await run_cli(*args) == 0
+    assert json.loads(report.read_text(encoding="utf-8"))["feeds"][0]["imported"] == 10
+    assert await run_cli(*args, "--full") == 0
+    assert json.loads(report.read_text(encoding="utf-8"))["feeds"][0]["already_present"] == 10
