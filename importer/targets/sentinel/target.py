@@ -134,6 +134,8 @@ class SentinelTarget:
         task = self._identities.get(definition.id)
         if task is None:
             task = self._identities[definition.id] = asyncio.ensure_future(self._upload_identity(definition))
+            # Its waiters see its error; should they all be cancelled first (a stop), it is not lost noise.
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
         try:
             await asyncio.shield(task)
         except Exception:
