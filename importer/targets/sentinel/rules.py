@@ -32,7 +32,8 @@ __all__ = [
 
 DEFAULT_API_URL = "https://api.ti.sentinel.azure.com/"
 DEFAULT_ARM_URL = "https://management.azure.com/"
-DEFAULT_AUDIENCE = "https://management.azure.com/"  # v1 resource; v2 scope: https://management.azure.com/.default
+# The v1 resource; the v2 scope is https://management.azure.com/.default (ARM takes the same token).
+DEFAULT_AUDIENCE = "https://management.azure.com/"
 UPLOAD_API_VERSION = "2024-02-01-preview"
 ARM_API_VERSION = "2024-03-01"
 BATCH_LIMIT = 100  # STIX objects per upload request
