@@ -458,7 +458,7 @@ WARNINGLISTS_EXCLUDE: Field[tuple[str, ...]] = Field(
 )  # fmt: skip
 ALLOW_PRIVATE: Field[bool] = Field(
     "allow_private", "keep private and reserved addresses (RFC 1918, loopback, documentation...): "
-    "rarely right", flag_bool, False, flag_type=bool_flag, metavar="BOOL",
+    "rarely right", flag_bool, False,
 )  # fmt: skip
 POLICY_ROWS: tuple[Field[Any], ...] = (
     KINDS, MIN_CONFIDENCE, LABELS_ANY, LABELS_NONE, ALLOWLIST, WARNINGLISTS, WARNINGLISTS_EXCLUDE,

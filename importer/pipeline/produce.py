@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 
 from feeds.model import Expired, FeedError, Indicator, Record, Rejected, Skipped
@@ -25,10 +25,12 @@ from importer.pipeline.freshness import Freshness
 from importer.pipeline.present import Acked, Key
 from importer.pipeline.send import hold_back
 from importer.pipeline.shared import Feed, Shared
+from importer.policy import Policy
 
 __all__ = ["produce"]
 
 _log = logging.getLogger(__name__)
+Judge = Callable[[Indicator], str | None]  # a feed's Policy.judge: None keeps an indicator
 
 
 class _StoppedOpening(Exception):
@@ -45,12 +47,14 @@ async def produce(run: Shared, feed: Feed) -> None:
     run.progress.feed_started(report.name)
     records: Iterator[Record] | None = None
     try:
+        # The allowlist read, the warning lists loaded (once a process): a ConfigError is the feed's.
+        judge = (await asyncio.to_thread(Policy.of, feed.job.definition, run.target.name)).judge
         async with _open_unless_stopped(run, feed) as records:
             chunk = await asyncio.to_thread(_take, records, run.options.chunk)
             if not run.stop.is_set():
                 await _resolve(run, feed)
             while chunk:
-                await _classify(run, feed, chunk)
+                await _classify(run, feed, chunk, judge)
                 if run.stop.is_set():
                     break
                 chunk = await asyncio.to_thread(_take, records, run.options.chunk)
@@ -122,7 +126,7 @@ async def _resolve(run: Shared, feed: Feed) -> None:
         _log.info("feed %s: %s", feed.report.name, feed.cannot_send)
 
 
-def _sort(run: Shared, feed: Feed, chunk: list[Record]) -> list[Indicator]:
+def _sort(run: Shared, feed: Feed, chunk: list[Record], judge: Judge) -> list[Indicator]:
     """Count every record of ``chunk`` that is not a new indicator; the candidates to send."""
     report = feed.report
     candidates: list[Indicator] = []
@@ -130,6 +134,10 @@ def _sort(run: Shared, feed: Feed, chunk: list[Record]) -> list[Indicator]:
         if isinstance(record, Indicator):
             if not feed.seen.add(record.kind, record.value):
                 report.duplicate_in_feed += 1
+                continue
+            reason = judge(record)  # the feed's policy (importer.policy): filtered, with the reason
+            if reason is not None:
+                _filtered(run, feed, record, reason)
                 continue
             reason = run.target.unsupported(record)
             if reason is not None:
@@ -148,11 +156,21 @@ def _sort(run: Shared, feed: Feed, chunk: list[Record]) -> list[Indicator]:
     return candidates
 
 
-async def _classify(run: Shared, feed: Feed, chunk: list[Record]) -> None:
+def _filtered(run: Shared, feed: Feed, indicator: Indicator, reason: str) -> None:
+    """Count ``indicator`` filtered: its feed's policy keeps it out (a rejects line, never retried)."""
+    feed.report.filtered += 1
+    feed.report.note_reason(reason)
+    try:
+        run.rejects.filtered(feed.report.name, indicator, reason)
+    except ConfigError as exc:
+        run.halt(exc)
+
+
+async def _classify(run: Shared, feed: Feed, chunk: list[Record], judge: Judge) -> None:
     report = feed.report
     report.records_read += len(chunk)
     run.progress.read(report.name, len(chunk))
-    candidates = _sort(run, feed, chunk)
+    candidates = _sort(run, feed, chunk, judge)
     if not candidates:
         return
     if run.stop.is_set():  # read after the stop: nothing more is sent, nor asked about

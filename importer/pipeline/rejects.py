@@ -73,9 +73,16 @@ class RejectsWriter:
 
     def filtered(self, feed: str, indicator: Indicator, reason: str) -> None:
         """A line for an indicator the feed's policy kept out (not retryable)."""
-        line = {"feed": feed, "origin": indicator.origin, "raw": indicator.value, "reason": reason}
-        line |= {"bucket": "filtered", "retryable": False}
-        self._write(line | {k: v for k, v in indicator.to_json().items() if k != "origin"})
+        line: dict[str, Any] = {
+            "feed": feed,
+            "origin": indicator.origin,
+            "raw": indicator.value,
+            "reason": reason,
+            "bucket": "filtered",
+            "retryable": False,
+            **{k: v for k, v in indicator.to_json().items() if k != "origin"},
+        }
+        self._write(line)
 
     def _write(self, line: dict[str, Any]) -> None:
         if self._out is None:

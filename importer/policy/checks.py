@@ -23,7 +23,7 @@ __all__ = ["Check", "value_checks"]
 
 Check = Callable[[str], "str | None"]
 
-_HASHES = (Kind.MD5, Kind.SHA1, Kind.SHA256, Kind.CERT_SHA1)
+_FILE_HASHES = (Kind.MD5, Kind.SHA1, Kind.SHA256)
 _NONE: dict[str, str] = {}
 
 
@@ -40,7 +40,8 @@ def value_checks(
     listed_hosts = warn.hosts if warn is not None else _NONE
     checks: dict[Kind, Check] = {}
     if values or warn is not None:
-        checks.update(dict.fromkeys(_HASHES, _exact(values, exact)))
+        checks.update(dict.fromkeys(_FILE_HASHES, _exact(values, exact)))
+        checks[Kind.CERT_SHA1] = _exact(values, (warn.certs if warn is not None else _NONE).get)
     ipv4 = _address(v4, warn.v4 if warn else None, exact, socket.inet_aton)
     ipv6 = _address(v6, warn.v6 if warn else None, exact, _pton6)
     if ipv4 is not None:

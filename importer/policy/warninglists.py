@@ -36,6 +36,9 @@ _OUR_ATTRIBUTES = frozenset({
     "x509-fingerprint-sha1",
 })  # fmt: skip
 _TYPES = ("cidr", "hostname", "string", "substring")
+# A certificate's SHA-1 thumbprint and a file's SHA-1 look alike (40 hex digits): each is matched
+# only by the lists meant for it, or a known-benign *file* would keep a certificate out.
+_CERT = "x509-fingerprint-sha1"
 REASON = "MISP warning list: {}"
 
 
@@ -44,7 +47,8 @@ class WarningIndex:
     """The kept lists' entries by how they match, each value naming its list; ``names``: every
     list the package ships (kept or not), for checking ``warninglists_exclude``."""
 
-    exact: dict[str, str] = field(default_factory=dict)
+    exact: dict[str, str] = field(default_factory=dict)  # every value but certificate thumbprints
+    certs: dict[str, str] = field(default_factory=dict)  # certificate thumbprints (``_CERT``)
     hosts: dict[str, str] = field(default_factory=dict)  # ``names.find_suffix``
     v4: RangeTable = field(default_factory=lambda: RangeTable(()))
     v6: RangeTable = field(default_factory=lambda: RangeTable(()))
@@ -112,7 +116,11 @@ def _build(lists: Iterable[dict[str, Any]]) -> WarningIndex:
         if kind == "cidr":
             _add_networks(entries, name, v4, v6)
         elif kind == "string":
-            index.exact.update(dict.fromkeys(entries, name))
+            attributes = set(item.get("matching_attributes", ()))
+            if attributes & _OUR_ATTRIBUTES - {_CERT}:
+                index.exact.update(dict.fromkeys(entries, name))
+            if _CERT in attributes:
+                index.certs.update(dict.fromkeys(entries, name))
         else:  # hostname, substring (see above): a host and its subdomains; an address exactly
             index.hosts.update(dict.fromkeys(_bare_hosts(entries), name))
             if kind == "substring":

@@ -71,15 +71,18 @@ async def test_urls_are_rejected_by_ti_and_taken_by_mde_with_the_feeds_fields(
     feed.write_text(MIXED)
     rejects = tmp_path / "rejects.jsonl"
 
+    # 8.8.4.4 is on a MISP warning list and 2001:db8::7 a documentation address: kept here.
+    keep = ("--allow-private", "--warninglists", "false")
     use(monkeypatch, emulator, emulator.ti_url)
-    assert await cli(str(feed), "--rejects", str(rejects)) == 0  # a rejected URL is not a failure
+    assert await cli(str(feed), "--rejects", str(rejects), *keep) == 0  # a rejected URL is not a failure
     assert emulator.state()["totals"]["iocs"] == 4
     (line,) = [json.loads(text) for text in rejects.read_text().splitlines()]
     assert line["value"] == "http://evil.example/payload.bin" and "url" in line["reason"].lower()
 
     use(monkeypatch, emulator, emulator.mde_url)
     code = await cli(str(feed), "--target", "mde", "--title", "Mixed feed", "--action", "Block",
-                     "--rbac-group", "Servers", "--rbac-group", "Laptops", "--severity", "High")  # fmt: skip
+                     "--rbac-group", "Servers", "--rbac-group", "Laptops", "--severity", "High",
+                     *keep)  # fmt: skip
     assert code == 0
     stored = await mde_indicators(emulator)
     assert {(item["indicatorType"], item["indicatorValue"]) for item in stored} == {
@@ -93,7 +96,7 @@ async def test_urls_are_rejected_by_ti_and_taken_by_mde_with_the_feeds_fields(
         assert (item["title"], item["action"], item["severity"]) == ("Mixed feed", "Block", "High")
         assert item["rbacGroupNames"] == ["Servers", "Laptops"]
 
-    assert await cli(str(feed), "--target", "mde", "--title", "Mixed feed", "--action", "Block") == 0
+    assert await cli(str(feed), "--target", "mde", "--title", "Mixed feed", "--action", "Block", *keep) == 0
     assert emulator.state()["totals"]["mde_indicators"] == 5  # a rerun adds nothing
 
 

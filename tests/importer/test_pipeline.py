@@ -31,8 +31,9 @@ from tests.helpers import FakeTime, connection_settings, feed_spec, write_list
 
 
 def write_csv(path: Path, rows: int) -> Path:
-    lines = ["type,value"] + [f"ip,10.1.{i // 250}.{i % 250}" for i in range(rows)]
-    lines += ["ip,10.1.0.0", "ip,999.1.1.1", "domain,csv-only.example.com"]  # a duplicate, a bad one
+    # Public addresses: private ones (10/8...) are filtered by default (importer.policy).
+    lines = ["type,value"] + [f"ip,11.1.{i // 250}.{i % 250}" for i in range(rows)]
+    lines += ["ip,11.1.0.0", "ip,999.1.1.1", "domain,csv-only.example.com"]  # a duplicate, a bad one
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -76,3 +76,13 @@ def test_the_index_is_built_once_per_exclusion() -> None:
     assert warning_index() is warning_index(())
     index = warning_index()
     assert index.load_seconds > 0 and index.build_seconds > 0 and len(index.lists) > 50
+
+
+def test_a_certificate_thumbprint_is_matched_only_by_lists_for_certificates(listed: Policy) -> None:
+    # The SHA-1 of a known-benign file, given as a certificate's thumbprint: not that file.
+    value = "3f786850e387550fdab836ed7e6dc881de23001b"
+    assert judge(listed, Kind.SHA1, value) == REASON.format("List of known hashes for benign files")
+    assert judge(listed, Kind.CERT_SHA1, value) is None
+    index = warning_index()
+    thumbprint = next(iter(index.certs))
+    assert judge(listed, Kind.CERT_SHA1, thumbprint) == index.certs[thumbprint]
