@@ -279,7 +279,7 @@ class ClientCredentials:
             where = "an unreadable location" if target is None else shown(target)
             raise ConfigError(
                 f"the token endpoint {self._endpoint()} answered HTTP {status}, a redirect to {where}, and "
-                "the token request follows no redirect (the client secret goes to the configured URL "
+                "the token request follows no redirect (its credential goes to the configured URL "
                 "only): set TI_AUTH_URL to the final token URL"
             )
         if status == 429 or status >= 500:
