@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from importer.report.counts import FeedReport, RunReport
 
-__all__ = ["definitions_line", "headroom_line", "mirror_lines", "problems", "summary"]
+__all__ = ["cap_line", "definitions_line", "headroom_line", "mirror_lines", "problems", "summary"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,20 @@ def headroom_line(report: RunReport) -> str | None:
     return line
 
 
+def cap_line(report: RunReport) -> str | None:
+    """The cap's choice (``pipeline.cap``), when the run's new indicators did not all fit: how many
+    were kept, and per feed how many fail (would fail, in a dry run) and why."""
+    choice = report.cap_choice
+    if choice is None:
+        return None
+    verb = "would fail" if report.dry_run else "failed"
+    feeds = ", ".join(f"{name} {count:,}" for name, count in choice["failed_by_feed"].items())
+    return (
+        f"cap's choice: {choice['kept']:,} of {choice['new']:,} new kept (by feed priority, confidence, "
+        f"first seen); {verb}: {feeds} ({choice['reason']})"
+    )
+
+
 def summary(report: RunReport) -> str:
     """The terminal table: one row per feed, a total row, then the wire counters and what else happened."""
     per_feed = [(feed.name, _counts(feed)) for feed in report.feeds]
@@ -83,7 +97,7 @@ def summary(report: RunReport) -> str:
         f"{s.server_errors} server errors, {s.connection_errors} connection errors, "
         f"{s.token_refreshes} tokens"
     )
-    for extra in (definitions_line(report), headroom_line(report)):
+    for extra in (definitions_line(report), headroom_line(report), cap_line(report)):
         if extra is not None:
             out.append(extra)
     out.extend(mirror_lines(report))

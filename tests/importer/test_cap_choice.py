@@ -13,6 +13,7 @@ from pathlib import Path
 
 from importer.emulator import EmulatorConfig, running_emulator
 from importer.model import Options
+from importer.report.summary import summary
 from importer.run import run_import
 from importer.settings import FeedSettings, OutputOptions, RunSettings, StateOptions, Tuning
 from importer.transport.connection import ConnectionSettings
@@ -57,6 +58,10 @@ async def test_two_feeds_over_the_cap_keep_the_higher_priority_one(
             "reason": "cap: lower priority than 50 kept", "failed_by_feed": {"Low": 30},
         }  # fmt: skip
         assert planned.as_dict()["cap_choice"]["failed_by_feed"] == {"Low": 30}
+        assert (
+            "cap's choice: 50 of 80 new kept (by feed priority, confidence, first seen); "
+            "would fail: Low 30 (cap: lower priority than 50 kept)"
+        ) in summary(planned).splitlines()
         assert await mde_held(emu) == []  # a dry run sends nothing
 
         report = await run_import(
