@@ -17,16 +17,20 @@ at 0 ms and 50 ms emulator latency, and the importer process's peak RSS while im
 end to end (process start to exit, feed parsing included). Results go to
 ``benchmarks/results/import.json`` and a table under ``## Import`` in ``benchmarks/README.md``.
 
-The journal's cost: ``--mode bulk`` of 100,000 and 1,000,000 sha256 lines (3,000,000 with
-``--journal-sizes``) with a fresh state journal and with ``--no-state``, alternately, three times
-each, the emulator restarted before every run (its memory grows with what it holds). Reported as
-medians with their ranges, wall and CPU (the importer process's user + system time), and the
-ratio of the medians; in ``import.json``'s ``journal_cost`` and under ``## Journal cost``.
+Every importer and baseline figure is the median of ``REPEATS`` (3) runs with its range, the runs
+of each kind alternated with the others'; beside each importer run, its CPU (user + system) per
+indicator, the emulator's, and the CPU that the rest of the machine used meanwhile (0 when nobody
+else ran anything: the measure of how shared the machine was).
+
+The journal's cost (``journal_cost.py``): ``--mode bulk`` of sha256 lists of 100,000, 1,000,000 and
+3,000,000 lines, and of a 1,000,000-line list shaped as a real feed (a mix of hashes, IPs, domains
+and URLs), with a fresh state journal and with ``--no-state``; in ``import.json``'s
+``journal_cost`` and under ``## Journal cost``.
 
     pip install -e '.[bench]'                    # requests, for Microsoft's sample
-    python benchmarks/bench_import.py            # the full run (a quarter of an hour)
-    python benchmarks/bench_import.py --quick    # a smoke run (seconds)
-    python benchmarks/bench_import.py --journal-only [--journal-sizes 100000,1000000,3000000]
+    python benchmarks/bench_import.py            # the full run (~20 minutes)
+    python benchmarks/bench_import.py --quick    # a smoke run (a minute)
+    python benchmarks/bench_import.py --journal-only [--journal-sizes 100000,1000000] [--mixed-sizes N]
 """
 
 from __future__ import annotations
@@ -40,13 +44,15 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import harness
+import journal_cost
 from harness import ROOT, ImporterRun, emulator_process, update_readme_section, write_hash_list
+from journal_cost import REPEATS, cell, spread
 
 from importer.emulator import DEMO_CLIENT
 
@@ -60,7 +66,8 @@ class Sizes:
     baseline: dict[int, int]  # latency ms -> indicators (both sequential baselines)
     single: dict[int, int]
     bulk: dict[int, int]
-    rss_lines: int
+    journal: tuple[int, ...]  # sha256 lists of the journal's cost
+    mixed: tuple[int, ...]  # real-feed-shaped lists of the journal's cost
 
 
 FULL = Sizes(
@@ -68,25 +75,50 @@ FULL = Sizes(
     # 50 ms: ~17 s of sending, so the importer's ~0.3 s start is a small part of the rate.
     single={0: 20_000, 50: 20_000},
     bulk={0: 300_000, 50: 300_000},
-    rss_lines=1_000_000,
+    journal=(100_000, 1_000_000, 3_000_000),
+    mixed=(1_000_000,),
 )
 QUICK = Sizes(
-    baseline={0: 300, 50: 20}, single={0: 1000, 50: 640}, bulk={0: 20_000, 50: 20_000}, rss_lines=50_000
+    baseline={0: 300, 50: 20},
+    single={0: 1000, 50: 640},
+    bulk={0: 20_000, 50: 20_000},
+    journal=(20_000,),
+    mixed=(20_000,),
 )
 
 
 @dataclass
 class Measure:
+    """One kind of run at one latency, ``REPEATS`` times."""
+
     name: str
     latency_ms: int
     indicators: int
-    seconds: float
-    peak_rss_mb: float | None = None
-    pipeline_rate: float | None = None  # the importer's own report: indicators/s while importing
+    seconds: list[float] = field(default_factory=list)
+    importer: list[ImporterRun] = field(default_factory=list)  # the importer's rows only
 
     @property
     def rate(self) -> float:
-        return self.indicators / self.seconds if self.seconds > 0 else 0.0
+        """Indicators per second at the median time."""
+        return self.indicators / statistics.median(self.seconds)
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "latency_ms": self.latency_ms,
+            "indicators": self.indicators,
+            "runs": len(self.seconds),
+            "seconds": spread(self.seconds),
+            "indicators_per_second": round(self.rate, 1),
+        }
+        if self.importer:
+            runs, n = self.importer, self.indicators
+            out["pipeline_rate"] = spread([r.report["indicators_per_second"] for r in runs])
+            out["peak_rss_mb"] = spread([r.peak_rss_mb for r in runs])
+            out["cpu_us_per_indicator"] = spread([1e6 * r.cpu_seconds / n for r in runs])
+            out["emulator_cpu_us_per_indicator"] = spread([1e6 * r.emulator_cpu_seconds / n for r in runs])
+            out["others_cpu_seconds"] = spread([r.others_cpu_seconds for r in runs])
+        return out
 
 
 def reset(base: str) -> None:
@@ -213,147 +245,48 @@ SINGLE = f"--mode single --workers {SINGLE_WORKERS}"
 BULK = "--mode bulk --workers 16"
 
 
-def _importer_measure(name: str, latency: int, run: ImporterRun) -> Measure:
-    imported, pipeline_rate = run.report["totals"]["imported"], run.report["indicators_per_second"]
-    return Measure(name, latency, imported, run.seconds, run.peak_rss_mb, pipeline_rate)
-
-
 def measure_all(sizes: Sizes, work: Path) -> list[Measure]:
-    out: list[Measure] = []
-    for latency in (0, 50):
-        with emulator_process("--latency-ms", str(latency)) as base:
-            values = [
-                line.strip() for line in write_hash_list(work / "base.txt", sizes.baseline[latency], 1).open()
-            ]
-            out.append(Measure(SAMPLE, latency, len(values), microsoft_sample(base, values)))
-            reset(base)
-            seconds = asyncio.run(sequential_baseline(base, values))
-            out.append(Measure(AIOHTTP_SEQUENTIAL, latency, len(values), seconds))
-            reset(base)
-            bare = write_hash_list(work / "bare.txt", sizes.single[latency], 5)
-            values = [line.strip() for line in bare.open()]
-            seconds = asyncio.run(sequential_baseline(base, values, SINGLE_WORKERS))
-            out.append(Measure(BARE, latency, len(values), seconds))
-            reset(base)
-            feed = write_hash_list(work / "single.txt", sizes.single[latency], 2)
-            out.append(
-                _importer_measure(SINGLE, latency, run_importer(base, feed, "single", SINGLE_WORKERS, work))
-            )
-            reset(base)
-            feed = write_hash_list(work / "bulk.txt", sizes.bulk[latency], 3)
-            out.append(_importer_measure(BULK, latency, run_importer(base, feed, "bulk", 16, work)))
-            reset(base)
-            if latency == 0:
-                feed = write_hash_list(work / "million.txt", sizes.rss_lines, 4)
-                name = f"--mode bulk, {sizes.rss_lines:,}-line list (RSS)"
-                out.append(_importer_measure(name, latency, run_importer(base, feed, "bulk", 16, work)))
+    """Every row ``REPEATS`` times: all rows once, then again, so that drift hits them alike."""
+    found: dict[tuple[str, int], Measure] = {}
+
+    def note(name: str, latency: int, count: int, seconds: float, run: ImporterRun | None = None) -> None:
+        measure = found.setdefault((name, latency), Measure(name, latency, count))
+        measure.seconds.append(seconds)
+        if run is not None:
+            if run.report["totals"]["imported"] != count:
+                raise RuntimeError(f"{name}: imported {run.report['totals']['imported']} of {count}")
+            measure.importer.append(run)
+
+    for _ in range(REPEATS):
+        for latency in (0, 50):
+            with emulator_process("--latency-ms", str(latency)) as base:
+                count = sizes.baseline[latency]
+                values = [line.strip() for line in write_hash_list(work / "base.txt", count, 1).open()]
+                note(SAMPLE, latency, count, microsoft_sample(base, values))
                 reset(base)
-    return out
-
-
-JOURNAL_SIZES = (100_000, 1_000_000)
-JOURNAL_SIZES_QUICK = (20_000,)
-REPEATS = 3
-JOURNAL_GOAL = 1.3  # the issue's bound: journal on at most 1.3x the wall time of --no-state
-
-
-@dataclass
-class JournalCost:
-    """Bulk imports of one size, journal on and off, ``REPEATS`` times each."""
-
-    indicators: int
-    seconds: dict[str, list[float]]  # "on" / "off" -> wall seconds of each run
-    cpu_seconds: dict[str, list[float]]
-    peak_rss_mb: dict[str, list[float]]
-
-    def summary(self) -> dict[str, Any]:
-        def spread(values: list[float]) -> dict[str, float]:
-            return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
-                    "max": round(max(values), 3)}  # fmt: skip
-
-        out: dict[str, Any] = {"indicators": self.indicators, "runs": len(self.seconds["on"])}
-        for mode in ("on", "off"):
-            cpu = statistics.median(self.cpu_seconds[mode])
-            out[mode] = {
-                "seconds": spread(self.seconds[mode]),
-                "cpu_seconds": spread(self.cpu_seconds[mode]),
-                "peak_rss_mb": spread(self.peak_rss_mb[mode]),
-                "indicators_per_second": round(self.indicators / statistics.median(self.seconds[mode])),
-                "cpu_us_per_indicator": round(1e6 * cpu / self.indicators, 2),
-            }
-        out["ratio_wall"] = round(out["on"]["seconds"]["median"] / out["off"]["seconds"]["median"], 2)
-        out["ratio_cpu"] = round(out["on"]["cpu_seconds"]["median"] / out["off"]["cpu_seconds"]["median"], 2)
-        return out
-
-
-def measure_journal_cost(sizes: tuple[int, ...], work: Path) -> list[JournalCost]:
-    """Journal on vs ``--no-state``, alternating so that drift of the machine hits both alike."""
-    out: list[JournalCost] = []
-    for size in sizes:
-        feed = write_hash_list(work / f"journal-{size}.txt", size, 6)
-        cost = JournalCost(size, {"on": [], "off": []}, {"on": [], "off": []}, {"on": [], "off": []})
-        for _ in range(REPEATS):
-            for mode in ("off", "on"):
-                journal = str(work / f"j-{time.monotonic_ns()}.sqlite")
-                state = ["--no-state"] if mode == "off" else ["--state", journal]
-                with emulator_process() as base:  # a fresh one: its memory grows with what it holds
-                    run = harness.run_importer(
-                        base, work / "report.json", str(feed), "--name", "journal-cost", "--mode", "bulk",
-                        "--workers", "16", *state,
-                    )  # fmt: skip
-                if run.report["totals"]["imported"] != size:
-                    raise RuntimeError(f"imported {run.report['totals']['imported']} of {size}")
-                cost.seconds[mode].append(run.seconds)
-                cost.cpu_seconds[mode].append(run.cpu_seconds)
-                cost.peak_rss_mb[mode].append(run.peak_rss_mb)
-                for leftover in work.glob("j-*.sqlite*"):
-                    leftover.unlink()
-        out.append(cost)
-    return out
-
-
-def journal_table(costs: list[dict[str, Any]]) -> str:
-    lines = [
-        "## Journal cost",
-        "",
-        f"`python benchmarks/bench_import.py --journal-only` — {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}; `--mode bulk --workers 16` of seeded sha256 lists at 0 ms, "
-        "a fresh state journal (*on*) vs `--no-state` (*off*), alternately, the emulator restarted "
-        f"before each run; medians of {REPEATS} runs [min-max]. CPU is the importer process's "
-        "user + system time.",
-        "",
-        "| indicators | on: seconds | off: seconds | on/off (wall) | on: indicators/s | on: CPU µs/indicator "
-        "| off: CPU µs/indicator | on/off (CPU) | on: peak RSS (MB) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for c in costs:
-        on, off = c["on"], c["off"]
-
-        def cell(part: dict[str, float]) -> str:
-            return f"{part['median']:.2f} [{part['min']:.2f}-{part['max']:.2f}]"
-
-        lines.append(
-            f"| {c['indicators']:,} | {cell(on['seconds'])} | {cell(off['seconds'])} | {c['ratio_wall']:.2f} "
-            f"| {on['indicators_per_second']:,} | {on['cpu_us_per_indicator']:.1f} "
-            f"| {off['cpu_us_per_indicator']:.1f} | {c['ratio_cpu']:.2f} "
-            f"| {on['peak_rss_mb']['median']:.0f} |"
-        )
-    lines += [
-        "",
-        f"Goal: the journal costs at most {JOURNAL_GOAL}x `--no-state` (wall, median), flat in size.",
-        "Wall times swing when anything else runs on the two CPUs (the emulator shares them); the",
-        "importer's CPU per indicator is the steadier measure of the journal's cost.",
-    ]
-    return "\n".join(lines) + "\n"
+                note(AIOHTTP_SEQUENTIAL, latency, count, asyncio.run(sequential_baseline(base, values)))
+                reset(base)
+                count = sizes.single[latency]
+                values = [line.strip() for line in write_hash_list(work / "bare.txt", count, 5).open()]
+                note(BARE, latency, count, asyncio.run(sequential_baseline(base, values, SINGLE_WORKERS)))
+                reset(base)
+                feed = write_hash_list(work / "single.txt", count, 2)
+                run = run_importer(base, feed, "single", SINGLE_WORKERS, work)
+                note(SINGLE, latency, count, run.seconds, run)
+                reset(base)
+                count = sizes.bulk[latency]
+                run = run_importer(base, write_hash_list(work / "bulk.txt", count, 3), "bulk", 16, work)
+                note(BULK, latency, count, run.seconds, run)
+                reset(base)
+    return list(found.values())
 
 
 def goals(measures: list[Measure]) -> list[dict[str, Any]]:
     def find(name: str, latency: int) -> Measure:
-        return next(m for m in measures if m.name.startswith(name) and m.latency_ms == latency)
+        return next(m for m in measures if m.name == name and m.latency_ms == latency)
 
     sample0, aiohttp0, single0 = find(SAMPLE, 0), find(AIOHTTP_SEQUENTIAL, 0), find(SINGLE, 0)
     single50, bulk0 = find(SINGLE, 50), find(BULK, 0)
-    rss = find("--mode bulk,", 0)
     bound50 = SINGLE_WORKERS / 0.050
     return [
         {
@@ -382,12 +315,6 @@ def goals(measures: list[Measure]) -> list[dict[str, Any]]:
             "target": 30_000,
             "met": bulk0.rate >= 30_000,
         },
-        {
-            "goal": f"{rss.indicators:,}-line list under 200 MB peak RSS",
-            "value": round(rss.peak_rss_mb or 0, 1),
-            "target": 200,
-            "met": (rss.peak_rss_mb or 0) < 200,
-        },
     ]
 
 
@@ -398,19 +325,25 @@ def table(measures: list[Measure], checks: list[dict[str, Any]], quick: bool) ->
         "",
         f"`python benchmarks/bench_import.py{' --quick' if quick else ''}` — {platform.machine()}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}; the emulator in its own process; "
-        "rates end to end (importer process start to exit); *pipeline/s* is the importer's own report "
-        "(the import without process start and journal opening).",
+        "rates end to end (importer process start to exit) at the median time; *pipeline/s* is the "
+        f"importer's own report (the import without process start and journal opening). Medians of {REPEATS} "
+        "runs [min-max]; CPU is the importer's user + system time per indicator; *others' CPU* what "
+        "the rest of the machine used during the run (0: nobody else ran anything).",
         "",
-        "| run | latency | indicators | seconds | indicators/s | x sequential | pipeline/s | peak RSS (MB) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| run | latency | indicators | seconds | indicators/s | x sequential | pipeline/s "
+        "| CPU µs/indicator | peak RSS (MB) | others' CPU (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in measures:
         ratio = m.rate / base[m.latency_ms] if base.get(m.latency_ms) else 0.0
-        rss = f"{m.peak_rss_mb:.0f}" if m.peak_rss_mb is not None else "-"
-        pipeline = f"{m.pipeline_rate:,.0f}" if m.pipeline_rate is not None else "-"
+        row = m.summary()
+        pipeline = f"{row['pipeline_rate']['median']:,.0f}" if m.importer else "-"
+        cpu = cell(row["cpu_us_per_indicator"], 1) if m.importer else "-"
+        rss = f"{row['peak_rss_mb']['median']:.0f}" if m.importer else "-"
+        others = f"{row['others_cpu_seconds']['median']:.1f}" if m.importer else "-"
         lines.append(
-            f"| {m.name} | {m.latency_ms} ms | {m.indicators:,} | {m.seconds:.2f} | {m.rate:,.0f} "
-            f"| {ratio:.1f} | {pipeline} | {rss} |"
+            f"| {m.name} | {m.latency_ms} ms | {m.indicators:,} | {cell(row['seconds'])} | {m.rate:,.0f} "
+            f"| {ratio:.1f} | {pipeline} | {cpu} | {rss} | {others} |"
         )
     lines += [
         "",
@@ -427,23 +360,33 @@ def table(measures: list[Measure], checks: list[dict[str, Any]], quick: bool) ->
     return "\n".join(lines) + "\n"
 
 
+def sizes_flag(text: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in text.split(",") if n)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of a few seconds")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON results file")
     parser.add_argument("--no-readme", action="store_true", help="do not update benchmarks/README.md")
     parser.add_argument("--journal-only", action="store_true",
                         help="the journal's cost only; the file's other results are kept")  # fmt: skip
-    parser.add_argument("--journal-sizes", type=lambda text: tuple(int(n) for n in text.split(",")),
-                        default=None, help="list sizes of the journal's cost, comma-separated")  # fmt: skip
+    parser.add_argument("--journal-sizes", type=sizes_flag, default=None,
+                        help="sha256 list sizes of the journal's cost, comma-separated")  # fmt: skip
+    parser.add_argument("--mixed-sizes", type=sizes_flag, default=None,
+                        help="mixed-kind list sizes of the journal's cost ('' for none)")  # fmt: skip
     args = parser.parse_args()
-    sizes = args.journal_sizes or (JOURNAL_SIZES_QUICK if args.quick else JOURNAL_SIZES)
+    sizes = QUICK if args.quick else FULL
+    journal_sizes = sizes.journal if args.journal_sizes is None else args.journal_sizes
+    mixed_sizes = sizes.mixed if args.mixed_sizes is None else args.mixed_sizes
     kept: dict[str, Any] = {}
     if args.journal_only and args.output.exists():
         kept = json.loads(args.output.read_text())
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with tempfile.TemporaryDirectory(prefix="bench-import-") as work:
-        measures = [] if args.journal_only else measure_all(QUICK if args.quick else FULL, Path(work))
-        costs = [cost.summary() for cost in measure_journal_cost(sizes, Path(work))]
+        measures = [] if args.journal_only else measure_all(sizes, Path(work))
+        feeds = journal_cost.feeds(journal_sizes, mixed_sizes, Path(work))
+        costs = [cost.summary() for cost in journal_cost.measure(feeds, Path(work))]
     result: dict[str, Any] = {
         **kept,
         "quick": args.quick,
@@ -453,14 +396,17 @@ def main() -> int:
             "platform": platform.platform(),
         },
         "journal_cost": costs,
+        "journal_goals": journal_cost.goals(costs),
+        "journal_measured": f"{started} to {time.strftime('%H:%M UTC', time.gmtime())}",
     }
     if not args.journal_only:
         checks = goals(measures)
-        result["runs"] = [{**asdict(m), "indicators_per_second": round(m.rate, 1)} for m in measures]
+        result["runs"] = [m.summary() for m in measures]
         result["goals"] = checks
+        result["measured"] = result["journal_measured"]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
-    journal_section = journal_table(costs)
+    journal_section = journal_cost.table(costs)
     print(journal_section)
     if not args.no_readme:
         update_readme_section("Journal cost", journal_section)

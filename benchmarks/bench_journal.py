@@ -7,10 +7,13 @@ Phases, each over the same seeded synthetic keys (70 % sha256, 20 % ipv4, 10 % d
 - ``stale``:  mirror mode's scan of the whole definition after the rerun (finds nothing);
 - ``mirror``: a third run whose feed lost 10 %: present/mark_seen, then ``stale`` + ``forget_keys``.
 
-Prints rows/s per phase and the peak RSS of the process; writes ``benchmarks/results/journal.json``.
-Keys are generated batch by batch, so the RSS is the journal's, not the benchmark's data.
+Each run is its own process (a fresh journal, its own peak RSS), ``--runs`` of them (default 3);
+the result is each figure's median with its range [min, max], wall and CPU (the process's user +
+system time) per phase, and the load average before and after (the machine may be shared).
+Writes ``benchmarks/results/journal.json``. Keys are generated batch by batch, so the RSS is the
+journal's, not the benchmark's data.
 
-    python benchmarks/bench_journal.py [--count 1000000] [--batch 500] [--state FILE]
+    python benchmarks/bench_journal.py [--runs 3] [--count 1000000] [--batch 500] [--state FILE]
 """
 
 from __future__ import annotations
@@ -18,10 +21,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import platform
 import random
 import resource
 import sqlite3
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -34,7 +41,7 @@ from importer.state.journal import Journal
 RESULTS = Path(__file__).resolve().parent / "results" / "journal.json"
 DEFINITION = "bench-definition"
 
-Phases = dict[str, dict[str, float]]  # phase name -> rows, seconds, rows_per_s
+Phases = dict[str, dict[str, float]]  # phase name -> rows, seconds, cpu_seconds, rows_per_s
 
 
 def keys(count: int, batch: int, seed: int) -> Iterator[list[tuple[Kind, str]]]:
@@ -60,10 +67,15 @@ def peak_rss_mib() -> float:
 @contextlib.contextmanager
 def timed(phases: Phases, name: str, rows: int) -> Iterator[None]:
     """Time the block as phase ``name`` over ``rows`` rows: noted in ``phases`` and printed."""
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     yield
-    seconds = time.perf_counter() - started
-    phases[name] = {"rows": rows, "seconds": round(seconds, 3), "rows_per_s": round(rows / seconds)}
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    phases[name] = {
+        "rows": rows,
+        "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu, 3),
+        "rows_per_s": round(rows / seconds),
+    }
     print(
         f"{name:>8}: {rows:>9,} rows in {seconds:6.2f} s = {rows / seconds:>10,.0f} rows/s "
         f"(peak RSS {peak_rss_mib():.0f} MiB)",
@@ -168,6 +180,61 @@ def summary(
     }
 
 
+def spread(values: list[float]) -> dict[str, float]:
+    return {
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+    }
+
+
+def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians and ranges over runs of ``run``; the counts must agree (the keys are seeded)."""
+    first = runs[0]
+    phases = {
+        name: {
+            "rows": first["phases"][name]["rows"],
+            "seconds": spread([r["phases"][name]["seconds"] for r in runs]),
+            "cpu_seconds": spread([r["phases"][name]["cpu_seconds"] for r in runs]),
+            "rows_per_s": round(
+                first["phases"][name]["rows"] / statistics.median(r["phases"][name]["seconds"] for r in runs)
+            ),
+        }
+        for name in first["phases"]
+    }
+    counted = ("stored", "found_on_rerun", "stale_after_rerun", "forgotten_in_mirror",
+               "remaining_after_mirror")  # fmt: skip
+    for key in counted:
+        if len({r[key] for r in runs}) != 1:
+            raise RuntimeError(f"runs disagree on {key}")
+    return {
+        **{k: first[k] for k in ("count", "batch", "seed", *counted, "sqlite", "python", "machine")},
+        "runs": len(runs),
+        "phases": phases,
+        "present_mark_seen_record_imported_seconds": spread(
+            [r["present_mark_seen_record_imported_seconds"] for r in runs]
+        ),
+        "peak_rss_mib": spread([r["peak_rss_mib"] for r in runs]),
+        "file_mib": spread([r["file_mib"] for r in runs]),
+        "load_average": [r["load_average"] for r in runs],
+        "each_run": runs,
+    }
+
+
+def one_run(args: argparse.Namespace) -> dict[str, Any]:
+    """One run in a child process (its own peak RSS); returns its result."""
+    with tempfile.TemporaryDirectory(prefix="bench-journal-") as scratch:
+        out = Path(scratch) / "one.json"
+        command = [sys.executable, __file__, "--one", "--count", str(args.count), "--batch", str(args.batch)]
+        command += ["--seed", str(args.seed), "--out", str(out)]
+        before = os.getloadavg()
+        subprocess.run(command, check=True)
+        result: dict[str, Any] = json.loads(out.read_text())
+        result["load_average"] = {"before": [round(x, 2) for x in before],
+                                  "after": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
+        return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1_000_000)
@@ -175,15 +242,23 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--state", type=Path, help="journal file (default: a fresh temporary one)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--runs", type=int, default=3, help="runs, each its own process (medians, ranges)")
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child: one run, in process
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-journal-") as scratch:
-        state = args.state or Path(scratch) / "state.sqlite"
-        result = run(args.count, args.batch, state, args.seed)
-    print(
-        f"import + rerun (present + record_imported / mark_seen): "
-        f"{result['present_mark_seen_record_imported_seconds']:.2f} s; "
-        f"peak RSS {result['peak_rss_mib']} MiB; file {result['file_mib']} MiB"
-    )
+    if args.one or args.state is not None:
+        with tempfile.TemporaryDirectory(prefix="bench-journal-") as scratch:
+            state = args.state or Path(scratch) / "state.sqlite"
+            result = run(args.count, args.batch, state, args.seed)
+    else:
+        result = aggregate([one_run(args) for _ in range(args.runs)])
+        phases = result["phases"]
+        for name, phase in phases.items():
+            s, c = phase["seconds"], phase["cpu_seconds"]
+            print(
+                f"{name:>8}: median {s['median']:.2f} s [{s['min']:.2f}-{s['max']:.2f}], "
+                f"CPU {c['median']:.2f} s [{c['min']:.2f}-{c['max']:.2f}], {phase['rows_per_s']:,} rows/s"
+            )
+        print(f"peak RSS {result['peak_rss_mib']} MiB; file {result['file_mib']} MiB")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
