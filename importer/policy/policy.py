@@ -141,14 +141,17 @@ def _judge_with_rules(checks: dict[Kind, Check], rules: _Rules) -> Callable[[Ind
             confidence = indicator.confidence
             if confidence is None or confidence < least:
                 return confidence_reason
-        if any_of is not None or none_of is not None:
-            folded = [label.casefold() for label in indicator.labels]
+        labels = indicator.labels
+        if labels and (any_of is not None or none_of is not None):
+            folded = [label.casefold() for label in labels]
             if any_of is not None and any_of.isdisjoint(folded):
                 return any_reason
             if none_of is not None:
-                for label, fold in zip(indicator.labels, folded, strict=True):
+                for label, fold in zip(labels, folded, strict=True):
                     if fold in none_of:
                         return f"label {label} in labels_none"
+        elif any_of is not None:  # no label at all: none of labels_any
+            return any_reason
         check = check_of(kind)
         return None if check is None else check(indicator.value)
 
