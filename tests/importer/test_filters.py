@@ -158,3 +158,17 @@ async def test_mirror_mode_deletes_what_is_now_filtered(
     (counts,) = json.loads(report.read_text())["feeds"]
     assert (counts["filtered"], counts["mirror"]["deleted"]) == (1, 1)
     assert emulator.state()["totals"]["iocs"] == 13
+
+
+async def test_a_dry_run_counts_the_same_filtered_ones(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    feed, report = write_mixed(tmp_path / "mixed.txt"), tmp_path / "r.json"
+    use_mde(monkeypatch, emulator)
+    assert (
+        await run_cli("--target", "mde", "--no-state", "-q", "--dry-run", str(feed), "--report", str(report))
+        == 0
+    )
+    totals = json.loads(report.read_text())["totals"]
+    assert (totals["would_import"], totals["filtered"], totals["records_read"]) == (100, 4, 104)
+    assert await mde_held(emulator) == []
