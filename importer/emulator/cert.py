@@ -51,7 +51,7 @@ class SelfSigned:
 
 
 def self_signed(
-    common_name: str, *, not_before: datetime | None = None, days: float = 2.0
+    common_name: str, *, not_before: datetime | None = None, days: float = 90.0
 ) -> SelfSigned:
     """A new RSA key and a certificate for it, signed by itself, valid ``days`` from ``not_before``
     (default: an hour ago, so a clock a little behind still finds it valid)."""

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import jwt
@@ -33,7 +34,9 @@ from importer.transport.connection import Secret
 
 __all__ = ["ASSERTION_TYPE", "ClientCertificate", "load_certificate"]
 
+_log = logging.getLogger(__name__)
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+_RENEW_WITHIN = timedelta(days=30)  # a nightly job warns this long before its certificate expires
 _LIFETIME = 300  # seconds an assertion is good for: a few minutes (API.md: at most ten)
 _MAX_FILE = 1 << 20  # a certificate, its chain and a key are a few kB: more is the wrong file
 _KEY_MARK = b"PRIVATE KEY-----"  # PKCS#8, encrypted PKCS#8 and the traditional RSA/EC forms
@@ -42,7 +45,7 @@ _KEY_MARK = b"PRIVATE KEY-----"  # PKCS#8, encrypted PKCS#8 and the traditional 
 class ClientCertificate:
     """A loaded certificate credential that signs client assertions; its repr shows file and thumbprint."""
 
-    __slots__ = ("_key", "not_after", "path", "sha1_hex", "x5t")
+    __slots__ = ("_key", "path", "sha1_hex", "x5t")
 
     def __init__(self, path: str, certificate: x509.Certificate, key: rsa.RSAPrivateKey) -> None:
         der = certificate.public_bytes(serialization.Encoding.DER)
@@ -50,7 +53,6 @@ class ClientCertificate:
         self.path = path
         self.x5t = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
         self.sha1_hex = digest.hex().upper()  # as the app registration's portal page shows it
-        self.not_after = certificate.not_valid_after_utc
         self._key = key
 
     def __repr__(self) -> str:
@@ -106,6 +108,12 @@ def load_certificate(
             f"the certificate in {where} is not valid before "
             f"{certificate.not_valid_before_utc:%Y-%m-%d %H:%M} UTC: check this machine's clock"
         )
+    left = certificate.not_valid_after_utc - now
+    if left < _RENEW_WITHIN:
+        _log.warning(
+            "the certificate in %s expires on %s UTC, in %d days: upload a new one to the app registration",
+            where, f"{certificate.not_valid_after_utc:%Y-%m-%d %H:%M}", left.days,
+        )  # fmt: skip
     return ClientCertificate(str(path), certificate, key)
 
 

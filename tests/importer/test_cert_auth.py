@@ -6,6 +6,7 @@ certificate file or its password can be wrong. Certificates are generated here, 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -269,3 +270,14 @@ async def test_the_emulators_demo_certificate_from_its_banner(
     finally:
         stop_process(emu.proc)
     assert emu.proc.returncode == 0 and not Path(pem).exists()
+
+
+def test_a_certificate_near_its_end_is_used_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    soon = self_signed(APP, not_before=datetime.now(UTC) - timedelta(days=80), days=90)
+    pem = pem_file(tmp_path / "app.pem", soon.pem())
+    with caplog.at_level(logging.WARNING):
+        load_certificate(pem, None, named="x", password_from="X", now=datetime.now(UTC))
+    (warning,) = [r.getMessage() for r in caplog.records if "expires on" in r.getMessage()]
+    assert str(pem) in warning and "in 9 days" in warning
