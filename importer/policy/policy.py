@@ -6,8 +6,9 @@ Built once per feed from its options (``importer.fields``: ``kinds``, ``min_conf
 at is built beforehand: a frozenset of kinds and of labels, exact dicts, suffix tables for
 domains, and integer range tables for addresses, where the allowlist's and the private blocks
 share one table per IP version (the allowlist's reason wins where both hold an address). Kinds
-nothing checks have no look-up at all (``checks``). Rules apply in the order above; the first that
-matches is the reason, so a private address an allowlist also holds is reported "on the allowlist".
+nothing checks have no look-up at all (``checks``). Rules apply in this order: kinds, confidence,
+labels, the allowlist, private blocks, the warning lists; the first that matches is the reason, so
+a private address an allowlist also holds is reported "on the allowlist".
 """
 
 from __future__ import annotations
