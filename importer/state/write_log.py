@@ -7,9 +7,10 @@ each page of ``indicators`` is touched at most once (see the schema in ``importe
 
 A batch is written with one statement: its tuples, as the pipeline built them, go to SQLite as
 one JSON text (``json.dumps``, in C) that SQLite unpacks into rows (``json_each``, in C, the GIL
-released). Binding a tuple per row instead held the GIL in Python and handed it back and forth
-between this thread and the event loop's at every row: the same CPU, but in the run's wall time
-(1 M sha256, two runs each on a busy machine: 34.3 and 27.2 s per-row; 22.3 and 19.5 s as JSON).
+released). ``executemany`` with a tuple per row cost the same CPU, but released and re-took the GIL
+around every row, so the writer's thread and the event loop's traded it a million times a
+million-key run; as JSON, a bulk import of 1 M sha256 took 15.18 s [14.62-16.95] instead of 15.89 s
+[15.78-17.06] end to end (medians of 3, runs alternated; CPU 14.16 s against 14.11 s).
 
 Rows carry the stamp of what was sent (``model.Stamp``: ``meta``, ``expires``) and ``owned``: 0 for a
 value this definition lists but another definition of the tenant holds (``Journal.mark_shared``).
