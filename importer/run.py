@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from importer.pipeline.progress import make_progress
 from importer.pipeline.rejects import RejectsWriter
 from importer.pipeline.signals import stop_on_signals
 from importer.report.counts import EXIT_CONFIG, EXIT_FAILED, EXIT_STOPPED, RunReport
+from importer.report.metrics import write_metrics
 from importer.report.outputs import check_outputs
 from importer.settings import FeedSettings, OutputOptions, RunSettings, StateOptions
 from importer.sources.feed import job_for
@@ -46,7 +47,7 @@ from importer.targets.base import HasHeadroom, Target
 from importer.targets.registry import open_target, package
 from importer.transport.stats import TransportStats
 
-__all__ = ["failure", "run_import", "run_inputs", "write_failure_report"]
+__all__ = ["failure", "run_import", "run_inputs", "write_failure_report", "write_outputs"]
 
 _log = logging.getLogger(__name__)
 # Merging the journal's log every 25,000 rows keeps its in-memory index of recent keys ~5 MB.
@@ -64,37 +65,42 @@ async def run_import(
     stop: asyncio.Event | None = None,
     signals: bool = False,
     grace: float = 30.0,
+    shared: Mapping[str, FeedJob] | None = None,
 ) -> RunReport:
-    """Run the import described by ``settings``; writes the report and rejects files if asked.
+    """Run the import described by ``settings``; writes the report, metrics and rejects files if asked.
 
     ``state``: the journal (None or no path: none, as for the demo) and the folder of the host's
     run locks; ``signals``: SIGINT/SIGTERM stop the run gracefully (``grace`` seconds for requests
-    in flight; the report says so); ``wall``: epoch seconds for the report's start and end.
+    in flight; the report says so); ``wall``: epoch seconds for the report's start and end;
+    ``shared``: feeds (by name) this destination reads from a reading shared with others
+    (``importer.destinations``), instead of opening them itself.
 
-    With ``output.report``, a report is written however the run ends: if it raises, the file
-    says why (``failure``) and the exception goes on to the caller."""
+    With ``output.report`` (``output.metrics``), a report (the metrics) is written however the run
+    ends: if it raises, the file says why (``failure``) and the exception goes on to the caller."""
     output = output or OutputOptions()
     state = state or StateOptions()
     tenant = tenant_key(settings.connection.tenant_url, settings.connection.client_id)
     started = wall()
     inputs = run_inputs(settings, state)
     # A report path that is refused is not written either, not even to say why.
-    check_outputs({"the report": output.report}, inputs)
+    check_outputs({"the report": output.report, "the metrics file": output.metrics}, inputs)
     try:
-        check_outputs({"the report": output.report, "the rejects file": output.rejects}, inputs)
+        outputs = {"the report": output.report, "the metrics file": output.metrics}
+        check_outputs({**outputs, "the rejects file": output.rejects}, inputs)
         report = await _locked_run(
-            settings, output, state, tenant, sleep=sleep, clock=clock, stop=stop, signals=signals, grace=grace
-        )
+            settings, output, state, tenant, sleep=sleep, clock=clock, stop=stop, signals=signals,
+            grace=grace, shared=shared or {},
+        )  # fmt: skip
     except BaseException as exc:
         exit_code, sentence = failure(exc)
         failed = RunReport.failed(sentence, exit_code, target=settings.target, mode=settings.tuning.mode)
-        failed.dry_run = settings.dry_run
+        failed.dry_run, failed.destination = settings.dry_run, settings.destination
         _stamp(failed, tenant, started, wall())
-        write_failure_report(failed, output.report)
+        write_failure_report(failed, output.report, output.metrics)
         raise
     _stamp(report, tenant, started, wall())
-    if output.report is not None:
-        report.write_json(output.report)  # a full disk: a ConfigError, exit 2
+    report.destination = settings.destination
+    write_outputs(report, output.report, output.metrics)  # a full disk: a ConfigError, exit 2
     return report
 
 
@@ -123,6 +129,7 @@ async def _locked_run(
     stop: asyncio.Event | None,
     signals: bool,
     grace: float,
+    shared: Mapping[str, FeedJob],
 ) -> RunReport:
     """The run under this host's lock of its target and tenant, then its journal's (if any)."""
     if state.path is None and any(feed[MIRROR] for feed in settings.feeds):
@@ -151,7 +158,8 @@ async def _locked_run(
         report: RunReport | None = None
         try:
             with stop_on_signals(stop) if signals else _no_signals() as handler:
-                run = _Run(settings, output, state, journal, sleep=sleep, clock=clock, stop=stop, grace=grace)
+                run = _Run(settings, output, state, journal, sleep=sleep, clock=clock, stop=stop, grace=grace,
+                           shared=shared)  # fmt: skip
                 report = await run.execute()
                 report.signalled = handler is not None and handler.received is not None
         finally:
@@ -184,15 +192,27 @@ def failure(exc: BaseException) -> tuple[int, str]:
     return EXIT_FAILED, f"internal error ({type(exc).__name__}); see the traceback on stderr"
 
 
-def write_failure_report(report: RunReport, path: Path | None) -> None:
-    """Write the report of a failed run over the last one, if asked; a failure to is logged, so
-    the error that ended the run stays the one raised."""
-    if path is None:
-        return
+def write_outputs(report: RunReport, path: Path | None, metrics: Path | None) -> None:
+    """Write the JSON report and the metrics file, those asked for; the metrics also when the
+    report cannot be written (then its ConfigError goes on: exit 2)."""
     try:
-        report.write_json(path)
-    except ConfigError as exc:
-        _log.error("%s", exc)
+        if path is not None:
+            report.write_json(path)
+    finally:
+        if metrics is not None:
+            write_metrics(report, metrics)
+
+
+def write_failure_report(report: RunReport, path: Path | None, metrics: Path | None = None) -> None:
+    """Write the report (and the metrics) of a failed run over the last one, if asked; a failure
+    to is logged, so the error that ended the run stays the one raised."""
+    for where, write in ((path, report.write_json), (metrics, lambda to: write_metrics(report, to))):
+        if where is None:
+            continue
+        try:
+            write(where)
+        except ConfigError as exc:
+            _log.error("%s", exc)
 
 
 def _stamp(report: RunReport, tenant: str, started: float, finished: float) -> None:
@@ -214,8 +234,10 @@ class _Run:
         clock: Callable[[], float],
         stop: asyncio.Event,
         grace: float,
+        shared: Mapping[str, FeedJob],
     ) -> None:
         self.settings = settings
+        self.shared = shared
         self.output = output
         self.state = state
         self.journal = journal
@@ -239,7 +261,8 @@ class _Run:
         for feed in self.settings.feeds:
             pull = self.pull(feed)
             if pull is None:
-                jobs.append(job_for(feed.source, feed.definition, feed.options, network))
+                reading = self.shared.get(feed.definition.name)
+                jobs.append(reading or job_for(feed.source, feed.definition, feed.options, network))
                 continue
             self.pulls.append(pull)
             jobs.append(pull.job)
@@ -326,8 +349,9 @@ class _Run:
 
     async def cap_choice(self, target: Target, jobs: list[FeedJob]) -> CapChoice | None:
         """A capped target's choice of the new indicators that fit (``pipeline.cap``), among the
-        feeds that can be read twice (not stdin, not a pull); None when all fit."""
-        pulled = {id(pull.job) for pull in self.pulls}
+        feeds that can be read twice (not stdin, not a pull, not one read once for several
+        destinations); None when all fit."""
+        pulled = {id(pull.job) for pull in self.pulls} | {id(job) for job in self.shared.values()}
         choice = await choose(target, [job for job in jobs if job.source != "-" and id(job) not in pulled])
         if choice is not None:
             _log.warning("%s (cap %d, %d held, %d new); failed per feed: %s", choice.reason, choice.cap,

@@ -17,17 +17,35 @@ from pathlib import Path
 from typing import Any
 
 from importer.cli.logs import configure_logging, fatal
+from importer.destinations.run import run_destinations
 from importer.errors import ConfigError
 from importer.fields import MIRROR, flag_bool, positive_int_flag
 from importer.report.counts import EXIT_CONFIG, RunReport
 from importer.report.outputs import check_outputs, is_stdout
 from importer.report.summary import problems, summary
 from importer.run import failure, run_import, write_failure_report
-from importer.settings import CliOptions, OutputOptions, RunSettings, StateOptions, load_run_settings
+from importer.settings import (
+    CliOptions,
+    Destination,
+    OutputOptions,
+    RunSettings,
+    StateOptions,
+    load_destinations,
+    load_run_settings,
+)
 from importer.state.journal import default_state_path
 from importer.targets.registry import DEFAULT_TARGET, TARGETS, all_fields
 
-__all__ = ["add_arguments", "add_parser", "finish", "handle", "inputs_named", "settings_of", "state_of"]
+__all__ = [
+    "add_arguments",
+    "add_parser",
+    "destinations_of",
+    "finish",
+    "handle",
+    "inputs_named",
+    "settings_of",
+    "state_of",
+]
 
 _FEED_DEST = "feed_option_"  # argparse dest prefix of the per-feed flags
 _TARGET_DEST = "target_option_"  # argparse dest prefix of the target options' flags
@@ -44,7 +62,9 @@ exit codes:
   130  stopped by SIGINT/SIGTERM: requests in flight finished, a rerun carries on
   141  stdout was closed early (e.g. piped into head)
 
-With --report FILE the JSON report is written whatever the exit code, and states it.
+With --report FILE the JSON report is written whatever the exit code, and states it;
+so is --metrics-file FILE. With several [[destination]] tables the exit code is the
+worst of the destinations'.
 --report and --rejects take a regular file (replaced whole at the end) or '-' for
 stdout; then stdout carries that output only and the summary goes to stderr."""
 
@@ -61,6 +81,10 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(parser)
+    parser.add_argument(
+        "--metrics-file", type=_output_path, metavar="FILE",
+        help="write the run's Prometheus metrics here (node_exporter's textfile collector), however it ends",
+    )  # fmt: skip
     parser.set_defaults(handler=handle)
 
 
@@ -71,6 +95,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target", choices=tuple(TARGETS), help=f"the target API (default: {DEFAULT_TARGET})"
     )
+    parser.add_argument(
+        "--destination", action="append", metavar="NAME",
+        help="only this [[destination]] of the config (repeatable; default: all)",
+    )  # fmt: skip
     _add_target_flags(parser.add_argument_group("target options (each for one target)"))
     _add_feed_flags(parser.add_argument_group("feed options (for FEED arguments)"))
     _add_tuning_flags(parser.add_argument_group("tuning"))
@@ -224,6 +252,7 @@ def _cli_options(args: argparse.Namespace) -> CliOptions:
         allow_http=args.allow_http,
         window_scale=args.window_scale,
         target_options=options,
+        destinations=tuple(args.destination or ()),
     )
 
 
@@ -231,32 +260,37 @@ def handle(args: argparse.Namespace) -> int:
     configure_logging(args.verbose, args.log_format)
     started = time.time()
     output = OutputOptions(
-        report=args.report, rejects=args.rejects, progress=not args.no_progress, quiet=args.quiet
-    )
+        report=args.report, rejects=args.rejects, progress=not args.no_progress, quiet=args.quiet,
+        metrics=args.metrics_file,
+    )  # fmt: skip
     state = state_of(args)
     inputs = inputs_named(args, state)
+    written = {"the report": output.report, "the metrics file": output.metrics}
     try:
         # Before the failure report below is written there: a report path that is refused (a
         # device, the config file) is not written at all. ``run_import`` checks the feeds of
         # ``[[feed]]`` tables too, once the config file is read.
-        check_outputs({"the report": output.report}, inputs)
+        check_outputs(written, inputs)
     except ConfigError as exc:
         fatal(str(exc), EXIT_CONFIG)
         return EXIT_CONFIG
     try:
-        check_outputs({"the report": output.report, "the rejects file": output.rejects}, inputs)
-        settings = settings_of(args)
+        check_outputs({**written, "the rejects file": output.rejects}, inputs)
+        destinations = destinations_of(args)
     except (ConfigError, KeyboardInterrupt) as exc:
         # No settings, but the report's path is on the command line: the file must not keep
         # saying how the last run went.
         code, sentence = failure(exc)
         report = RunReport.failed(sentence, code, target=args.target, mode=args.mode)
         report.dry_run, report.started_at, report.finished_at = args.dry_run, started, time.time()
-        write_failure_report(report, output.report)
+        write_failure_report(report, output.report, output.metrics)
         fatal(sentence, code)
         return code
     try:
-        report = asyncio.run(run_import(settings, output, state=state, signals=True))
+        if len(destinations) == 1:  # reported as a single-target run always was
+            report = asyncio.run(run_import(destinations[0].settings, output, state=state, signals=True))
+        else:
+            report = asyncio.run(run_destinations(destinations, output, state=state, signals=True))
     except ConfigError as exc:  # run_import wrote the report already
         fatal(str(exc), EXIT_CONFIG)
         return EXIT_CONFIG
@@ -286,8 +320,21 @@ def inputs_named(args: argparse.Namespace, state: StateOptions) -> dict[Path, st
 
 
 def settings_of(args: argparse.Namespace) -> RunSettings:
-    """The run's settings from the flags, the environment and the config file (a ConfigError if wrong)."""
-    settings = load_run_settings(_cli_options(args))
+    """The run's settings from the flags, the environment and the config file (a ConfigError if
+    wrong); one destination (``--destination`` picks it among several)."""
+    return _mirrored(args, load_run_settings(_cli_options(args)))
+
+
+def destinations_of(args: argparse.Namespace) -> tuple[Destination, ...]:
+    """The run's destinations, each with its settings (``--destination``: those named)."""
+    return tuple(
+        replace(destination, settings=_mirrored(args, destination.settings))
+        for destination in load_destinations(_cli_options(args))
+    )
+
+
+def _mirrored(args: argparse.Namespace, settings: RunSettings) -> RunSettings:
+    """``settings`` with every feed mirrored when ``--mirror`` was given."""
     if not args.mirror:
         return settings
     mirrored = tuple(

@@ -4,6 +4,11 @@ Every record read ends in exactly one bucket (``BUCKETS``), so ``records_read`` 
 ``FeedReport.check()`` asserts it and the tests rely on it. In a dry run, indicators that would
 be sent are counted as ``would_import`` instead of ``imported`` (``would_update`` for ``updated``).
 ``report.summary`` renders a report for a terminal.
+
+A run of several destinations (``[[destination]]`` tables) is one ``RunReport`` whose
+``destinations`` are each one's own report, named (``destination``): its exit code is the worst
+of theirs, its totals and wire counters their sums, and its JSON lists them under
+``destinations``. A run of one destination is reported as it always was.
 """
 
 from __future__ import annotations
@@ -159,6 +164,17 @@ class RunReport:
     error: str | None = None
     error_exit: int | None = None  # the exit code ``error`` means (2 configuration, 130 a signal, ...)
     version: str = __version__
+    destination: str | None = None  # the destination's name ([[destination]]); None: the target's
+    destinations: list[RunReport] = field(default_factory=list)  # a run of several: each one's report
+
+    @property
+    def name(self) -> str:
+        """The destination's name (the target's when the config names none)."""
+        return self.destination or self.target or ""
+
+    def parts(self) -> list[RunReport]:
+        """The reports of the run's destinations: its ``destinations``, or itself when it has one."""
+        return self.destinations or [self]
 
     @classmethod
     def failed(cls, error: str, exit_code: int, *, target: str | None, mode: str | None = None) -> RunReport:
@@ -167,7 +183,17 @@ class RunReport:
 
     def totals(self) -> dict[str, int]:
         keys = ("records_read", *BUCKETS)
+        if self.destinations:
+            parts = [part.totals() for part in self.destinations]
+            return {key: sum(part[key] for part in parts) for key in keys}
         return {key: sum(getattr(feed, key) for feed in self.feeds) for key in keys}
+
+    def wire(self) -> dict[str, int]:
+        """What crossed the wire (``TransportStats``): the destinations' sums in a run of several."""
+        if not self.destinations:
+            return self.transport.as_dict()
+        parts = [part.wire() for part in self.destinations]
+        return {key: sum(part[key] for part in parts) for key in parts[0]}
 
     def indicators_per_second(self) -> float:
         totals = self.totals()
@@ -179,6 +205,8 @@ class RunReport:
         read; 130 a signal stopped it; 1 some indicators failed; else 0."""
         if self.error_exit is not None:
             return self.error_exit
+        if self.destinations:  # the worst of them (130 > 3 > 2 > 1 > 0)
+            return max(part.exit_code() for part in self.destinations)
         if self.auth_error is not None:
             return EXIT_AUTH
         if any(feed.config_error for feed in self.feeds):
@@ -190,6 +218,8 @@ class RunReport:
         return EXIT_OK
 
     def as_dict(self) -> dict[str, Any]:
+        if self.destinations:
+            return self._as_dict_of_many()
         return {
             "version": self.version,
             "target": self.target,
@@ -212,10 +242,35 @@ class RunReport:
             **({"journal": self.journal} if self.journal is not None else {}),
         }
 
+    def _as_dict_of_many(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "mode": self.mode,
+            "dry_run": self.dry_run,
+            "started_at": self._iso(self.started_at),
+            "finished_at": self._iso(self.finished_at),
+            "exit_code": self.exit_code(),
+            "error": self.error_sentence(),
+            "duration_seconds": round(self.duration, 3),
+            "indicators_per_second": round(self.indicators_per_second(), 1),
+            "totals": self.totals(),
+            "transport": self.wire(),
+            "destinations": [part.destination_dict() for part in self.destinations],
+            **({"stopped_by_signal": True} if self.signalled else {}),
+        }
+
+    def destination_dict(self) -> dict[str, Any]:
+        """This destination's section of a run of several: its name and its report less the run's times."""
+        run_wide = ("version", "mode", "dry_run", "started_at", "finished_at")
+        return {"name": self.name, **{k: v for k, v in self.as_dict().items() if k not in run_wide}}
+
     def error_sentence(self) -> str | None:
         """Why the run failed as a whole (exit 2 or 3, or an early end), in one sentence; else None."""
         if self.error is not None:
             return self.error
+        if self.destinations:
+            failed = [(part.name, part.error_sentence()) for part in self.destinations]
+            return "; ".join(f"{name}: {sentence}" for name, sentence in failed if sentence) or None
         if self.auth_error is not None:
             return f"authentication failed: {self.auth_error}"
         unreadable = next((feed for feed in self.feeds if feed.error and feed.config_error), None)

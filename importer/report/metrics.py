@@ -3,7 +3,9 @@
 Written at the end of every run, a failed one too, replacing the file atomically (``report.outputs``)
 so the collector never reads half of it. Every number is the same as in the JSON report: the
 run's start, end, duration and exit code; per destination and feed, each bucket's count and
-mirror mode's; per destination, what crossed the wire (requests, retries, 429s, token refreshes).
+mirror mode's; per destination, its exit code and what crossed the wire (requests, retries, 429s,
+token refreshes). The ``destination`` label is the destination's name: its ``[[destination]]``
+table's, or the target's for a config without them.
 They are gauges of the last run, not counters: the file is rewritten every run.
 
 ``ti_import_last_success_timestamp_seconds`` is the one value that outlives a run: a failed run
@@ -61,33 +63,46 @@ class _RunCollector(Collector):
             if value is not None:
                 yield GaugeMetricFamily(f"{PREFIX}_{suffix}", text, value=value)
         if self._last_success is not None:
-            yield GaugeMetricFamily(LAST_SUCCESS, "When a run last ended with exit code 0 (Unix time)",
-                                    value=self._last_success)
+            yield GaugeMetricFamily(
+                LAST_SUCCESS, "When a run last ended with exit code 0 (Unix time)", value=self._last_success
+            )
         yield from self._feeds()
-        destination = report.target or ""
+        code = GaugeMetricFamily(f"{PREFIX}_destination_exit_code", "Each destination's exit code in the "
+                                 "last run (the run's is the worst)", labels=["destination"])  # fmt: skip
+        for part in report.parts():
+            code.add_metric([part.name], float(part.exit_code()))
+        yield code
         for name, (suffix, text) in _WIRE.items():
             family = GaugeMetricFamily(f"{PREFIX}_{suffix}", text, labels=["destination"])
-            family.add_metric([destination], getattr(report.transport, name))
+            for part in report.parts():
+                family.add_metric([part.name], getattr(part.transport, name))
             yield family
 
     def _feeds(self) -> Iterator[Metric]:
-        report = self._report
-        destination = report.target or ""
-        records = GaugeMetricFamily(f"{PREFIX}_records_read", "Records read from each feed in the last run",
-                                    labels=["destination", "feed"])
-        buckets = GaugeMetricFamily(f"{PREFIX}_indicators", "Records of each feed per outcome (bucket) in "
-                                    "the last run; the buckets add up to records_read",
-                                    labels=["destination", "feed", "bucket"])
-        mirror = GaugeMetricFamily(f"{PREFIX}_mirror_indicators", "Mirror mode: indicators no longer in a "
-                                   "feed, per outcome, in the last run",
-                                   labels=["destination", "feed", "outcome"])
-        for feed in report.feeds:
-            records.add_metric([destination, feed.name], feed.records_read)
-            for bucket in BUCKETS:
-                buckets.add_metric([destination, feed.name, bucket], getattr(feed, bucket))
-            if feed.mirror:
-                for outcome in _MIRROR:
-                    mirror.add_metric([destination, feed.name, outcome], getattr(feed, outcome))
+        records = GaugeMetricFamily(
+            f"{PREFIX}_records_read",
+            "Records read from each feed in the last run",
+            labels=["destination", "feed"],
+        )
+        buckets = GaugeMetricFamily(
+            f"{PREFIX}_indicators",
+            "Records of each feed per outcome (bucket) in the last run; the buckets add up to records_read",
+            labels=["destination", "feed", "bucket"],
+        )
+        mirror = GaugeMetricFamily(
+            f"{PREFIX}_mirror_indicators",
+            "Mirror mode: indicators no longer in a feed, per outcome, in the last run",
+            labels=["destination", "feed", "outcome"],
+        )
+        for part in self._report.parts():
+            destination = part.name
+            for feed in part.feeds:
+                records.add_metric([destination, feed.name], feed.records_read)
+                for bucket in BUCKETS:
+                    buckets.add_metric([destination, feed.name, bucket], getattr(feed, bucket))
+                if feed.mirror:
+                    for outcome in _MIRROR:
+                        mirror.add_metric([destination, feed.name, outcome], getattr(feed, outcome))
         yield from (records, buckets)
         if mirror.samples:
             yield mirror

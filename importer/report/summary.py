@@ -5,6 +5,9 @@ The counts and the exit code are ``counts``' job.
 The table's columns are the report's buckets. Those most runs never fill (``updated``,
 ``filtered``, ``not sent``) appear only when some feed has one, so the everyday table stays
 narrow; the others are always there, so a script reading it finds them in the same place.
+
+A run of several destinations prints a section per destination, each headed by its name, target
+and exit code; its problems are said with the destination's name in front.
 """
 
 from __future__ import annotations
@@ -75,7 +78,19 @@ def cap_line(report: RunReport) -> str | None:
 
 
 def summary(report: RunReport) -> str:
-    """The terminal table: one row per feed, a total row, then the wire counters and what else happened."""
+    """The terminal table: one row per feed, a total row, then the wire counters and what else
+    happened; a section of those per destination in a run of several."""
+    if not report.destinations:
+        return _one_summary(report)
+    sections = []
+    for part in report.destinations:
+        head = f"== {part.name} ({part.target}"
+        head += f", {part.tenant})" if part.tenant else ")"
+        sections.append(f"{head}: exit {part.exit_code()} ==\n{_one_summary(part)}")
+    return "\n\n".join(sections)
+
+
+def _one_summary(report: RunReport) -> str:
     per_feed = [(feed.name, _counts(feed)) for feed in report.feeds]
     total = report.totals()
     columns = [c for c in _columns(report.dry_run) if c.always or c.count(total)]
@@ -164,7 +179,14 @@ def _top_reasons(report: RunReport, shown: int = 5) -> list[str]:
 
 
 def problems(report: RunReport) -> list[str]:
-    """One sentence per thing that went wrong as a whole (for stderr), most serious first."""
+    """One sentence per thing that went wrong as a whole (for stderr), most serious first; in a run
+    of several destinations, each one's, its name in front."""
+    if report.destinations:
+        out = []
+        for part in report.destinations:
+            said = [part.error] if part.error is not None else problems(part)
+            out += [f"{part.name}: {sentence}" for sentence in said]
+        return out
     out = [f"authentication failed: {report.auth_error}"] if report.auth_error else []
     out += [f"{feed.name}: {feed.error}" for feed in report.feeds if feed.error and feed.config_error]
     out += [f"{feed.name}: {feed.error}" for feed in report.feeds if feed.error and not feed.config_error]

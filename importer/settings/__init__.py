@@ -15,6 +15,7 @@ tables, ``credentials`` the connection, ``tables`` the TOML reading they share.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -24,12 +25,20 @@ from typing import Any
 
 from importer.errors import ConfigError
 from importer.settings.credentials import connection_of
-from importer.settings.feeds import feeds_of
+from importer.settings.destinations import (
+    check_names,
+    destination_env,
+    destination_tables,
+    tables_of,
+    target_of,
+)
+from importer.settings.feeds import DESTINATIONS_KEY, feeds_of
 from importer.settings.tables import check_keys, first_given, get, read_config
 from importer.settings.target_options import check_foreign, option_keys
 from importer.settings.values import (
     DEFAULT_BATCH_SIZE,
     CliOptions,
+    Destination,
     FeedSettings,
     OutputOptions,
     RunSettings,
@@ -42,16 +51,21 @@ from importer.targets.registry import DEFAULT_TARGET, TARGETS, package
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "CliOptions",
+    "Destination",
     "FeedSettings",
     "OutputOptions",
     "RunSettings",
     "StateOptions",
     "Tuning",
+    "load_destinations",
     "load_run_settings",
     "parse_rate",
 ]
 
+_log = logging.getLogger(__name__)
 _MAX_WORKERS = 256
+# What [target] may hold beside [[destination]] tables: how to reach the APIs, the same for all.
+_SHARED_TARGET_KEYS = frozenset({"ca_bundle", "allow_http", "window_scale"})
 _TABLE_KEYS: dict[str, frozenset[str]] = {
     # ca_bundle and allow_http are here, with the API's URL: they say how to reach it (and the feeds).
     # With every target's own options (``TargetPackage.options``): one of another target is
@@ -114,7 +128,23 @@ _RANGES: dict[str, tuple[int, bool, int]] = {
 def load_run_settings(
     cli: CliOptions, env: Mapping[str, str] | None = None, *, now: datetime | None = None
 ) -> RunSettings:
-    """Merge flags, environment and config file into checked ``RunSettings`` (or raise ConfigError)."""
+    """Merge flags, environment and config file into checked ``RunSettings`` (or raise ConfigError):
+    the run's one destination (a config of several ``[[destination]]`` tables: ``--destination``
+    must pick one)."""
+    destinations = load_destinations(cli, env, now=now)
+    if len(destinations) > 1:
+        names = ", ".join(d.name for d in destinations)
+        raise ConfigError(
+            f"this command takes one destination, and the config has {names}: give --destination NAME"
+        )
+    return destinations[0].settings
+
+
+def load_destinations(
+    cli: CliOptions, env: Mapping[str, str] | None = None, *, now: datetime | None = None
+) -> tuple[Destination, ...]:
+    """Every destination of the run (``--destination``: those named), each with its checked settings.
+    A config without ``[[destination]]`` tables is one destination, named after its target."""
     env = os.environ if env is None else env
     config: dict[str, Any] = read_config(cli.config) if cli.config is not None else {}
     where = str(cli.config) if cli.config is not None else "the command line"
@@ -122,30 +152,56 @@ def load_run_settings(
         if table in config:
             check_keys(config[table], keys, f"{where}: [{table}]")
             _check_types(config[table], _KEY_TYPES.get(table, {}), f"{where}: [{table}]")
-    unknown = set(config) - set(_TABLE_KEYS) - {"feed"}
+    unknown = set(config) - set(_TABLE_KEYS) - {"feed", "destination"}
     if unknown:
         raise ConfigError(f"{where}: unknown table or key {sorted(unknown)[0]!r}")
+    now = now or datetime.now(UTC)
+    if "destination" in config:
+        return _destinations(cli, env, config, where, now)
     target_t: dict[str, Any] = config.get("target", {})
     target = _target(cli, target_t, f"{where}: [target]")
-    check_foreign(target, TARGETS.values(), cli.target_options, target_t, f"{where}: [target]")
-
-    feeds = feeds_of(cli, config, where, now or datetime.now(UTC), target)
-    if not feeds and cli.retry_from is None:
+    settings = _settings(cli, env, config, where, now, target=target, target_t=target_t,
+                         auth_t=config.get("auth", {}), tuning_t=config.get("tuning", {}))  # fmt: skip
+    if not settings.feeds and cli.retry_from is None:
         raise ConfigError(
             "no feed to import: give FEED arguments, --config with [[feed]] tables, or --retry-from"
         )
+    for name in cli.destinations:
+        if name != target.name:
+            raise ConfigError(
+                f"--destination {name!r}: the config has no [[destination]] tables, so its one destination "
+                f"is named after its target, {target.name!r}"
+            )
+    return (Destination(target.name, settings),)
+
+
+def _settings(
+    cli: CliOptions,
+    env: Mapping[str, str],
+    config: Mapping[str, Any],
+    where: str,
+    now: datetime,
+    *,
+    target: TargetPackage,
+    target_t: Mapping[str, Any],
+    auth_t: Mapping[str, Any],
+    tuning_t: Mapping[str, Any],
+    destination: str | None = None,
+) -> RunSettings:
+    """One destination's settings: its target's, its feeds (``destination``: those that go to it)."""
+    check_foreign(target, TARGETS.values(), cli.target_options, target_t, f"{where}: [target]")
+    feeds = feeds_of(cli, config, where, now, target, destination=destination)
     names = [f.definition.name for f in feeds]
     for name in names:
         if names.count(name) > 1:
             raise ConfigError(
                 f"{where}: two feeds share the alert definition name {name!r}; give each a --name"
             )
-    tuning_t: dict[str, Any] = config.get("tuning", {})
     tuning, rate = _tuning(cli, tuning_t, f"{where}: [tuning]", target)
     connection = connection_of(
         env,
         target_t=target_t,
-        auth_t=config.get("auth", {}),
+        auth_t=auth_t,
         tuning_t=tuning_t,
         where=where,
         rate=rate,
@@ -164,7 +220,73 @@ def load_run_settings(
         tuning=tuning,
         dry_run=cli.dry_run,
         retry_from=cli.retry_from,
+        destination=destination,
     )
+
+
+def _destinations(
+    cli: CliOptions, env: Mapping[str, str], config: Mapping[str, Any], where: str, now: datetime
+) -> tuple[Destination, ...]:
+    """The destinations of a config with ``[[destination]]`` tables (see ``settings.destinations``)."""
+    _refuse_single_target_ways(cli, config, where)
+    tables = destination_tables(config, where)
+    known = [str(table["name"]) for table in tables]
+    check_names(cli.destinations, known, "--destination")
+    for index, feed in enumerate(config.get("feed", []), start=1):
+        listed = feed.get(DESTINATIONS_KEY) if isinstance(feed, dict) else None
+        if listed is not None:
+            named = f"{where}: [[feed]] #{index} key {DESTINATIONS_KEY!r}"
+            if not isinstance(listed, list) or not all(isinstance(n, str) for n in listed) or not listed:
+                raise ConfigError(f"{named} must be a list of destination names")
+            check_names(listed, known, named)
+    out = []
+    for table in tables:
+        name = str(table["name"])
+        if cli.destinations and name not in cli.destinations:
+            continue
+        here = f"{where}: [[destination]] {name!r}"
+        target = target_of(table, here)
+        target_t, auth_t = tables_of(table, config.get("target", {}), target, here)
+        tuning_t = {**config.get("tuning", {}), **{k: table[k] for k in ("workers", "rate") if k in table}}
+        try:
+            settings = _settings(
+                cli, destination_env(table, env, here), config, where, now, target=target,
+                target_t=target_t, auth_t=auth_t, tuning_t=tuning_t, destination=name,
+            )  # fmt: skip
+        except ConfigError as exc:
+            raise ConfigError(f"destination {name!r}: {exc}") from None
+        if not settings.feeds:
+            _log.info("destination %s: no feed goes to it; left out of the run", name)
+            continue
+        out.append(Destination(name, settings))
+    if not out:
+        raise ConfigError("no feed to import: no [[feed]] table goes to the destinations of this run")
+    if len(out) > 1 and cli.retry_from is not None:
+        raise ConfigError("--retry-from retries one destination's rejects file: give --destination NAME")
+    return tuple(out)
+
+
+def _refuse_single_target_ways(cli: CliOptions, config: Mapping[str, Any], where: str) -> None:
+    """With ``[[destination]]`` tables, each names its target, URLs and credentials: the single
+    target's flags, ``[auth]`` and ``[target]``'s own keys would say it twice, or for which one?"""
+    if cli.target is not None:
+        raise ConfigError("--target is for a config without [[destination]] tables: each names its target")
+    if cli.target_options:
+        raise ConfigError(
+            f"a target option flag (--{sorted(cli.target_options)[0].replace('_', '-')}) is for a config "
+            "without [[destination]] tables: set the option in its [[destination]] table"
+        )
+    if "auth" in config:
+        raise ConfigError(
+            f"{where}: [auth] is for a single target: with [[destination]] tables each names the variables "
+            "of its credentials (client_id_env, client_secret_env or client_cert_env) and its tenant"
+        )
+    shared = set(config.get("target", {})) - _SHARED_TARGET_KEYS
+    if shared:
+        raise ConfigError(
+            f"{where}: [target] key {sorted(shared)[0]!r} belongs in each [[destination]] table; [target] "
+            f"keeps only what they share ({', '.join(sorted(_SHARED_TARGET_KEYS))})"
+        )
 
 
 def _check_types(table: Mapping[str, Any], types: Mapping[str, type | tuple[type, ...]], where: str) -> None:

@@ -7,10 +7,16 @@ target's ``check_definition``.
 A relative path in a ``[[feed]]`` table is the config file's neighbour: cron and systemd start
 the run in another folder than the one the file was written in. A relative FEED argument stays
 relative to the current folder, as a shell user expects.
+
+With ``[[destination]]`` tables (``settings.destinations``) the feeds are read once per
+destination (``destination``): a ``[[feed]]``'s ``destinations`` key lists those it goes to
+(default: all), and a key of another target's option (``category`` for a ``sentinel``
+destination) is ignored there, said at -v, rather than refused: it is meant for the others.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from datetime import datetime
@@ -26,7 +32,10 @@ from importer.sources.secrets import resolve_secrets
 from importer.targets.base import TargetPackage
 from importer.targets.registry import all_fields
 
-__all__ = ["feeds_of"]
+__all__ = ["DESTINATIONS_KEY", "feeds_of"]
+
+_log = logging.getLogger(__name__)
+DESTINATIONS_KEY = "destinations"  # a [[feed]]'s list of the [[destination]] names it goes to
 
 
 def feeds_of(
@@ -37,8 +46,10 @@ def feeds_of(
     target: TargetPackage,
     *,
     env: Mapping[str, str] | None = None,
+    destination: str | None = None,
 ) -> list[FeedSettings]:
-    """Every feed of the run, checked: the ``[[feed]]`` tables, or the FEED arguments with their flags."""
+    """Every feed of the run, checked: the ``[[feed]]`` tables, or the FEED arguments with their flags;
+    with ``destination`` (a ``[[destination]]``'s name), the tables that go to it."""
     tables = config.get("feed", [])
     if not isinstance(tables, list):
         raise ConfigError(f"{where}: 'feed' must be an array of tables, written [[feed]]")
@@ -55,8 +66,20 @@ def feeds_of(
     feeds = []
     for index, table in enumerate(tables, start=1):
         feed_where = f"{where}: [[feed]] #{index}"
-        check_keys(table, frozenset({"source", *rows}), feed_where)
-        feeds.append(feed_of(table, feed_where, now, target, rows, folder=_folder_of(cli.config), env=env))
+        check_keys(table, frozenset({"source", DESTINATIONS_KEY, *rows}), feed_where)
+        if DESTINATIONS_KEY in table:
+            if destination is None:
+                raise ConfigError(
+                    f"{feed_where}: key {DESTINATIONS_KEY!r} names [[destination]] tables, and the "
+                    "config file has none"
+                )
+            if destination not in table[DESTINATIONS_KEY]:
+                continue
+        given = {key: value for key, value in table.items() if key != DESTINATIONS_KEY}
+        feeds.append(
+            feed_of(given, feed_where, now, target, rows, folder=_folder_of(cli.config), env=env,
+                    lenient=destination is not None)
+        )  # fmt: skip
     for source in cli.feeds:
         given = {"source": source, **cli.feed_options}
         feeds.append(feed_of(given, "the command line", now, target, rows, env=env))
@@ -85,10 +108,12 @@ def feed_of(
     *,
     folder: Path | None = None,
     env: Mapping[str, str] | None = None,
+    lenient: bool = False,
 ) -> FeedSettings:
     """One feed from its given values (a ``[[feed]]`` table, or a FEED argument with the flags);
     a relative path ``source`` is read from ``folder`` when given (a config file's); the secrets
-    its credentials name are read from ``env`` (default: the process environment)."""
+    its credentials name are read from ``env`` (default: the process environment); ``lenient``:
+    a key of another target's option is ignored (one of several destinations), not refused."""
     source = get(table, "source", str, where)
     if not source:
         raise ConfigError(f"{where}: key 'source' is required (a path, '-' or an http(s) URL)")
@@ -103,6 +128,10 @@ def feed_of(
         except ValueError as exc:
             raise ConfigError(f"{where}: key {key!r} {exc}") from None
         if row.target not in (None, target.name):
+            if lenient:
+                _log.info("%s: key %r applies to the %s target only: ignored for this %s destination",
+                          where, key, row.target, target.name)  # fmt: skip
+                continue
             raise ConfigError(
                 f"{where}: key {key!r} applies to the {row.target} target only (this run's target is "
                 f"{target.name})"

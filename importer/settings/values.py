@@ -13,6 +13,7 @@ from importer.transport.connection import ConnectionSettings
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "CliOptions",
+    "Destination",
     "FeedSettings",
     "OutputOptions",
     "RunSettings",
@@ -59,6 +60,22 @@ class RunSettings:
     tuning: Tuning = field(default_factory=Tuning)
     dry_run: bool = False
     retry_from: Path | None = None  # a rejects file whose retryable lines are sent again
+    # The [[destination]] table's name; None: a config without them (named after the target).
+    destination: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The destination's name: its table's, else the target's."""
+        return self.destination or self.target
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """One tenant and target a run imports into: its name (a ``[[destination]]`` table's, or the
+    target's when the config has none) and its own settings (connection, feeds, tuning)."""
+
+    name: str
+    settings: RunSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +86,7 @@ class OutputOptions:
     rejects: Path | None = None
     progress: bool = True
     quiet: bool = False  # no summary table on stdout (cron)
+    metrics: Path | None = None  # --metrics-file: the Prometheus textfile, written however the run ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,3 +121,4 @@ class CliOptions:
     window_scale: float | None = None  # --window-scale: a test aid for emulators with scaled windows
     # The target options' flags given (``TargetPackage.options``: --workspace-id...), by option key.
     target_options: Mapping[str, str] = field(default_factory=dict)
+    destinations: tuple[str, ...] = ()  # --destination NAME (repeatable): only these; (): all
