@@ -52,6 +52,8 @@ BUCKETS = (
 )
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_AUTH = 0, 1, 2, 3
 EXIT_STOPPED = 130  # SIGINT/SIGTERM: stopped gracefully; a rerun carries on (128 + SIGINT, as shells do)
+# Which exit code wins when several apply (the README's order): the run of several destinations'.
+_SEVERITY = {EXIT_OK: 0, EXIT_FAILED: 1, EXIT_STOPPED: 2, EXIT_CONFIG: 3, EXIT_AUTH: 4}
 
 
 @dataclass(slots=True)
@@ -205,8 +207,9 @@ class RunReport:
         read; 130 a signal stopped it; 1 some indicators failed; else 0."""
         if self.error_exit is not None:
             return self.error_exit
-        if self.destinations:  # the worst of them (130 > 3 > 2 > 1 > 0)
-            return max(part.exit_code() for part in self.destinations)
+        if self.destinations:  # the worst of them, as one run ranks its reasons: 3, 2, 130, 1, 0
+            codes = [part.exit_code() for part in self.destinations]
+            return max(codes, key=lambda code: _SEVERITY.get(code, 1))
         if self.auth_error is not None:
             return EXIT_AUTH
         if any(feed.config_error for feed in self.feeds):

@@ -40,3 +40,12 @@ def test_one_destination_is_reported_as_ever() -> None:
     out = one.as_dict()
     assert "destinations" not in out and out["target"] == "mde" and len(out["feeds"]) == 1
     assert not summary(one).startswith("==")
+
+
+def test_the_worst_exit_code_ranks_as_one_run_does() -> None:
+    stopped = part("a", "mde", records_read=1, not_attempted=1)
+    stopped.signalled = True
+    config = part("b", "mde", records_read=1, rejected=1)
+    config.error, config.error_exit = "the journal cannot be written: disk full", 2
+    assert RunReport(None, "bulk", destinations=[stopped, config]).exit_code() == 2  # 2 before 130
+    assert RunReport(None, "bulk", destinations=[stopped, part("c", "ti")]).exit_code() == 130
