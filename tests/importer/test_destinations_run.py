@@ -6,6 +6,7 @@ destination leaves the other's import complete (exit 3); the metrics file says w
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,13 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from importer.emulator import DEMO_CLIENT, DEMO_WORKSPACE, Emulator, EmulatorConfig
+from importer.emulator import DEMO_CLIENT, DEMO_WORKSPACE, Emulator, EmulatorConfig, running_emulator
+from importer.emulator.cert import self_signed
 from importer.emulator.config import ClientApp, SentinelWorkspace
 from importer.report.counts import BUCKETS
+from importer.settings import CliOptions, load_destinations
+from importer.state.host_lock import default_lock_dir, hold_tenant
+from importer.state.store import tenant_key
 from tests.helpers import RecordingServer, recording_server, run_cli, sha256
 
 FABRIKAM = ClientApp("fabrikam-importer", "fabrikam-secret-for-tests", "fabrikam")
@@ -197,3 +202,45 @@ async def test_destination_flag_limits_the_run_and_the_report_stays_single(
     assert report["totals"]["imported"] == EVERY
     assert tenant(emulator, DEMO_CLIENT.tenant)["mde_indicators"] == 0
     assert 'destination="fabrikam-sentinel"' in metrics.read_text()
+
+
+async def test_a_destination_with_a_certificate_beside_one_with_a_secret(
+    tmp_path: Path, feeds: RecordingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert = self_signed("fabrikam-cert-app")
+    app = ClientApp("fabrikam-cert-app", "", FABRIKAM.tenant, certificate=cert.der)
+    emulator_config = replace(TWO_TENANTS, clients=(DEMO_CLIENT, app))
+    async with running_emulator(emulator_config) as emu:
+        pem = tmp_path / "fabrikam.pem"
+        pem.write_bytes(cert.pem())
+        pem.chmod(0o600)
+        credentials(monkeypatch)
+        monkeypatch.setenv("FABRIKAM_CLIENT_ID", app.client_id)
+        monkeypatch.setenv("FABRIKAM_CLIENT_CERT", str(pem))
+        cfg = config(tmp_path, emu, feeds)
+        cfg.write_text(cfg.read_text().replace('client_secret_env = "FABRIKAM_CLIENT_SECRET"',
+                                               'client_cert_env = "FABRIKAM_CLIENT_CERT"'))  # fmt: skip
+        code, report, _ = await run(tmp_path, cfg)
+        assert code == 0, report["error"]
+        assert tenant(emu, FABRIKAM.tenant)["sentinel_indicators"] == EVERY
+        assert tenant(emu, DEMO_CLIENT.tenant)["mde_indicators"] == EVERY
+        assert gets(feeds) == dict.fromkeys(FEEDS, 1)
+
+
+@pytest.mark.parametrize("emulator", [TWO_TENANTS], indirect=True)
+async def test_a_destination_whose_tenant_another_run_holds_fails_alone(
+    tmp_path: Path, emulator: Emulator, feeds: RecordingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials(monkeypatch)
+    cfg = config(tmp_path, emulator, feeds)
+    held = next(d for d in load_destinations(CliOptions(config=cfg)) if d.name == "contoso-mde").settings
+    key = tenant_key(held.connection.tenant_url, held.connection.client_id)
+    with hold_tenant(default_lock_dir(), "mde", key):  # as another run on this host would
+        code, report, _ = await run(tmp_path, cfg)
+    assert code == 2
+    busy, other = section(report, "contoso-mde"), section(report, "fabrikam-sentinel")
+    assert (
+        busy["exit_code"] == 2 and "another ti-import run is importing into this mde tenant" in busy["error"]
+    )
+    assert other["exit_code"] == 0 and other["totals"]["imported"] == EVERY
+    assert gets(feeds) == dict.fromkeys(FEEDS, 1)
