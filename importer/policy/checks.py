@@ -11,12 +11,13 @@ table can match gets no check at all.
 from __future__ import annotations
 
 import socket
+from array import array
 from bisect import bisect_right
 from collections.abc import Callable
 
 from feeds.model import Kind
-from importer.policy.names import find_suffix, url_host
-from importer.policy.ranges import RangeTable
+from importer.policy.names import Named, find_suffix, url_host
+from importer.policy.ranges import CompactRanges, RangeTable
 from importer.policy.warninglists import WarningIndex
 
 __all__ = ["Check", "value_checks"]
@@ -37,7 +38,7 @@ def value_checks(
     """The checks of a feed: its allowlist's exact ``values`` and ``hosts`` (domains with their
     subdomains), its ``v4``/``v6`` range tables (allowlist and private blocks), and ``warn``."""
     exact = (warn.exact if warn is not None else _NONE).get
-    listed_hosts = warn.hosts if warn is not None else _NONE
+    listed_hosts: Named = warn.hosts if warn is not None else _NONE
     checks: dict[Kind, Check] = {}
     if values or warn is not None:
         checks.update(dict.fromkeys(_FILE_HASHES, _exact(values, exact)))
@@ -72,14 +73,15 @@ def _exact(values: dict[str, str], listed: Callable[[str], str | None]) -> Check
 
 
 def _address(
-    table: RangeTable, listed: RangeTable | None, exact: Callable[[str], str | None],
+    table: RangeTable, listed: CompactRanges | None, exact: Callable[[str], str | None],
     to_bytes: Callable[[str], bytes],
 ) -> Check | None:  # fmt: skip
     """An IPv4 or IPv6 check: the feed's table, then the lists' ranges, then their exact values."""
     if not len(table) and listed is None:
         return None
     starts, ends, names = table.columns()
-    l_starts, l_ends, l_names = listed.columns() if listed is not None else ([], [], [])
+    listed = listed if listed is not None else CompactRanges([], [], array("B"), ())
+    l_starts, l_ends, l_ids, l_names = listed.starts, listed.ends, listed.ids, listed.names
     from_bytes, bisect = int.from_bytes, bisect_right
 
     def check(value: str) -> str | None:
@@ -92,13 +94,13 @@ def _address(
             return names[at]
         at = bisect(l_starts, address) - 1
         if at >= 0 and address <= l_ends[at]:
-            return l_names[at]
+            return l_names[l_ids[at]]
         return exact(value)
 
     return check
 
 
-def _domain(hosts: dict[str, str], listed: dict[str, str], exact: Callable[[str], str | None]) -> Check:
+def _domain(hosts: dict[str, str], listed: Named, exact: Callable[[str], str | None]) -> Check:
     def check(value: str) -> str | None:
         found = find_suffix(hosts, value) if hosts else None
         return found or exact(value) or find_suffix(listed, value)
@@ -107,7 +109,7 @@ def _domain(hosts: dict[str, str], listed: dict[str, str], exact: Callable[[str]
 
 
 def _url(
-    values: Callable[[str], str | None], hosts: dict[str, str], listed: dict[str, str], *,
+    values: Callable[[str], str | None], hosts: dict[str, str], listed: Named, *,
     exact: Callable[[str], str | None], ipv4: Check | None, ipv6: Check | None,
 ) -> Check:  # fmt: skip
     """A URL: the allowlist's exact URLs; its host as an address (the address checks) or as a name

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import NamedTuple
 
 from feeds.model import Indicator, Kind
@@ -80,18 +81,20 @@ class Policy:
         self.judge = _judge(checks) if rules.none() else _judge_with_rules(checks, rules)
 
     @classmethod
-    def of(cls, spec: DefinitionSpec, target: str) -> Policy:
+    def of(cls, spec: DefinitionSpec, target: str, *, cache_dir: Path | None = None) -> Policy:
         """The policy of a feed's options (``spec``) on ``target``: the allowlist file read and the
-        warning lists loaded now (a ConfigError names a bad allowlist line or an unknown list)."""
+        warning lists loaded now (a ConfigError names a bad allowlist line or an unknown list) —
+        from their compiled cache in ``cache_dir`` (the journal's folder) when given."""
         path = spec[ALLOWLIST]
         wanted = spec[WARNINGLISTS]
         if wanted is None:
             wanted = target in WARNINGLISTS_BY_DEFAULT
         exclude: tuple[str, ...] = spec[WARNINGLISTS_EXCLUDE]
-        warnings = warning_index(exclude) if wanted else None
+        warnings = warning_index(exclude, cache_dir) if wanted else None
         if warnings is not None:
-            _log.info("feed %s: %d MISP warning lists (read in %.2f s, indexed in %.2f s)", spec.name,
-                      len(warnings.lists), warnings.load_seconds, warnings.build_seconds)  # fmt: skip
+            _log.info("feed %s: %d MISP warning lists (from the %s: read in %.2f s, indexed in %.2f s)",
+                      spec.name, len(warnings.lists), warnings.source, warnings.load_seconds,
+                      warnings.build_seconds)  # fmt: skip
         return cls(
             kinds=spec[KINDS],
             min_confidence=spec[MIN_CONFIDENCE],

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from array import array
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-__all__ = ["Block", "RangeTable", "address_int", "cidr_block"]
+__all__ = ["Block", "CompactRanges", "RangeTable", "address_int", "cidr_block"]
 
 _inet_aton = socket.inet_aton
 _inet_pton = socket.inet_pton
@@ -88,6 +89,37 @@ class RangeTable:
         at = bisect_right(self._starts, address) - 1
         if at >= 0 and address <= self._ends[at]:
             return self._names[at]
+        return None
+
+
+class CompactRanges:
+    """A ``RangeTable`` kept for a long time: segments in integer arrays (IPv4 in 4-byte words,
+    IPv6's 128-bit ones in lists), each naming one of ``names`` by its index in ``ids``."""
+
+    __slots__ = ("ends", "ids", "names", "starts")
+
+    def __init__(self, starts: Sequence[int], ends: Sequence[int], ids: array[int],
+                 names: Sequence[str]) -> None:  # fmt: skip
+        self.starts, self.ends, self.ids, self.names = starts, ends, ids, tuple(names)
+
+    @classmethod
+    def of(cls, table: RangeTable, names: Sequence[str], id_code: str) -> CompactRanges:
+        """``table`` with its names as indexes into ``names`` (each of its names is one of them)."""
+        starts, ends, named = table.columns()
+        index = {name: n for n, name in enumerate(names)}
+        ids = array(id_code, [index[name] for name in named])
+        if not ends or ends[-1] < 1 << 32:
+            return cls(array("I", starts), array("I", ends), ids, names)
+        return cls(starts, ends, ids, names)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def find(self, address: int) -> str | None:
+        """The name of the segment holding ``address``, or None."""
+        at = bisect_right(self.starts, address) - 1
+        if at >= 0 and address <= self.ends[at]:
+            return self.names[self.ids[at]]
         return None
 
 
