@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -138,17 +139,19 @@ async def _run_all(
             if destination.name in fan.names
         }
         try:
-            return await run_import(
+            report = await run_import(
                 destination.settings, OutputOptions(progress=False), state=state, sleep=sleep,
                 clock=clock, stop=stops[index], grace=grace, shared=reads,
             )  # fmt: skip
         except Exception as exc:  # this destination only: the others go on
             if not isinstance(exc, ConfigError):
                 _log.error("destination %s stopped by an internal error", destination.name, exc_info=exc)
-            return _failed(destination, exc)
+            report = _failed(destination, exc)
         finally:
             for fan in fans.values():
                 fan.detach(destination.name)
+        _in_its_words(report, destination)
+        return report
 
     try:
         return list(await asyncio.gather(*(one(i, d) for i, d in enumerate(destinations))))
@@ -194,6 +197,17 @@ def _failed(destination: Destination, exc: BaseException) -> RunReport:
     report.destination, report.dry_run = destination.name, settings.dry_run
     report.tenant = tenant_key(settings.connection.tenant_url, settings.connection.client_id)
     return report
+
+
+def _in_its_words(report: RunReport, destination: Destination) -> None:
+    """Advice naming the run's credential variables (``check TI_CLIENT_SECRET``) names the
+    destination's own instead: those are the ones it reads."""
+    for run_variable, own in destination.variables.items():
+        pattern = re.compile(rf"\b{run_variable}\b")
+        if report.auth_error is not None:
+            report.auth_error = pattern.sub(own, report.auth_error)
+        if report.error is not None:
+            report.error = pattern.sub(own, report.error)
 
 
 @contextlib.contextmanager

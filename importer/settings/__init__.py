@@ -27,6 +27,7 @@ from importer.errors import ConfigError
 from importer.settings.credentials import connection_of
 from importer.settings.destinations import (
     check_names,
+    credential_names,
     destination_env,
     destination_tables,
     tables_of,
@@ -258,7 +259,7 @@ def _destinations(
         if not settings.feeds:
             _log.info("destination %s: no feed goes to it; left out of the run", name)
             continue
-        out.append(Destination(name, settings))
+        out.append(Destination(name, settings, credential_names(table)))
     if not out:
         raise ConfigError("no feed to import: no [[feed]] table goes to the destinations of this run")
     if len(out) > 1 and cli.retry_from is not None:

@@ -25,6 +25,7 @@ from importer.targets.registry import TARGETS, package
 __all__ = [
     "DESTINATION_KEYS",
     "check_names",
+    "credential_names",
     "destination_env",
     "destination_tables",
     "tables_of",
@@ -103,6 +104,12 @@ def target_of(table: Mapping[str, Any], where: str) -> TargetPackage:
         return package(name)
     except ConfigError as exc:
         raise ConfigError(f"{where}: key 'target': {exc}") from None
+
+
+def credential_names(table: Mapping[str, Any]) -> dict[str, str]:
+    """Which variable stands for each of the run's credential variables in this destination
+    (``TI_CLIENT_SECRET`` -> the one ``client_secret_env`` names), for the words of its errors."""
+    return {variable: str(table[key]) for key, variable in _CREDENTIALS if table.get(key) is not None}
 
 
 def destination_env(table: Mapping[str, Any], env: Mapping[str, str], where: str) -> dict[str, str]:

@@ -164,6 +164,7 @@ async def test_a_wrong_secret_on_one_destination_leaves_the_other_complete(
     assert good["exit_code"] == 0 and good["totals"]["imported"] == EVERY
     assert all(feed["imported"] == feed["records_read"] for feed in good["feeds"])
     assert bad["exit_code"] == 3 and "authentication failed" in bad["error"]
+    assert "check FABRIKAM_CLIENT_SECRET" in bad["error"]  # the variable it reads, not TI_CLIENT_SECRET
     assert "not-the-secret" not in json.dumps(report) and "not-the-secret" not in metrics.read_text()
     assert tenant(emulator, DEMO_CLIENT.tenant)["mde_indicators"] == EVERY
     assert tenant(emulator, FABRIKAM.tenant)["sentinel_indicators"] == 0
