@@ -304,6 +304,7 @@ class _Run:
             dry_run=settings.dry_run,
             mode=tuning.mode,
             grace=self.grace,
+            policy_cache=self.state.path.parent if self.state.path is not None else None,
         )
         try:
             async with open_target(
@@ -352,7 +353,11 @@ class _Run:
         feeds that can be read twice (not stdin, not a pull, not one read once for several
         destinations); None when all fit."""
         pulled = {id(pull.job) for pull in self.pulls} | {id(job) for job in self.shared.values()}
-        choice = await choose(target, [job for job in jobs if job.source != "-" and id(job) not in pulled])
+        choice = await choose(
+            target,
+            [job for job in jobs if job.source != "-" and id(job) not in pulled],
+            cache_dir=self.state.path.parent if self.state.path is not None else None,
+        )
         if choice is not None:
             _log.warning("%s (cap %d, %d held, %d new); failed per feed: %s", choice.reason, choice.cap,
                          choice.held, choice.new, choice.dropped_by_feed)  # fmt: skip

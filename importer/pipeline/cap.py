@@ -32,6 +32,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from feeds.model import FeedError, Indicator, Kind, Record
@@ -120,14 +121,17 @@ class CapChoice:
         }  # fmt: skip
 
 
-async def choose(target: Target, jobs: Sequence[FeedJob]) -> CapChoice | None:
+async def choose(
+    target: Target, jobs: Sequence[FeedJob], *, cache_dir: Path | None = None
+) -> CapChoice | None:
     """The cap's choice for ``jobs`` (see the module); None when the target has no cap or all fits.
 
-    ``jobs``: the feeds that can be read twice (the caller leaves stdin and TAXII pulls out)."""
+    ``jobs``: the feeds that can be read twice (the caller leaves stdin and TAXII pulls out);
+    ``cache_dir``: the warning lists' compiled cache's folder, as the producer's (``Policy.of``)."""
     if not isinstance(target, HasHeadroom):
         return None
     try:
-        return await _choose(target, jobs, await target.headroom())
+        return await _choose(target, jobs, await target.headroom(), cache_dir)
     except (ApiError, ConfigError, FeedError) as exc:
         # The target or a feed cannot be read now: the pipeline meets the same problem and reports
         # it where it belongs (the feed's error); the run is not refused for want of a choice.
@@ -135,13 +139,15 @@ async def choose(target: Target, jobs: Sequence[FeedJob]) -> CapChoice | None:
         return None
 
 
-async def _choose(target: Target, jobs: Sequence[FeedJob], headroom: Headroom) -> CapChoice | None:
+async def _choose(
+    target: Target, jobs: Sequence[FeedJob], headroom: Headroom, cache_dir: Path | None
+) -> CapChoice | None:
     ranked = list(enumerate(jobs))
     db = sqlite3.connect("", check_same_thread=False, isolation_level=None)
     try:
         db.executescript(_DDL)
         for n, job in ranked:
-            await _stage_feed(db, target, n, job)
+            await _stage_feed(db, target, n, job, cache_dir)
         wanted = db.execute("SELECT count(*) FROM wanted").fetchone()[0]
         if headroom.held + wanted <= headroom.cap:
             db.close()
@@ -156,9 +162,12 @@ async def _choose(target: Target, jobs: Sequence[FeedJob], headroom: Headroom) -
         raise
 
 
-async def _stage_feed(db: sqlite3.Connection, target: Target, n: int, job: FeedJob) -> None:
+async def _stage_feed(
+    db: sqlite3.Connection, target: Target, n: int, job: FeedJob, cache_dir: Path | None
+) -> None:
     rank = priority(job.definition)
-    judge = (await asyncio.to_thread(Policy.of, job.definition, target.name)).judge  # as the producer does
+    policy = await asyncio.to_thread(Policy.of, job.definition, target.name, cache_dir=cache_dir)
+    judge = policy.judge  # as the producer does
     async with job.open() as records:
         while chunk := await asyncio.to_thread(_take, records):
             rows = [

@@ -48,7 +48,10 @@ async def produce(run: Shared, feed: Feed) -> None:
     records: Iterator[Record] | None = None
     try:
         # The allowlist read, the warning lists loaded (once a process): a ConfigError is the feed's.
-        judge = (await asyncio.to_thread(Policy.of, feed.job.definition, run.target.name)).judge
+        policy = await asyncio.to_thread(
+            Policy.of, feed.job.definition, run.target.name, cache_dir=run.options.policy_cache
+        )
+        judge = policy.judge
         async with _open_unless_stopped(run, feed) as records:
             chunk = await asyncio.to_thread(_take, records, run.options.chunk)
             if not run.stop.is_set():

@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from feeds.model import Indicator, Rejected
 from importer.errors import AuthError, ConfigError
@@ -35,6 +36,7 @@ class PipelineOptions:
     mode: str = "bulk"
     chunk: int = 2000  # records read per hop to the reading thread
     grace: float = 30.0  # seconds in-flight requests may take to finish after a stop request
+    policy_cache: Path | None = None  # the warning lists' compiled cache's folder (the journal's)
 
 
 @dataclass(slots=True)

@@ -70,21 +70,20 @@ class WarningIndex:
 
 
 _lock = threading.Lock()
-_indexes: dict[tuple[frozenset[str], str | None], WarningIndex] = {}
+_indexes: dict[frozenset[str], WarningIndex] = {}  # compact tables only (~25 MB), no package object
 
 
 def warning_index(exclude: Iterable[str] = (), cache_dir: Path | None = None) -> WarningIndex:
-    """The tables of every shipped list but those named in ``exclude`` (built once per exclusion
-    and cache folder); a ConfigError if ``exclude`` names a list the package does not ship (a typo
+    """The tables of every shipped list but those named in ``exclude`` (loaded once a process per
+    exclusion); a ConfigError if ``exclude`` names a list the package does not ship (a typo
     would else leave the list on without a word). With ``cache_dir``, read from and written to its
     compiled cache (a missing, stale or corrupt one is rebuilt silently)."""
     excluded = frozenset(name.casefold() for name in exclude)
-    memo = (excluded, str(cache_dir) if cache_dir is not None else None)
-    with _lock:
-        index = _indexes.get(memo)
+    with _lock:  # the same tables wherever they came from: one load a process per exclusion
+        index = _indexes.get(excluded)
         if index is None:
             index = _load(excluded, cache_dir)
-            _indexes[memo] = index
+            _indexes[excluded] = index
         return index
 
 
