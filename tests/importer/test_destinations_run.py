@@ -245,3 +245,29 @@ async def test_a_destination_whose_tenant_another_run_holds_fails_alone(
     )
     assert other["exit_code"] == 0 and other["totals"]["imported"] == EVERY
     assert gets(feeds) == dict.fromkeys(FEEDS, 1)
+
+
+@pytest.mark.parametrize("emulator", [TWO_TENANTS], indirect=True)
+async def test_what_a_run_of_several_refuses_before_reading(
+    tmp_path: Path, emulator: Emulator, feeds: RecordingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials(monkeypatch)
+    cfg = config(tmp_path, emulator, feeds)
+    code, report, metrics = await run(tmp_path, cfg, "--rejects", str(tmp_path / "rejects.jsonl"))
+    assert code == 2 == report["exit_code"] and "--rejects keeps one destination's records" in report["error"]
+    assert "ti_import_run_exit_code 2.0" in metrics.read_text()
+    # The same tenant twice under two names: every indicator would be posted twice.
+    twice = cfg.read_text().replace(
+        'name = "fabrikam-sentinel"\ntarget = "sentinel"', 'name = "contoso-again"\ntarget = "mde"'
+    )
+    twice = twice.replace(f'api_url = "{emulator.sentinel_url}"', f'api_url = "{emulator.mde_url}"')
+    twice = twice.replace(f'workspace_id = "{FABRIKAM_WORKSPACE.workspace_id}"\n', "")
+    for theirs, ours in (
+        ("FABRIKAM_CLIENT_ID", "CONTOSO_CLIENT_ID"),
+        ("FABRIKAM_CLIENT_SECRET", "CONTOSO_CLIENT_SECRET"),
+    ):
+        twice = twice.replace(theirs, ours)
+    cfg.write_text(twice)
+    code, report, _ = await run(tmp_path, cfg)
+    assert code == 2 and "'contoso-mde' and 'contoso-again' are one mde tenant" in report["error"]
+    assert gets(feeds) == {} and tenant(emulator, DEMO_CLIENT.tenant)["mde_indicators"] == 0
