@@ -122,3 +122,29 @@ async def test_an_opening_that_fails_fails_each_and_none_waits_for_a_destination
     )
     await fan.close()
     assert [str(each) for each in got] == ["404 Not Found", "404 Not Found"]
+
+
+async def test_an_opening_nobody_waits_for_any_more_is_cancelled(reader: ThreadPoolExecutor) -> None:
+    cleaned = asyncio.Event()
+    started = asyncio.Event()
+
+    @asynccontextmanager
+    async def endless_download() -> AsyncIterator[Iterator[Record]]:
+        started.set()
+        try:
+            await asyncio.Event().wait()  # a URL that never finishes
+            yield iter(())
+        finally:
+            cleaned.set()  # as a download removes its temporary file
+
+    fan = FanOut(FeedJob("http://x/feed.txt", DefinitionSpec("Feed"), endless_download), ["a", "b"], reader)
+    definition = DefinitionSpec("Feed")
+    opening = [asyncio.create_task(read_all(fan.job_for(name, definition))) for name in ("a", "b")]
+    await started.wait()
+    opening[0].cancel()  # one destination stopped: the other still waits, the download goes on
+    await asyncio.gather(opening[0], return_exceptions=True)
+    assert not cleaned.is_set()
+    opening[1].cancel()  # the last one stopped too: the download is given up and cleans up
+    await asyncio.gather(opening[1], return_exceptions=True)
+    await asyncio.wait_for(cleaned.wait(), 5)
+    await fan.close()
