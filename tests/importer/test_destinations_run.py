@@ -5,6 +5,7 @@ destination leaves the other's import complete (exit 3); the metrics file says w
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -14,11 +15,12 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from importer.destinations.run import run_destinations
 from importer.emulator import DEMO_CLIENT, DEMO_WORKSPACE, Emulator, EmulatorConfig, running_emulator
 from importer.emulator.cert import self_signed
 from importer.emulator.config import ClientApp, SentinelWorkspace
 from importer.report.counts import BUCKETS
-from importer.settings import CliOptions, load_destinations
+from importer.settings import CliOptions, StateOptions, load_destinations
 from importer.state.host_lock import default_lock_dir, hold_tenant
 from importer.state.store import tenant_key
 from tests.helpers import RecordingServer, recording_server, run_cli, sha256
@@ -271,3 +273,20 @@ async def test_what_a_run_of_several_refuses_before_reading(
     code, report, _ = await run(tmp_path, cfg)
     assert code == 2 and "'contoso-mde' and 'contoso-again' are one mde tenant" in report["error"]
     assert gets(feeds) == {} and tenant(emulator, DEMO_CLIENT.tenant)["mde_indicators"] == 0
+
+
+@pytest.mark.parametrize("emulator", [TWO_TENANTS], indirect=True)
+async def test_a_stop_of_the_run_stops_every_destination(
+    tmp_path: Path, emulator: Emulator, feeds: RecordingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials(monkeypatch)
+    destinations = load_destinations(CliOptions(config=config(tmp_path, emulator, feeds)))
+    stop = asyncio.Event()
+    stop.set()  # as SIGTERM would, before anything was sent
+    report = await run_destinations(
+        destinations, state=StateOptions(path=tmp_path / "state.sqlite"), stop=stop
+    )
+    assert [part.stopped for part in report.destinations] == [True, True]
+    assert report.totals()["imported"] == 0
+    assert tenant(emulator, DEMO_CLIENT.tenant)["mde_indicators"] == 0
+    assert tenant(emulator, FABRIKAM.tenant)["sentinel_indicators"] == 0
