@@ -108,18 +108,24 @@ class TableBuilder:
 
     def add(self, values: Iterable[str], list_id: int) -> None:
         """Adds every value of one list (``list_id`` < 2^id_bits)."""
-        buckets, shift, bits, key_of = self._buckets, self._shift, self.id_bits, value_key
-        before = sum(len(bucket) for bucket in buckets)
-        for value in values:
-            key = key_of(value)
-            buckets[key >> shift].append(((key << bits) & _MASK64) | list_id)
-        self.count += sum(len(bucket) for bucket in buckets) - before
+        appends = [bucket.append for bucket in self._buckets]
+        shift, bits, lengths, is_hex, digest = self._shift, self.id_bits, _HEX_LENGTHS, _is_hex, blake2b
+        count = 0
+        for value in values:  # ``value_key`` inlined: 2.4 million values on a cold load
+            if len(value) in lengths and is_hex(value):
+                key = int(value[:16], 16)
+            else:
+                data = value.encode("utf-8", "surrogatepass")
+                key = _from_bytes(digest(data, digest_size=8).digest(), "little")
+            appends[key >> shift](((key << bits) & _MASK64) | list_id)
+            count += 1
+        self.count += count
 
     def build(self, names: Sequence[str], rank: Sequence[int] | None = None) -> HashTable:
         """The table, ids mapped through ``rank`` (provisional id -> final id) when given; the
         buckets are emptied as they are sorted, so the peak is one bucket's Python ints."""
         bits, mask = self.id_bits, (1 << self.id_bits) - 1
-        dir_bits = max(bits, self.count.bit_length() - 2)  # ~2 to 4 words a directory run
+        dir_bits = max(bits, self.count.bit_length() - 3)  # ~4 to 8 words a directory run
         sub_bits = dir_bits - bits
         words, heads = array("Q"), array("I")
         for n, bucket in enumerate(self._buckets):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -238,3 +240,36 @@ def test_writing_removes_other_versions_and_an_unwritable_folder_is_no_error(
     wlcache.write(
         cache_path(blocked), tables(warning_index((), cache_dir)), wlcache.list_files(), frozenset()
     )
+
+
+# A fresh process: Policy.of as a run's producer calls it, the cache in argv[1]; prints where the
+# lists came from and two verdicts.
+CHILD = """
+import json, sys
+from pathlib import Path
+from feeds.model import Indicator, Kind
+from importer.fields import build_definition, COMMON
+from importer.policy import Policy
+policy = Policy.of(build_definition(COMMON, "feed"), "mde", cache_dir=Path(sys.argv[1]))
+judge = lambda kind, value: policy.judge(Indicator(kind, value, "t:1"))
+print(json.dumps([policy.warnings.source, judge(Kind.IPV4, "8.8.8.8"), judge(Kind.DOMAIN, "evil.example")]))
+"""
+
+
+def load_in_child(folder: Path) -> list[str | None]:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(folder)], capture_output=True, text=True, check=True
+    )
+    answer: list[str | None] = json.loads(done.stdout)
+    return answer
+
+
+def test_a_run_rebuilds_a_corrupt_cache_silently_and_the_next_reads_it(tmp_path: Path) -> None:
+    path = cache_path(tmp_path)
+    path.write_bytes(b"TIWLCACHE\n" + b"\xff" * 100)  # a cut-off write from long ago
+    source, google_dns, kept = load_in_child(tmp_path)
+    assert (source, kept) == ("package", None)
+    assert google_dns is not None and google_dns.startswith(REASON.format(""))
+    assert wlcache.read(path, wlcache.list_files(), frozenset()) is not None  # rewritten
+    assert load_in_child(tmp_path) == ["cache", google_dns, None]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
