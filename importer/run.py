@@ -30,7 +30,7 @@ from importer.pipeline.progress import make_progress
 from importer.pipeline.rejects import RejectsWriter
 from importer.pipeline.signals import stop_on_signals
 from importer.report.counts import EXIT_CONFIG, EXIT_FAILED, EXIT_STOPPED, RunReport
-from importer.report.metrics import write_metrics
+from importer.report.files import write_failure_report, write_outputs
 from importer.report.outputs import check_outputs
 from importer.settings import FeedSettings, OutputOptions, RunSettings, StateOptions
 from importer.sources.feed import job_for
@@ -190,29 +190,6 @@ def failure(exc: BaseException) -> tuple[int, str]:
         return EXIT_STOPPED, "interrupted before the run finished; a rerun carries on"
     # A bug: its text may hold anything, so the report names only its type (the traceback is on stderr).
     return EXIT_FAILED, f"internal error ({type(exc).__name__}); see the traceback on stderr"
-
-
-def write_outputs(report: RunReport, path: Path | None, metrics: Path | None) -> None:
-    """Write the JSON report and the metrics file, those asked for; the metrics also when the
-    report cannot be written (then its ConfigError goes on: exit 2)."""
-    try:
-        if path is not None:
-            report.write_json(path)
-    finally:
-        if metrics is not None:
-            write_metrics(report, metrics)
-
-
-def write_failure_report(report: RunReport, path: Path | None, metrics: Path | None = None) -> None:
-    """Write the report (and the metrics) of a failed run over the last one, if asked; a failure
-    to is logged, so the error that ended the run stays the one raised."""
-    for where, write in ((path, report.write_json), (metrics, lambda to: write_metrics(report, to))):
-        if where is None:
-            continue
-        try:
-            write(where)
-        except ConfigError as exc:
-            _log.error("%s", exc)
 
 
 def _stamp(report: RunReport, tenant: str, started: float, finished: float) -> None:
@@ -401,7 +378,6 @@ class _Run:
                 target, journal, definition, store.run_id, feed_report, policy,
                 stopped=report.stopped, dry_run=self.settings.dry_run,
             )  # fmt: skip
-
 
     async def retire(
         self, target: Target, journal: Journal, store: JournalPresent, report: RunReport

@@ -31,8 +31,9 @@ from importer.fields import FORMAT, TAXII
 from importer.pipeline.job import FeedJob
 from importer.pipeline.signals import stop_on_signals
 from importer.report.counts import RunReport
+from importer.report.files import write_failure_report, write_outputs
 from importer.report.outputs import check_outputs
-from importer.run import failure, run_import, run_inputs, write_failure_report, write_outputs
+from importer.run import failure, run_import, run_inputs
 from importer.settings import Destination, OutputOptions, StateOptions
 from importer.sources.feed import job_for
 from importer.sources.misp_feed import is_misp_feed
