@@ -27,7 +27,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,18 +120,18 @@ def _build(files: list[Path], excluded: frozenset[str]) -> WarningIndex:
             continue
         list_id, kind, reason = len(kept), item["type"], REASON.format(name)
         kept.append(name)
-        entries = _lower(item["list"])  # hashes and names compare lower-case
+        entries: list[str] = item["list"]
         if kind == "cidr":
             blocks[list_id] = _networks(entries, reason)
-        elif kind == "string":
+        elif kind == "string":  # hashes and names compare lower-case (lowered as read: no copy)
             if attributes & _OUR_ATTRIBUTES - {_CERT}:
-                exact.add(entries, list_id)
+                exact.add(map(str.lower, entries), list_id)
             if _CERT in attributes:
-                certs.add(entries, list_id)
+                certs.add(map(str.lower, entries), list_id)
         else:  # hostname, substring (see above): a host and its subdomains; an address exactly
             hosts.add(_bare_hosts(entries), list_id)
             if kind == "substring":
-                exact.add(entries, list_id)
+                exact.add(map(str.lower, entries), list_id)
         del item, entries
     unknown = sorted(excluded - known)
     if unknown:
@@ -163,25 +163,20 @@ def _ranges(per_list: list[tuple[list[Block], list[Block]]], names: list[str], i
     return CompactRanges.of(v4, names, code), CompactRanges.of(v6, names, code)
 
 
-def _lower(entries: list[str]) -> list[str]:
-    """``entries`` lower-cased; the list itself (no copy of a million strings) when it already is."""
-    joined = "\n".join(entries)
-    return entries if joined == joined.lower() else [entry.lower() for entry in entries]
-
-
-def _bare_hosts(entries: list[str]) -> list[str]:
-    """Host names without a leading ``*.`` or dot or a trailing dot; the list itself when none has one."""
-    joined = "\n" + "\n".join(entries) + "\n"
-    if "\n." not in joined and "\n*" not in joined and ".\n" not in joined:
-        return entries
-    return [entry.removeprefix("*.").strip(".") for entry in entries]
+def _bare_hosts(entries: list[str]) -> Iterator[str]:
+    """Host names lower-cased, without a leading ``*.`` or dot or a trailing dot (a list's entries
+    as they are read: a million-name list is never copied)."""
+    lowered = map(str.lower, entries)
+    if not any(entry.startswith(("*.", ".")) or entry.endswith(".") for entry in entries):
+        return lowered
+    return (entry.removeprefix("*.").strip(".") for entry in lowered)
 
 
 def _networks(entries: list[str], name: str) -> tuple[list[Block], list[Block]]:
     v4: list[Block] = []
     v6: list[Block] = []
     for entry in entries:
-        parsed = cidr_block(entry, name)
+        parsed = cidr_block(entry.lower(), name)
         if parsed is None:  # a list is data we do not write: a bad entry is skipped, not fatal
             continue
         (v4 if parsed[0] == 4 else v6).append(parsed[1])
