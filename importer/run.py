@@ -43,7 +43,7 @@ from importer.state.journal import Journal
 from importer.state.mirror import MirrorPolicy, mirror_feed, why_not
 from importer.state.retired import remove_retired
 from importer.state.store import JournalPresent, tenant_key
-from importer.targets.base import HasHeadroom, Target
+from importer.targets.base import HasHeadroom, RevokesForGood, Target
 from importer.targets.registry import open_target, package
 from importer.transport.stats import TransportStats
 
@@ -293,6 +293,8 @@ class _Run:
                 sleep=self.sleep,
                 clock=self.clock,
             ) as target:
+                if self.journal is not None and isinstance(target, RevokesForGood):
+                    target.use_revocation_counts(self.journal.revocations)
                 headroom = (
                     await target.headroom() if settings.dry_run and isinstance(target, HasHeadroom) else None
                 )

@@ -66,6 +66,7 @@ from importer.errors import ConfigError
 from importer.model import Held, RemoteIndicator, Stamp
 from importer.state.cursors import Cursors
 from importer.state.reconcile import ReconcileResult, StagedListing
+from importer.state.revocations import Revocations
 from importer.state.runs import Runs
 from importer.state.tenant_db import TenantDb
 from importer.state.write_log import MERGE_EVERY, Acked, WriteLog
@@ -108,6 +109,7 @@ class Journal:
         self._log = WriteLog(db, clock, merge_every, unique_values=unique_values)
         self._runs = Runs(db, clock)
         self._cursors = Cursors(db, clock)
+        self._revocations = Revocations(db)
 
     @classmethod
     def open(
@@ -185,6 +187,14 @@ class Journal:
     def set_cursor(self, feed_name: str, source: str, cursor: str) -> None:
         """Keep the feed's cursor once its pull completed and was acknowledged (committed on return)."""
         self._cursors.set(feed_name, source, cursor)
+
+    def revocations(self, keys: Sequence[tuple[Kind, str]]) -> Mapping[tuple[Kind, str], int]:
+        """How many times the target revoked each key for good (``state.revocations``); never: absent."""
+        return self._revocations.generations(keys)
+
+    def note_revoked(self, keys: Iterable[tuple[Kind, str]]) -> None:
+        """Count a confirmed permanent revocation of each key (committed on return)."""
+        self._revocations.note(keys)
 
     # -- runs -------------------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ After a feed was imported completely (read to its end, nothing failed, no stop r
 indicators the journal holds under its definition but did not see in this run (``Journal.stale``)
 are deleted through ``target.delete`` in batches, each given as its kind, value and remote id (the
 target paces and retries them as it does creates; a 404 counts as deleted; ``sentinel`` revokes
-instead), and each deleted batch is forgotten in the journal at once.
+instead, for good: the journal counts each revocation so that a value that comes back is sent
+under a new id), and each deleted batch is forgotten in the journal at once.
 
 The guard: if the stale ones are more than ``max_share`` of what the definition holds, nothing at
 all is deleted unless ``force`` — a truncated download must not wipe the tenant. The refusal is
@@ -25,7 +26,7 @@ from feeds.model import Kind
 from importer.model import ResolvedDefinition
 from importer.report.counts import FeedReport
 from importer.state.journal import Journal
-from importer.targets.base import Target
+from importer.targets.base import RevokesForGood, Target
 
 __all__ = ["MirrorPolicy", "mirror_feed"]
 
@@ -126,6 +127,8 @@ async def _delete(
         # By key: the journal has no index by remote id (see its schema).
         keys = {remote_id: (kind, value) for kind, value, remote_id in rows}
         gone = [keys[remote_id] for remote_id in deleted if remote_id in keys]
+        if isinstance(target, RevokesForGood):  # counted before forgetting: a value back gets a new id
+            await asyncio.to_thread(journal.note_revoked, gone)
         await asyncio.to_thread(journal.forget_keys, definition.id, gone)
         strays = [remote_id for remote_id in deleted if remote_id not in keys]
         if strays:  # a target answering ids it was not given: forget them all the same

@@ -32,8 +32,9 @@ from importer.state.lockfile import LockHeld, take_lock
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "Opened", "connect", "lock_path"]
 
 APPLICATION_ID = 0x54494A4C  # "TIJL": marks the file as ours, so a stranger's database is refused
-SCHEMA_VERSION = 5  # 2: run_scopes; 3: stamps (meta, expires) and owned; 4: no index by remote id;
-# 5: cursors (what a pull source such as TAXII last read, per feed)
+SCHEMA_VERSION = 6  # 2: run_scopes; 3: stamps (meta, expires) and owned; 4: no index by remote id;
+# 5: cursors (what a pull source such as TAXII last read, per feed); 6: revocations (values a target
+# revoked for good, and how often: sentinel's next object for such a value needs a new id)
 BUSY_TIMEOUT_MS = 10_000  # another tenant's write transaction is short; wait this long for it
 CACHE_KIB = 8 * 1024  # page cache (also bounds sorts): the hot B-tree levels of a million rows fit
 
@@ -118,6 +119,15 @@ CREATE TABLE cursors (
     cursor     TEXT NOT NULL,
     updated_at INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, feed_name)
+) WITHOUT ROWID;
+-- Values the target revoked for good (sentinel: STIX revocation is permanent), with how many times:
+-- the target derives the id of the value's next object from the count (``state.revocations``).
+CREATE TABLE revocations (
+    tenant_id  INTEGER NOT NULL REFERENCES tenants (id),
+    kind       TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, kind, value)
 ) WITHOUT ROWID;
 -- Scratch space of --reconcile: the target's listing, streamed to disk rather than to memory.
 CREATE TABLE reconcile_stage (
@@ -245,6 +255,8 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
                     conn.execute("DROP INDEX IF EXISTS indicators_by_remote_id")  # see the DDL
                 if version < 5:
                     _upgrade_to_5(conn)
+                if version < 6:
+                    _upgrade_to_6(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -286,6 +298,15 @@ def _upgrade_to_5(conn: sqlite3.Connection) -> None:
         "feed_name TEXT NOT NULL, "
         "source TEXT NOT NULL, cursor TEXT NOT NULL, updated_at INTEGER NOT NULL, "
         "PRIMARY KEY (tenant_id, feed_name)) WITHOUT ROWID"
+    )
+
+
+def _upgrade_to_6(conn: sqlite3.Connection) -> None:
+    """Schema 5 -> 6: add ``revocations`` (empty: no target revoked anything for good before)."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS revocations (tenant_id INTEGER NOT NULL REFERENCES tenants (id), "
+        "kind TEXT NOT NULL, value TEXT NOT NULL, generation INTEGER NOT NULL, "
+        "PRIMARY KEY (tenant_id, kind, value)) WITHOUT ROWID"
     )
 
 

@@ -9,7 +9,7 @@ the report always adds up.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -33,6 +33,8 @@ __all__ = [
     "HasHeadroom",
     "HeldItem",
     "Opener",
+    "RevocationCounts",
+    "RevokesForGood",
     "Target",
     "TargetOption",
     "TargetPackage",
@@ -45,9 +47,24 @@ __all__ = [
 HeldItem = tuple[Kind, str, str]
 
 
+# How many times the target revoked each (kind, value) for good; keys never revoked are absent.
+# Synchronous (the journal's ``revocations``): a target calls it through ``asyncio.to_thread``.
+RevocationCounts = Callable[[Sequence[tuple[Kind, str]]], Mapping[tuple[Kind, str], int]]
+
+
 def never() -> bool:
     """``Target.send``'s ``stopping`` for a caller that never stops a batch half-way."""
     return False
+
+
+@runtime_checkable
+class RevokesForGood(Protocol):
+    """A target whose ``delete`` revokes for good an id it derives from the value (``sentinel``: STIX
+    revocation is permanent). Optional beside ``Target``: the run hands it the journal's counts, so
+    a value that comes back is sent under a new id, and mirror mode counts each revocation it
+    confirms (``Journal.note_revoked``). Without a journal the counts are unknown (all zero)."""
+
+    def use_revocation_counts(self, counts: RevocationCounts) -> None: ...
 
 
 @runtime_checkable

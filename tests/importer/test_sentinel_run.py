@@ -153,6 +153,31 @@ async def test_mirror_mode_revokes_what_left_the_feed_and_the_journal_forgets_it
 
 
 @pytest.mark.parametrize("emulator", [SCALED], indirect=True)
+async def test_a_value_back_after_its_revocation_lands_under_a_new_id(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """STIX revocation is permanent: the same id again would be ignored while the run said imported."""
+    use_sentinel(monkeypatch, emulator)
+    feed = write_feed(tmp_path / "hashes.txt", range(4))
+    assert (await run(tmp_path, str(feed)))[0] == 0
+    for cycle in (1, 2):  # out of the feed (revoked), back in (a new object): twice
+        write_feed(feed, range(3))
+        code, report = await run(tmp_path, str(feed), "--mirror", "--force")
+        assert code == 0 and report["feeds"][0]["mirror"]["deleted"] == 1
+        write_feed(feed, range(4))
+        code, report = await run(tmp_path, str(feed))
+        assert code == 0 and totals(report, "imported") == 1 and totals(report, "already_present") == 3
+        back = [e for e in await listed(emulator) if e["properties"]["pattern"].endswith(f"'{sha256(3)}']")]
+        assert sorted(e["properties"]["revoked"] for e in back) == [False] + [True] * cycle
+        assert len({e["properties"]["externalId"] for e in back}) == cycle + 1  # a new id each time
+    held = workspace(emulator)
+    assert held["sentinel_revoked"] == 2 and held["sentinel_duplicate_patterns"] == 0
+    assert held["sentinel_indicators"] == 6  # 0..3 live, and the two revoked versions of 3
+    code, report = await run(tmp_path, str(feed))  # and the journal knows the new one
+    assert code == 0 and report["transport"]["requests"] == 0
+
+
+@pytest.mark.parametrize("emulator", [SCALED], indirect=True)
 async def test_an_empty_journal_reads_the_workspace_back_through_arm(
     emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

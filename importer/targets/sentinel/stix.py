@@ -71,9 +71,12 @@ def _uuid(*parts: str) -> str:
     return str(uuid.uuid5(NAMESPACE, _SEP.join(parts)))
 
 
-def indicator_id(workspace_id: str, source_system: str, kind: Kind, value: str) -> str:
-    """The indicator's STIX id: the same for the same value in a workspace's source system."""
-    return "indicator--" + _uuid(workspace_id.lower(), source_system, str(kind), value)
+def indicator_id(workspace_id: str, source_system: str, kind: Kind, value: str, revoked: int = 0) -> str:
+    """The indicator's STIX id: the same for the same value in a workspace's source system, until
+    the value was revoked (``revoked`` times): revocation is permanent, so the next object for it
+    is another id (``state.revocations``)."""
+    parts = (workspace_id.lower(), source_system, str(kind), value)
+    return "indicator--" + (_uuid(*parts) if not revoked else _uuid(*parts, f"after revocation {revoked}"))
 
 
 def identity_id(workspace_id: str, source_system: str, feed: str) -> str:
@@ -153,15 +156,17 @@ def _content(indicator: Indicator, scope: FeedScope) -> dict[str, Any]:
     return body
 
 
-def indicator_object(indicator: Indicator, scope: FeedScope, now: datetime) -> dict[str, Any]:
+def indicator_object(
+    indicator: Indicator, scope: FeedScope, now: datetime, revoked: int = 0
+) -> dict[str, Any]:
     """The indicator as uploaded at ``now`` (its ``modified``; also ``created`` and ``valid_from``
-    when the feed gives no first-seen time)."""
+    when the feed gives no first-seen time), its value revoked ``revoked`` times before."""
     sent = stix_time(now)
     since = stix_time(indicator.first_seen) if indicator.first_seen is not None else sent
     return {
         "type": "indicator",
         "spec_version": "2.1",
-        "id": indicator_id(scope.workspace_id, scope.source_system, indicator.kind, indicator.value),
+        "id": indicator_id(scope.workspace_id, scope.source_system, indicator.kind, indicator.value, revoked),
         "created": since,
         "modified": sent,
         "valid_from": since,
@@ -250,9 +255,10 @@ def identity_object(scope: FeedScope, description: str | None, when: datetime) -
 
 def remote_of_listed(entry: Any, scope: FeedScope) -> RemoteIndicator | None:
     """An ARM ``queryIndicators`` item of this feed (its label) as a RemoteIndicator; None for one
-    that is revoked, of another feed, or not a pattern of ours. Its id is the one this importer
-    gives the value (the listing names objects its own way); its stamp is unknown (None): the
-    listing does not carry all that the stamp covers (kill chain, references, markings)."""
+    that is revoked, of another feed, or not a pattern of ours. Its id is the STIX id (ARM's
+    ``externalId``; ARM's own ``name`` is another), else the one this importer gives the value; its
+    stamp is unknown (None): the listing does not carry all that the stamp covers (kill chain,
+    references, markings)."""
     if not isinstance(entry, dict):
         return None
     props = entry.get("properties")
@@ -265,4 +271,8 @@ def remote_of_listed(entry: Any, scope: FeedScope) -> RemoteIndicator | None:
     if found is None:
         return None
     kind, value = found
+    # The object's own STIX id when the listing gives it (a value revoked before has another id).
+    external = props.get("externalId")
+    if isinstance(external, str) and external.startswith("indicator--"):
+        return RemoteIndicator(kind, value, external)
     return RemoteIndicator(kind, value, indicator_id(scope.workspace_id, scope.source_system, kind, value))

@@ -27,17 +27,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from feeds.model import Detection, Indicator
+from feeds.model import Detection, Indicator, Kind
 from importer.errors import AmbiguousWriteError, ApiError, ConfigError, PermanentError
 from importer.fields import DESCRIPTION
 from importer.model import BatchResult, DefinitionSpec, InFlight, RemoteIndicator, ResolvedDefinition, Stamp
-from importer.targets.base import HeldItem, never
+from importer.targets.base import HeldItem, RevocationCounts, never
 from importer.targets.sentinel.client import ArmWorkspace, SentinelClient, refusals_of
 from importer.targets.sentinel.fields import MARKING, TLP_MARKINGS
 from importer.targets.sentinel.rules import (
@@ -94,6 +94,17 @@ class SentinelTarget:
         self._last_modified = datetime.min.replace(tzinfo=UTC)
         self._said_no_listing = False
         self._identities: dict[str, asyncio.Future[None]] = {}  # by definition id: uploaded (or going)
+        self._revocation_counts: RevocationCounts | None = None  # the journal's (none: all zero)
+
+    def use_revocation_counts(self, counts: RevocationCounts) -> None:
+        """Give a value revoked before a new id when it comes back (``targets.base.RevokesForGood``)."""
+        self._revocation_counts = counts
+
+    async def _revoked(self, part: Sequence[Indicator]) -> Mapping[tuple[Kind, str], int]:
+        counts = self._revocation_counts
+        if counts is None:
+            return {}
+        return await asyncio.to_thread(counts, [(i.kind, i.value) for i in part])
 
     def unsupported(self, indicator: Indicator) -> str | None:
         if indicator.kind not in PATTERN_PATHS:
@@ -212,8 +223,10 @@ class SentinelTarget:
             if start and stopping():  # no request starts after a stop
                 result.unsent.extend(batch[start:])
                 break
+            revoked = await self._revoked(part)
             now = self._now()
-            await self._send_part(part, [indicator_object(i, scope, now) for i in part], result)
+            objects = [indicator_object(i, scope, now, revoked.get((i.kind, i.value), 0)) for i in part]
+            await self._send_part(part, objects, result)
         return result
 
     async def update(
