@@ -4,9 +4,10 @@ Built once per feed from its options (``importer.fields``: ``kinds``, ``min_conf
 ``labels_any``/``labels_none``, ``allowlist``, ``warninglists``/``warninglists_exclude``,
 ``allow_private``); ``judge`` is called once per indicator the feed reads, so everything it looks
 at is built beforehand: a frozenset of kinds and of labels, exact dicts, suffix tables for
-domains, and integer range tables for addresses, where the allowlist's and the private blocks
-share one table per IP version (the allowlist's reason wins where both hold an address). Kinds
-nothing checks have no look-up at all (``checks``). Rules apply in this order: kinds, confidence,
+domains, and integer range tables for addresses (the MISP lists' as 64-bit keys and integer
+arrays: ``warninglists``), where the allowlist's and the private blocks share one table per IP
+version (the allowlist's reason wins where both hold an address). Kinds nothing checks have no
+look-up at all (``checks``). Rules apply in this order: kinds, confidence,
 labels, the allowlist, private blocks, the warning lists; the first that matches is the reason, so
 a private address an allowlist also holds is reported "on the allowlist".
 """
