@@ -25,6 +25,7 @@ from importer.policy import Policy, wlcache
 from importer.policy.names import find_suffix, url_host
 from importer.policy.ranges import Block, RangeTable, address_int, cidr_block
 from importer.policy.warninglists import REASON, WarningIndex, warning_index
+from importer.policy.warninglists import _build as build_tables
 
 OURS = {"ip-src", "ip-dst", "domain", "hostname", "url", "uri", "link", "md5", "sha1", "sha256",
         "x509-fingerprint-sha1"}  # fmt: skip
@@ -161,9 +162,11 @@ def test_compact_verdicts_equal_the_former_dicts_for_every_type(
 ) -> None:
     reference = Reference(lists)
     values = sample(lists, random.Random(20261130))
-    built = warning_index((), cache_dir)
+    built = build_tables(wlcache.list_files(), frozenset())  # from the package, whatever loaded before
     assert built.source == "package"
-    cached = wlcache.read(cache_path(cache_dir), wlcache.list_files(), frozenset())
+    path = cache_path(cache_dir)
+    wlcache.write(path, tables(built), wlcache.list_files(), frozenset())
+    cached = wlcache.read(path, wlcache.list_files(), frozenset())
     assert cached is not None
     from_cache = WarningIndex(*cached, source="cache")
     judges = [Policy(warnings=index, private=False).judge for index in (built, from_cache)]
