@@ -26,7 +26,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from hashlib import blake2b
 
-__all__ = ["HashTable", "TableBuilder", "hex_key", "value_key"]
+__all__ = ["HashTable", "TableBuilder", "value_key"]
 
 _MASK64 = (1 << 64) - 1
 _HEX_LENGTHS = frozenset({32, 40, 64})
@@ -41,15 +41,10 @@ def value_key(value: str) -> int:
     return _from_bytes(blake2b(value.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
 
 
-def hex_key(value: str) -> int:
-    """``value_key`` of a canonical hash (32, 40 or 64 lower-case hex digits), without the checks."""
-    return int(value[:16], 16)
-
-
 class HashTable:
     """Sorted words ``key << id_bits | id`` under a directory of their top bits; ``get(value)`` its name."""
 
-    __slots__ = ("dir_bits", "find", "get", "get_hash", "heads", "id_bits", "names", "words")
+    __slots__ = ("dir_bits", "find", "get", "heads", "id_bits", "names", "words")
 
     def __init__(self, words: array[int], heads: array[int], id_bits: int, dir_bits: int,
                  names: Sequence[str]) -> None:  # fmt: skip
@@ -57,12 +52,6 @@ class HashTable:
         self.id_bits, self.dir_bits = id_bits, dir_bits
         self.find = self._finder()  # a key's name
         self.get = self._value_finder()  # a value's name
-        find = self.find
-
-        def get_hash(value: str) -> str | None:  # a canonical hash's name (``hex_key``)
-            return find(int(value[:16], 16))
-
-        self.get_hash = get_hash
 
     def __len__(self) -> int:
         return len(self.words)

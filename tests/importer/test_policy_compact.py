@@ -22,6 +22,7 @@ import pytest
 from feeds.canonical import InvalidValue, classify
 from feeds.model import Indicator, Kind
 from importer.policy import Policy, wlcache
+from importer.policy.hashed import TableBuilder, value_key
 from importer.policy.names import find_suffix, url_host
 from importer.policy.ranges import Block, RangeTable, address_int, cidr_block
 from importer.policy.warninglists import REASON, WarningIndex, warning_index
@@ -276,3 +277,28 @@ def test_a_run_rebuilds_a_corrupt_cache_silently_and_the_next_reads_it(tmp_path:
     assert wlcache.read(path, wlcache.list_files(), frozenset()) is not None  # rewritten
     assert load_in_child(tmp_path) == ["cache", google_dns, None]
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+@pytest.mark.parametrize("id_bits", [8, 9])
+def test_a_hash_table_names_the_first_list_by_rank_and_only_what_it_holds(id_bits: int) -> None:
+    rng = random.Random(id_bits)
+    mine = [f"host-{n}.example" for n in range(5000)] + [rng.randbytes(32).hex() for _ in range(5000)]
+    theirs = [f"other-{n}.example" for n in range(3000)] + mine[::7]  # some values on both lists
+    builder = TableBuilder(id_bits)
+    builder.add(mine, 0)  # provisional ids: the order lists are read in
+    builder.add(theirs, 1)
+    table = builder.build(["list A", "list B"], rank=[1, 0])  # read first, but second by name
+    assert len(table) == len(mine) + len(theirs)
+    shared = set(mine[::7])
+    for value in mine:
+        assert table.get(value) == ("list A" if value in shared else "list B")
+    assert all(table.get(value) == "list A" for value in theirs)
+    assert table.get("host-1.example.") is None and table.get(mine[5000].upper()) is None
+    assert all(table.get(rng.randbytes(32).hex()) is None for _ in range(1000))
+    assert table.find(value_key(mine[1])) == "list B"  # mine[0] is on both
+    assert value_key("ab" * 32) == int("ab" * 8, 16)  # a hex digest is its own key
+
+
+def test_an_empty_hash_table_holds_nothing() -> None:
+    table = TableBuilder(8).build(["list"])
+    assert len(table) == 0 and table.get("google.com") is None and table.get("0" * 64) is None

@@ -90,7 +90,9 @@ def test_excluding_the_lists_that_match_a_value_keeps_it() -> None:
 def test_the_index_is_built_once_per_exclusion() -> None:
     assert warning_index() is warning_index(())
     index = warning_index()
-    assert index.load_seconds > 0 and index.build_seconds > 0 and len(index.lists) > 50
+    assert index.load_seconds > 0 and len(index.lists) > 50
+    # built from the package (indexed), or read from a cache an earlier test of the process wrote
+    assert index.build_seconds > 0 if index.source == "package" else index.source == "cache"
 
 
 def test_a_certificate_thumbprint_is_matched_only_by_lists_for_certificates(listed: Policy) -> None:
