@@ -371,6 +371,8 @@ def main() -> int:
     parser.add_argument("--no-readme", action="store_true", help="do not update benchmarks/README.md")
     parser.add_argument("--journal-only", action="store_true",
                         help="the journal's cost only; the file's other results are kept")  # fmt: skip
+    parser.add_argument("--no-journal", action="store_true",
+                        help="all but the journal's cost; the file's journal results are kept")  # fmt: skip
     parser.add_argument("--journal-sizes", type=sizes_flag, default=None,
                         help="sha256 list sizes of the journal's cost, comma-separated")  # fmt: skip
     parser.add_argument("--mixed-sizes", type=sizes_flag, default=None,
@@ -380,13 +382,16 @@ def main() -> int:
     journal_sizes = sizes.journal if args.journal_sizes is None else args.journal_sizes
     mixed_sizes = sizes.mixed if args.mixed_sizes is None else args.mixed_sizes
     kept: dict[str, Any] = {}
-    if args.journal_only and args.output.exists():
+    if (args.journal_only or args.no_journal) and args.output.exists():
         kept = json.loads(args.output.read_text())
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with tempfile.TemporaryDirectory(prefix="bench-import-") as work:
         measures = [] if args.journal_only else measure_all(sizes, Path(work))
-        feeds = journal_cost.feeds(journal_sizes, mixed_sizes, Path(work))
-        costs = [cost.summary() for cost in journal_cost.measure(feeds, Path(work))]
+        if args.no_journal:
+            costs = kept.get("journal_cost", [])
+        else:
+            feeds = journal_cost.feeds(journal_sizes, mixed_sizes, Path(work))
+            costs = [cost.summary() for cost in journal_cost.measure(feeds, Path(work))]
     result: dict[str, Any] = {
         **kept,
         "quick": args.quick,
@@ -397,19 +402,22 @@ def main() -> int:
         },
         "journal_cost": costs,
         "journal_goals": journal_cost.goals(costs),
-        "journal_measured": f"{started} to {time.strftime('%H:%M UTC', time.gmtime())}",
     }
+    span = f"{started} to {time.strftime('%H:%M UTC', time.gmtime())}"
+    if not args.no_journal:
+        result["journal_measured"] = span
     if not args.journal_only:
         checks = goals(measures)
         result["runs"] = [m.summary() for m in measures]
         result["goals"] = checks
-        result["measured"] = result["journal_measured"]
+        result["measured"] = span
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
-    journal_section = journal_cost.table(costs)
-    print(journal_section)
-    if not args.no_readme:
-        update_readme_section("Journal cost", journal_section)
+    if not args.no_journal:
+        journal_section = journal_cost.table(costs)
+        print(journal_section)
+        if not args.no_readme:
+            update_readme_section("Journal cost", journal_section)
     if not args.journal_only:
         section = table(measures, checks, args.quick)
         print(section)
