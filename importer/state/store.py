@@ -49,7 +49,7 @@ from importer.model import Held, ResolvedDefinition
 from importer.pipeline.present import Acked, Key
 from importer.state.journal import Acked as JournalAcked
 from importer.state.journal import Journal
-from importer.targets.base import CanMerge, Target
+from importer.targets.base import CanMerge, MayBeUnlisted, Target
 
 __all__ = ["JournalPresent", "tenant_key"]
 
@@ -102,6 +102,15 @@ class JournalPresent:
             await self._merge(target, definition)
         held = self.journal.count(definition.id)
         interrupted = self.journal.needs_listing(definition.id)
+        if isinstance(target, MayBeUnlisted) and not target.can_list():
+            # Nothing to list against: what the journal committed stands, and what a killed run
+            # left unrecorded is sent again, harmlessly (such a target's writes are idempotent).
+            if self._reconcile or interrupted:
+                log = _log.warning if self._reconcile else _log.info  # asked for, or routine
+                log("alert definition %s cannot be listed (the target has no read-back configured): the "
+                    "journal is kept as it is", definition.id)  # fmt: skip
+            self.journal.settle(definition.id)
+            return held
         if self._reconcile or interrupted or held == 0:
             why = (
                 "reconcile"

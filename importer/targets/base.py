@@ -32,6 +32,7 @@ __all__ = [
     "CanMerge",
     "HasHeadroom",
     "HeldItem",
+    "MayBeUnlisted",
     "Opener",
     "RevocationCounts",
     "RevokesForGood",
@@ -65,6 +66,17 @@ class RevokesForGood(Protocol):
     confirms (``Journal.note_revoked``). Without a journal the counts are unknown (all zero)."""
 
     def use_revocation_counts(self, counts: RevocationCounts) -> None: ...
+
+
+@runtime_checkable
+class MayBeUnlisted(Protocol):
+    """A target that cannot always list what a definition holds (``sentinel`` without ARM's
+    read-back configured). Optional beside ``Target``; only a target whose writes are idempotent
+    (deterministic ids: re-sending what a lost answer or a killed run left unrecorded makes no
+    second object) may be unlisted. When ``can_list()`` is false an empty listing says nothing:
+    the journal stays the record — not emptied after an interrupted run, not "reconciled"."""
+
+    def can_list(self) -> bool: ...
 
 
 @runtime_checkable

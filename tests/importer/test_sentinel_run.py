@@ -5,6 +5,7 @@ through ARM, and a workspace the API does not know (exit 2)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -175,6 +176,24 @@ async def test_a_value_back_after_its_revocation_lands_under_a_new_id(
     assert held["sentinel_indicators"] == 6  # 0..3 live, and the two revoked versions of 3
     code, report = await run(tmp_path, str(feed))  # and the journal knows the new one
     assert code == 0 and report["transport"]["requests"] == 0
+
+
+@pytest.mark.parametrize("emulator", [SCALED], indirect=True)
+async def test_without_a_read_back_an_interrupted_run_keeps_what_the_journal_committed(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No listing to repair from: an empty one must not wipe the journal (and re-send everything)."""
+    use_sentinel(monkeypatch, emulator)
+    feed = write_feed(tmp_path / "hashes.txt", range(30))
+    assert (await run(tmp_path, str(feed)))[0] == 0
+    conn = sqlite3.connect(tmp_path / "state.sqlite")  # a run that began writing and was killed
+    with conn:
+        conn.execute("INSERT INTO runs (tenant_id, started_at) SELECT id, 0 FROM tenants")
+        conn.execute("INSERT INTO run_scopes (run, scope) SELECT last_insert_rowid(), id FROM scopes")
+    conn.close()
+    code, report = await run(tmp_path, str(feed))
+    assert code == 0 and totals(report, "already_present") == 30 and report["transport"]["requests"] == 0
+    assert workspace(emulator)["sentinel_duplicate_patterns"] == 0
 
 
 @pytest.mark.parametrize("emulator", [SCALED], indirect=True)

@@ -177,6 +177,10 @@ class SentinelTarget:
         )
 
     # --- what the workspace holds --------------------------------------------------------------------
+    def can_list(self) -> bool:
+        """Whether the workspace can be read back (``targets.base.MayBeUnlisted``): ARM configured."""
+        return self._client.arm is not None
+
     async def existing(self, definition: ResolvedDefinition) -> AsyncIterator[RemoteIndicator]:
         if self._client.arm is None:
             if not self._said_no_listing:
