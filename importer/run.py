@@ -41,7 +41,7 @@ from importer.sources.taxii import taxii_pull
 from importer.state.host_lock import default_lock_dir, hold_tenant
 from importer.state.journal import Journal
 from importer.state.mirror import MirrorPolicy, mirror_feed, why_not
-from importer.state.retired import remove_retired
+from importer.state.retired import retire_pull
 from importer.state.store import JournalPresent, tenant_key
 from importer.targets.base import HasHeadroom, RevokesForGood, Target
 from importer.targets.registry import open_target, package
@@ -392,10 +392,12 @@ class _Run:
             if feed_report is None or not pull.completed or why_not(feed_report, report.stopped) is not None:
                 continue  # pulled again from the old cursor next time: nothing is lost
             definition = store.definitions.get(pull.name)
-            if pull.removals and definition is not None and definition.outcome != "planned":
-                feed_report.removed = await remove_retired(
-                    target, journal, definition, pull.removals, feed_report, dry_run=self.settings.dry_run
-                )
+            if definition is not None and definition.outcome != "planned":
+                feed_report.removed = await retire_pull(
+                    target, journal, definition, feed_report, pulled=pull.versions, named=pull.removals,
+                    dry_run=self.settings.dry_run,
+                )  # fmt: skip
+            pull.versions.close()
             if self.settings.dry_run or feed_report.delete_failed or pull.cursor is None:
                 continue
             await asyncio.to_thread(journal.set_cursor, pull.name, pull.source, pull.cursor)

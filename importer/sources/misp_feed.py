@@ -16,7 +16,9 @@ unlinked, gone from the disk once read.
 An event that cannot be downloaded or read is one ``Rejected`` record naming its uuid and why;
 the others go on, and the cursor (``CursorTrack``) stays below it, so the next run asks for it
 again. ``MispFeedPull`` is what the run learns: the run keeps its cursor as it keeps a TAXII
-pull's (``sources.pull``), once every event was read and every batch acknowledged.
+pull's (``sources.pull``), once every event was read and every batch acknowledged. An event is
+versioned as a TAXII object is: per event uuid, the keys it produced (``versions``), so a changed
+event whose attribute now holds another value, or lost its ``to_ids``, takes the old one off.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from feeds import read_feed
-from feeds.model import FeedError, Kind, Record, Rejected
+from feeds.model import FeedError, Indicator, Kind, Record, Rejected
 from feeds.options import FeedOptions
 from importer.errors import ConfigError
 from importer.fields import COLUMNS, FULL, MAX_LINE_BYTES, MISP_FEED
@@ -41,6 +43,7 @@ from importer.model import DefinitionSpec, Options
 from importer.pipeline.job import FeedJob
 from importer.sources.misp_feed_fetch import Fetcher
 from importer.sources.misp_feed_manifest import CursorTrack, Entry, Manifest, cursor_seconds, read_manifest
+from importer.sources.pull import PulledVersions
 from importer.transport.connection import NetworkSettings
 from importer.transport.urls import url_problem
 
@@ -70,7 +73,8 @@ class MispFeedPull:
     listed: int = 0  # events the manifest lists
     fetched: int = 0  # events read (or tried)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (uuid, why) of events not read
-    removals: set[tuple[Kind, str]] = field(default_factory=set)  # a MISP feed retires nothing itself
+    removals: set[tuple[Kind, str]] = field(default_factory=set)  # a MISP feed names nothing retired itself
+    versions: PulledVersions = field(default_factory=lambda: PulledVersions(full=False))  # per event uuid
 
     @property
     def name(self) -> str:
@@ -101,6 +105,7 @@ def misp_feed_pull(
         source,
         asked_after=None if reading[FULL] else cursor_seconds(cursor),
     )
+    pull.versions.full = pull.asked_after is None
     return pull
 
 
@@ -130,6 +135,8 @@ def _records(
     """The records of each selected event in order; reaching their end marks the pull completed."""
     if threading.get_ident() == fetcher.loop_thread:
         raise RuntimeError("a MISP feed's records are read in a thread, not on the event loop")
+    if manifest.problems:  # an event the manifest misnames was not seen: its keys are not gone
+        pull.versions.full = False
     for key, why in manifest.problems:
         _log.warning("MISP feed %s: event %s not read: %s", pull.source, key, why)
         yield Rejected(f"{pull.source}:{key}", key, f"MISP event {key} not read: {why}")
@@ -145,12 +152,13 @@ def _records(
             entry, fetched = ahead.popleft()
             track.reading(entry)
             pull.fetched += 1
-            failure = yield from _event(fetcher, entry, fetched, options)
+            failure = yield from _event(fetcher, entry, fetched, options, pull.versions)
             if failure is not None:
                 track.failed()
                 pull.failed.append((entry.uuid, failure))
                 _log.warning("MISP feed %s: event %s not read: %s", pull.source, entry.uuid, failure)
         track.finished()
+        pull.versions.flush()
     finally:
         for _, fetched in ahead:
             fetched.cancel()  # the fetcher closes what was fetched but never read
@@ -163,9 +171,15 @@ def _records(
 
 
 def _event(
-    fetcher: Fetcher, entry: Entry, fetched: concurrent.futures.Future[BinaryIO], options: FeedOptions
+    fetcher: Fetcher,
+    entry: Entry,
+    fetched: concurrent.futures.Future[BinaryIO],
+    options: FeedOptions,
+    versions: PulledVersions,
 ) -> Generator[Record, None, str | None]:
-    """One event's records; returns why it could not be read (None: it was)."""
+    """One event's records; returns why it could not be read (None: it was). ``versions`` learns
+    the keys the event produces now: MISP re-publishes a changed event whole under its uuid, so
+    what an earlier version of it produced and this one does not is gone (``state.versions``)."""
     name = fetcher.event_name(entry.uuid)
     try:
         handle = fetched.result()
@@ -174,11 +188,16 @@ def _event(
     else:
         try:
             with handle:
-                yield from read_feed(handle, "misp", name=name, options=options)
+                for record in read_feed(handle, "misp", name=name, options=options):
+                    if isinstance(record, Indicator):
+                        versions.produced(entry.uuid, record.kind, record.value)
+                    yield record
+            versions.read(entry.uuid, replaced=True)
             return None
         except FeedError as exc:  # after the records before the fault: those stand
             why = str(exc)
         finally:
             fetcher.release(handle)
+    versions.read(entry.uuid, replaced=False)  # not read: what it produced before stays
     yield Rejected(name, entry.uuid, f"MISP event {entry.uuid} not read: {why}")
     return why

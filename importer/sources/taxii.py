@@ -8,8 +8,10 @@ run reads from the journal — unless ``full`` — so a nightly run fetches only
 the last one. ``TaxiiPull`` is what the run learns from it (a ``sources.pull.Pull``, as a MISP
 feed's pull is, so one code path keeps both cursors): the new cursor (the largest
 ``X-TAXII-Date-Added-Last`` the server answered), whether the pull was read to its end, and the
-values revoked or expired versions retire. The run keeps the cursor (``Journal.set_cursor``) only
-when the pull completed and every batch of it was acknowledged, and deletes the retired values.
+values revoked or expired versions retire, and the keys each STIX id's newest version produced
+(``versions``). The run keeps the cursor (``Journal.set_cursor``) only when the pull completed and
+every batch of it was acknowledged, and deletes the retired values — with those an earlier run
+imported for an id whose newer version names another value, or is revoked (``state.versions``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from importer.fields import (
 from importer.model import DefinitionSpec, Options
 from importer.pipeline.job import FeedJob
 from importer.pipeline.signals import removed_on_hard_exit
+from importer.sources.pull import PulledVersions
 from importer.sources.secrets import CREDENTIALS
 from importer.sources.taxii_client import Page, TaxiiClient
 from importer.sources.taxii_read import Spool, read_spool
@@ -67,6 +70,7 @@ class TaxiiPull:
     requests: int = 0
     objects: int = 0
     removals: set[tuple[Kind, str]] = field(default_factory=set)
+    versions: PulledVersions = field(default_factory=lambda: PulledVersions(full=False))
 
     @property
     def name(self) -> str:
@@ -107,6 +111,7 @@ def taxii_pull(
         source,
         full=asked_after is None,
         asked_after=asked_after,
+        versions=PulledVersions(full=asked_after is None),
     )
     return pull
 
@@ -171,5 +176,7 @@ def _take(pull: TaxiiPull, spool: Spool, page: Page) -> None:
 
 def _records(pull: TaxiiPull, spool: Spool, options: FeedOptions) -> Iterator[Record]:
     """The pull's records; reaching their end marks the pull completed."""
-    yield from read_spool(spool.out, spool.newest, pull.source, options, pull.removals)
+    removals, versions = pull.removals, pull.versions
+    yield from read_spool(spool.out, spool.newest, pull.source, options, removals, versions=versions)
+    pull.versions.flush()
     pull.completed = True

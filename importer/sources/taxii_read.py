@@ -9,7 +9,11 @@ its revocation and ``valid_until`` rules) — the one way this project reads an 
 A kept version that the STIX reader calls ``Expired`` (``revoked: true``, a past ``valid_until``)
 retires its indicators: the same object, read once more without those two keys, says which
 values they are, and they become the pull's ``removals`` — unless another live object of the pull
-lists the same value. The run deletes the removals from the target (``state.mirror.remove_keys``).
+lists the same value. The run deletes the removals from the target (``state.retired``).
+
+Each kept version also tells the pull's ``PulledVersions`` which keys its id produces now (a
+retired one: none), so that the journal can take off the target what an earlier version of the
+id produced and this one no longer does (``state.versions``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any, TextIO
 from feeds import FORMATS
 from feeds.model import Expired, Indicator, Kind, Record, Rejected, Skipped
 from feeds.options import FeedOptions
+from importer.sources.pull import PulledVersions
 
 __all__ = ["Spool", "read_spool"]
 
@@ -104,10 +109,17 @@ def _removals(lines: TextIO, newest: dict[str, datetime], name: str, options: Fe
 
 
 def read_spool(
-    lines: TextIO, newest: dict[str, datetime], name: str, options: FeedOptions, removals: set[_Key]
+    lines: TextIO,
+    newest: dict[str, datetime],
+    name: str,
+    options: FeedOptions,
+    removals: set[_Key],
+    *,
+    versions: PulledVersions | None = None,
 ) -> Iterator[Record]:
     """Pass 2: the records of the kept versions (``removals`` filled first, then emptied of every
-    value a live object lists); an older version is one ``Skipped``."""
+    value a live object lists); an older version is one ``Skipped``. ``versions`` is told the keys
+    each kept version produced (``PulledVersions``)."""
     removals.update(_removals(lines, newest, name, options))
     lines.seek(0)
     for line, obj, kept in _kept(lines, newest):
@@ -117,7 +129,17 @@ def read_spool(
         if not kept:
             yield Skipped(f"{name}:{obj.get('id')}", _OLDER)
             continue
+        object_id = obj.get("id") if versions is not None and isinstance(obj, dict) else None
+        said = False  # the version says the id's keys: some indicator, or none at all (retired)
         for record in _STIX(io.StringIO(line), name, options):
-            if removals and isinstance(record, Indicator):
+            if isinstance(record, Indicator):
                 removals.discard((record.kind, record.value))
+                if versions is not None and isinstance(object_id, str):
+                    versions.produced(object_id, record.kind, record.value)
+                said = True
+            elif isinstance(record, Expired):
+                said = True
             yield record
+        if versions is not None and isinstance(object_id, str):
+            # A version we cannot read (a pattern of nothing importable) keeps what the id had.
+            versions.read(object_id, replaced=said)

@@ -69,6 +69,7 @@ from importer.state.reconcile import ReconcileResult, StagedListing
 from importer.state.revocations import Revocations
 from importer.state.runs import Runs
 from importer.state.tenant_db import TenantDb
+from importer.state.versions import Versions
 from importer.state.write_log import MERGE_EVERY, Acked, WriteLog
 
 __all__ = ["Acked", "Journal", "ReconcileResult", "default_state_path"]
@@ -110,6 +111,7 @@ class Journal:
         self._runs = Runs(db, clock)
         self._cursors = Cursors(db, clock)
         self._revocations = Revocations(db)
+        self._versions = Versions(db)
 
     @classmethod
     def open(
@@ -195,6 +197,11 @@ class Journal:
     def note_revoked(self, keys: Iterable[tuple[Kind, str]]) -> None:
         """Count a confirmed permanent revocation of each key (committed on return)."""
         self._revocations.note(keys)
+
+    @property
+    def versions(self) -> Versions:
+        """The values each object of a pull source produced, per feed (``state.versions``)."""
+        return self._versions
 
     # -- runs -------------------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """Lifecycle driven by the source: delete what a pull source retired (TAXII ``revoked``, ``valid_until``).
 
 A TAXII collection says when an indicator is withdrawn: a newer version ``revoked: true``, or one
-whose ``valid_until`` has passed (``sources.taxii_read``). Once its pull completed and every batch
+whose ``valid_until`` has passed (``sources.taxii_read``), or one whose pattern names another value
+than the version an earlier run imported (``retire_pull``: the journal's ``versions`` remember what
+each id produced, and a MISP feed's events likewise). Once its pull completed and every batch
 of it was acknowledged, the run deletes those values from the target — those the journal holds
 under the feed's definition — by the very path mirror mode deletes stale ones (``state.mirror``:
 a value another definition still lists on ``mde`` is only forgotten here, ``kept_shared``). No
@@ -20,12 +22,35 @@ from importer.model import ResolvedDefinition
 from importer.report.counts import FeedReport
 from importer.state.journal import Journal
 from importer.state.mirror import _delete  # mirror mode's own page delete: one path for both
+from importer.state.versions import Pulled
 from importer.targets.base import Target
 
-__all__ = ["remove_retired"]
+__all__ = ["remove_retired", "retire_pull"]
 
 _log = logging.getLogger(__name__)
 _PAGE = 1000  # as mirror mode: each page deleted is forgotten at once
+
+
+async def retire_pull(
+    target: Target,
+    journal: Journal,
+    definition: ResolvedDefinition,
+    report: FeedReport,
+    *,
+    pulled: Pulled,
+    named: Collection[tuple[Kind, str]] = (),
+    dry_run: bool = False,
+) -> int:
+    """Delete what a completed, acknowledged pull retired — the keys ``named`` and those its ids'
+    earlier versions produced and no live id of the feed still does — then record what each id
+    produces now; how many the definition held. The record waits for the deletes: a run stopped in
+    between finds the same keys again, and a delete that failed leaves it for the rerun. What mirror
+    mode deleted before (a full pull's old value is stale too) is no longer held: never deleted twice."""
+    keys = await asyncio.to_thread(journal.versions.retired, report.name, pulled, named)
+    removed = await remove_retired(target, journal, definition, keys, report, dry_run=dry_run) if keys else 0
+    if not dry_run and not report.delete_failed:
+        await asyncio.to_thread(journal.versions.keep, report.name, pulled)
+    return removed
 
 
 async def remove_retired(

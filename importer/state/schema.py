@@ -32,9 +32,10 @@ from importer.state.lockfile import LockHeld, take_lock
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "Opened", "connect", "lock_path"]
 
 APPLICATION_ID = 0x54494A4C  # "TIJL": marks the file as ours, so a stranger's database is refused
-SCHEMA_VERSION = 6  # 2: run_scopes; 3: stamps (meta, expires) and owned; 4: no index by remote id;
+SCHEMA_VERSION = 7  # 2: run_scopes; 3: stamps (meta, expires) and owned; 4: no index by remote id;
 # 5: cursors (what a pull source such as TAXII last read, per feed); 6: revocations (values a target
-# revoked for good, and how often: sentinel's next object for such a value needs a new id)
+# revoked for good, and how often: sentinel's next object for such a value needs a new id);
+# 7: versions (the values each object of a pull source produced, per feed: STIX versioning)
 BUSY_TIMEOUT_MS = 10_000  # another tenant's write transaction is short; wait this long for it
 CACHE_KIB = 8 * 1024  # page cache (also bounds sorts): the hot B-tree levels of a million rows fit
 
@@ -129,6 +130,18 @@ CREATE TABLE revocations (
     generation INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, kind, value)
 ) WITHOUT ROWID;
+-- Per feed of a pull source, the values each object (a STIX id, a MISP event uuid) produced, so
+-- that a newer version naming other values, or revoked, takes the old ones off (``state.versions``).
+CREATE TABLE versions (
+    tenant_id INTEGER NOT NULL REFERENCES tenants (id),
+    feed_name TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    value     TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, feed_name, object_id, kind, value)
+) WITHOUT ROWID;
+-- Whether another object of the feed still produces a value.
+CREATE INDEX versions_by_value ON versions (tenant_id, feed_name, kind, value);
 -- Scratch space of --reconcile: the target's listing, streamed to disk rather than to memory.
 CREATE TABLE reconcile_stage (
     scope     INTEGER NOT NULL,
@@ -257,6 +270,8 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
                     _upgrade_to_5(conn)
                 if version < 6:
                     _upgrade_to_6(conn)
+                if version < 7:
+                    _upgrade_to_7(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -307,6 +322,19 @@ def _upgrade_to_6(conn: sqlite3.Connection) -> None:
         "CREATE TABLE IF NOT EXISTS revocations (tenant_id INTEGER NOT NULL REFERENCES tenants (id), "
         "kind TEXT NOT NULL, value TEXT NOT NULL, generation INTEGER NOT NULL, "
         "PRIMARY KEY (tenant_id, kind, value)) WITHOUT ROWID"
+    )
+
+
+def _upgrade_to_7(conn: sqlite3.Connection) -> None:
+    """Schema 6 -> 7: add ``versions`` (empty: each pull records its objects' values from now on;
+    a revoked object no pull recorded still takes off the values of its own pattern)."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS versions (tenant_id INTEGER NOT NULL REFERENCES tenants (id), "
+        "feed_name TEXT NOT NULL, object_id TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL, "
+        "PRIMARY KEY (tenant_id, feed_name, object_id, kind, value)) WITHOUT ROWID"
+    )
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS versions_by_value ON versions (tenant_id, feed_name, kind, value)"
     )
 
 
