@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from importer.settings import FeedSettings, OutputOptions, RunSettings, StateOpt
 from importer.sources.feed import job_for
 from importer.sources.misp_feed import is_misp_feed, misp_feed_pull
 from importer.sources.pull import Pull
-from importer.sources.retry import retry_jobs
+from importer.sources.retry import not_sent, retry_census, retry_jobs
 from importer.sources.taxii import taxii_pull
 from importer.state.host_lock import default_lock_dir, hold_tenant
 from importer.state.journal import Journal
@@ -66,6 +66,8 @@ async def run_import(
     signals: bool = False,
     grace: float = 30.0,
     shared: Mapping[str, FeedJob] | None = None,
+    rejects: RejectsWriter | None = None,
+    retries: Sequence[FeedJob] | None = None,
 ) -> RunReport:
     """Run the import described by ``settings``; writes the report, metrics and rejects files if asked.
 
@@ -73,7 +75,9 @@ async def run_import(
     run locks; ``signals``: SIGINT/SIGTERM stop the run gracefully (``grace`` seconds for requests
     in flight; the report says so); ``wall``: epoch seconds for the report's start and end;
     ``shared``: feeds (by name) this destination reads from a reading shared with others
-    (``importer.destinations``), instead of opening them itself.
+    (``importer.destinations``), instead of opening them itself; ``rejects``: its view of a rejects
+    file shared with them (instead of ``output.rejects``), closed by their run; ``retries``: its
+    lines of the ``--retry-from`` file as their run chose them (instead of reading the file).
 
     With ``output.report`` (``output.metrics``), a report (the metrics) is written however the run
     ends: if it raises, the file says why (``failure``) and the exception goes on to the caller."""
@@ -89,7 +93,7 @@ async def run_import(
         check_outputs({**outputs, "the rejects file": output.rejects}, inputs)
         report = await _locked_run(
             settings, output, state, tenant, sleep=sleep, clock=clock, stop=stop, signals=signals,
-            grace=grace, shared=shared or {},
+            grace=grace, shared=shared or {}, rejects=rejects, retries=retries,
         )  # fmt: skip
     except BaseException as exc:
         exit_code, sentence = failure(exc)
@@ -130,6 +134,8 @@ async def _locked_run(
     signals: bool,
     grace: float,
     shared: Mapping[str, FeedJob],
+    rejects: RejectsWriter | None = None,
+    retries: Sequence[FeedJob] | None = None,
 ) -> RunReport:
     """The run under this host's lock of its target and tenant, then its journal's (if any)."""
     if state.path is None and any(feed[MIRROR] for feed in settings.feeds):
@@ -159,7 +165,7 @@ async def _locked_run(
         try:
             with stop_on_signals(stop) if signals else _no_signals() as handler:
                 run = _Run(settings, output, state, journal, sleep=sleep, clock=clock, stop=stop, grace=grace,
-                           shared=shared)  # fmt: skip
+                           shared=shared, rejects=rejects, retries=retries)  # fmt: skip
                 report = await run.execute()
                 report.signalled = handler is not None and handler.received is not None
         finally:
@@ -212,9 +218,14 @@ class _Run:
         stop: asyncio.Event,
         grace: float,
         shared: Mapping[str, FeedJob],
+        rejects: RejectsWriter | None = None,
+        retries: Sequence[FeedJob] | None = None,
     ) -> None:
         self.settings = settings
         self.shared = shared
+        self.rejects = rejects
+        self.retries = retries
+        self.retry_not_sent: dict[str, int] = {}  # retryable lines naming destinations not in this run
         self.output = output
         self.state = state
         self.journal = journal
@@ -245,8 +256,7 @@ class _Run:
             jobs.append(pull.job)
         if self.settings.retry_from is not None:
             names = {job.name for job in jobs}
-            rows: tuple[Field[Any], ...] = COMMON + package(self.settings.target).fields
-            retries = retry_jobs(self.settings.retry_from, rows)
+            retries = self.retries if self.retries is not None else self.retry_lines(self.settings.retry_from)
             if not retries:
                 # Said where it is seen: a warning when retrying was all the run was asked to do.
                 level = logging.INFO if jobs else logging.WARNING
@@ -257,6 +267,14 @@ class _Run:
                 else:
                     jobs.append(job)
         return jobs
+
+    def retry_lines(self, path: Path) -> list[FeedJob]:
+        """The jobs of this destination's retryable lines in ``path`` (naming it, or none); those
+        naming another destination are not this run's to send: counted, said, left in the file."""
+        destination = self.settings.destination
+        self.retry_not_sent = not_sent(path, retry_census(path), {destination})
+        rows: tuple[Field[Any], ...] = COMMON + package(self.settings.target).fields
+        return retry_jobs(path, rows, destination=destination)
 
     def pull(self, feed: FeedSettings) -> Pull | None:
         """The pull of a TAXII or MISP feed, from the cursor the journal keeps for it; None: a file."""
@@ -272,7 +290,7 @@ class _Run:
     async def execute(self) -> RunReport:
         settings, tuning = self.settings, self.settings.tuning
         jobs = self.jobs()
-        rejects = RejectsWriter(self.output.rejects)
+        rejects = self.rejects or RejectsWriter(self.output.rejects, destination=settings.destination)
         report: RunReport | None = None
         progress = make_progress(self.output.progress, stats=self.stats)  # a 429 pause shows on the bars
         options = PipelineOptions(
@@ -315,6 +333,8 @@ class _Run:
             report = RunReport(target=settings.target, mode=tuning.mode, transport=self.stats)
             report.auth_error = str(exc)
         finally:
+            if report is not None:
+                report.retry_not_sent = self.retry_not_sent
             if self.store is not None:
                 await self.store.drain()
             progress.close()

@@ -8,6 +8,14 @@ quota, an unreachable API, a held lock — ends that destination only: its secti
 says why, the others go on, and the run's exit code is the worst of theirs. A signal stops them
 all. With one destination the caller runs ``run_import`` itself: its report is as it always was.
 
+One rejects file (``--rejects``) for the whole run: one writer, each destination writing through
+its view, whose lines name it (``destination``), committed once when every destination has ended
+— one temporary file renamed over the last run's, never a merge of several (which would need the
+file's size twice on disk, at the end, when a full disk is likeliest). ``--retry-from`` sends each
+retryable line to the destination it names; lines naming one not in this run are counted in the
+report (``retry_not_sent``) and left in the file; a line naming none (a run without
+``[[destination]]`` tables wrote it) is refused: which destination failed it, the file cannot say.
+
 Not shared: a pull (TAXII, a MISP feed) reads from each destination's own cursor in the journal,
 so each destination pulls it; and a feed read once is left out of a capped target's choice
 (``pipeline.cap`` would read it a second time), as stdin is.
@@ -27,17 +35,20 @@ from pathlib import Path
 
 from importer.destinations.fanout import FanOut
 from importer.errors import ConfigError
-from importer.fields import FORMAT, TAXII
+from importer.fields import COMMON, FORMAT, TAXII
 from importer.pipeline.job import FeedJob
+from importer.pipeline.rejects import RejectsWriter
 from importer.pipeline.signals import stop_on_signals
-from importer.report.counts import RunReport
+from importer.report.counts import EXIT_CONFIG, RunReport
 from importer.report.files import write_failure_report, write_outputs
 from importer.report.outputs import check_outputs
 from importer.run import failure, run_import, run_inputs
 from importer.settings import Destination, OutputOptions, StateOptions
 from importer.sources.feed import job_for
 from importer.sources.misp_feed import is_misp_feed
+from importer.sources.retry import not_sent, retry_census, retry_jobs
 from importer.state.store import tenant_key
+from importer.targets.registry import package
 
 __all__ = ["run_destinations"]
 
@@ -70,9 +81,12 @@ async def run_destinations(
     check_outputs({"the report": output.report, "the metrics file": output.metrics}, inputs)
     stop = stop or asyncio.Event()
     try:
-        _check_run(destinations, output)
+        check_outputs({"the report": output.report, "the metrics file": output.metrics,
+                       "the rejects file": output.rejects}, inputs)  # fmt: skip
+        not_sent = _check_run(destinations)
         with stop_on_signals(stop) if signals else _no_signals() as handler:
-            parts = await _run_all(destinations, state, sleep=sleep, clock=clock, stop=stop, grace=grace)
+            parts, closing = await _run_all(destinations, state, output.rejects, sleep=sleep, clock=clock,
+                                            stop=stop, grace=grace)  # fmt: skip
     except BaseException as exc:
         code, sentence = failure(exc)
         failed = RunReport.failed(sentence, code, target=None)
@@ -82,6 +96,9 @@ async def run_destinations(
     first = destinations[0].settings
     report = RunReport(target=None, mode=first.tuning.mode, dry_run=first.dry_run, destinations=parts)
     report.duration, report.started_at, report.finished_at = clock() - began, started, wall()
+    report.retry_not_sent = not_sent
+    if closing is not None:  # the rejects file's last flush or rename failed (a full disk): exit 2
+        report.error, report.error_exit = str(closing), EXIT_CONFIG
     if handler is not None and handler.received is not None:
         report.signalled = True
         for part in parts:
@@ -90,12 +107,9 @@ async def run_destinations(
     return report
 
 
-def _check_run(destinations: Sequence[Destination], output: OutputOptions) -> None:
-    """What a run of several destinations refuses before anything is read."""
-    if output.rejects is not None:
-        raise ConfigError(
-            "--rejects keeps one destination's records: with several, give --destination NAME to pick one"
-        )
+def _check_run(destinations: Sequence[Destination]) -> dict[str, int]:
+    """What a run of several destinations refuses before anything is read; the retryable lines of
+    ``--retry-from`` naming a destination not in the run, by its name (said, not sent)."""
     seen: dict[tuple[str, str], str] = {}
     for destination in destinations:
         connection = destination.settings.connection
@@ -106,18 +120,57 @@ def _check_run(destinations: Sequence[Destination], output: OutputOptions) -> No
                 "API, scope and client id): every indicator would be posted twice; keep one"
             )
         seen[key] = destination.name
+    retry_from = destinations[0].settings.retry_from  # the command line's: every destination's
+    if retry_from is None:
+        return {}
+    census = retry_census(retry_from)
+    if census.get(None):
+        raise ConfigError(
+            f"--retry-from {retry_from}: {census[None]} retryable lines name no destination (a run without "
+            "[[destination]] tables wrote them), so a run of several cannot tell where they failed: give "
+            "--destination NAME to send them to one"
+        )
+    return not_sent(retry_from, census, {destination.name for destination in destinations})
 
 
 async def _run_all(
     destinations: Sequence[Destination],
     state: StateOptions,
+    rejects_path: Path | None,
+    *,
+    sleep: Callable[[float], Awaitable[None]],
+    clock: Callable[[], float],
+    stop: asyncio.Event,
+    grace: float,
+) -> tuple[list[RunReport], ConfigError | None]:
+    """Every destination's run at once, each feed read once; their reports, in order, and why the
+    rejects file could not be made final, if it could not."""
+    rejects = RejectsWriter(rejects_path)
+    try:
+        parts = await _run_each(
+            destinations, state, rejects, sleep=sleep, clock=clock, stop=stop, grace=grace
+        )
+    finally:
+        try:
+            rejects.close()  # once every destination has ended: the one rename
+        except ConfigError as exc:
+            closing: ConfigError | None = exc
+        else:
+            closing = None
+    return parts, closing
+
+
+async def _run_each(
+    destinations: Sequence[Destination],
+    state: StateOptions,
+    rejects: RejectsWriter,
     *,
     sleep: Callable[[float], Awaitable[None]],
     clock: Callable[[], float],
     stop: asyncio.Event,
     grace: float,
 ) -> list[RunReport]:
-    """Every destination's run at once, each feed read once; their reports, in order."""
+    """``_run_all`` with its rejects file open."""
     shared = _shared_feeds(destinations)
     reader = ThreadPoolExecutor(max_workers=max(1, len(shared)), thread_name_prefix="ti-import-feed")
     fans = {name: FanOut(job, readers, reader) for name, (job, readers) in shared.items()}
@@ -143,6 +196,7 @@ async def _run_all(
             report = await run_import(
                 destination.settings, OutputOptions(progress=False), state=state, sleep=sleep,
                 clock=clock, stop=stops[index], grace=grace, shared=reads,
+                rejects=rejects.for_destination(destination.name), retries=_retries(destination),
             )  # fmt: skip
         except Exception as exc:  # this destination only: the others go on
             if not isinstance(exc, ConfigError):
@@ -160,6 +214,15 @@ async def _run_all(
         relay.cancel()
         await asyncio.gather(*(fan.close() for fan in fans.values()))
         reader.shutdown(wait=False)
+
+
+def _retries(destination: Destination) -> list[FeedJob] | None:
+    """The destination's jobs of the ``--retry-from`` file: the lines naming it (None: no file)."""
+    settings = destination.settings
+    if settings.retry_from is None:
+        return None
+    rows = COMMON + package(settings.target).fields
+    return retry_jobs(settings.retry_from, rows, destination=destination.name)
 
 
 def _shared_feeds(destinations: Sequence[Destination]) -> dict[str, tuple[FeedJob, list[str]]]:

@@ -168,6 +168,8 @@ class RunReport:
     version: str = __version__
     destination: str | None = None  # the destination's name ([[destination]]); None: the target's
     destinations: list[RunReport] = field(default_factory=list)  # a run of several: each one's report
+    # Retryable lines of --retry-from naming a destination not in this run, by its name: not sent.
+    retry_not_sent: dict[str, int] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -243,6 +245,7 @@ class RunReport:
             **({"headroom": self.headroom_dict()} if self.headroom is not None else {}),
             **({"cap_choice": self.cap_choice} if self.cap_choice is not None else {}),
             **({"journal": self.journal} if self.journal is not None else {}),
+            **({"retry_not_sent": self.retry_not_sent} if self.retry_not_sent else {}),
         }
 
     def _as_dict_of_many(self) -> dict[str, Any]:
@@ -260,6 +263,7 @@ class RunReport:
             "transport": self.wire(),
             "destinations": [part.destination_dict() for part in self.destinations],
             **({"stopped_by_signal": True} if self.signalled else {}),
+            **({"retry_not_sent": self.retry_not_sent} if self.retry_not_sent else {}),
         }
 
     def destination_dict(self) -> dict[str, Any]:

@@ -256,14 +256,12 @@ def _destinations(
             )  # fmt: skip
         except ConfigError as exc:
             raise ConfigError(f"destination {name!r}: {exc}") from None
-        if not settings.feeds:
+        if not settings.feeds and cli.retry_from is None:  # with --retry-from: its lines may be there
             _log.info("destination %s: no feed goes to it; left out of the run", name)
             continue
         out.append(Destination(name, settings, credential_names(table)))
     if not out:
         raise ConfigError("no feed to import: no [[feed]] table goes to the destinations of this run")
-    if len(out) > 1 and cli.retry_from is not None:
-        raise ConfigError("--retry-from retries one destination's rejects file: give --destination NAME")
     return tuple(out)
 
 

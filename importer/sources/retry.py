@@ -3,12 +3,18 @@
 A ``failed`` line of the dead-letter file (``importer.pipeline.rejects``) carries its indicator
 and its alert definition; ``retry_jobs`` turns them into one job per definition, read in one
 pass per job so a large file costs no memory.
+
+A line of a config with ``[[destination]]`` tables names its ``destination``: a destination
+retries the lines naming it and those naming none (a run of one destination takes them all);
+``retry_census`` counts the lines per destination named, for a run to refuse or report the lines
+it cannot place (``destinations.run``: a run of several refuses lines naming none).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable, Iterator
+import logging
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,8 +26,11 @@ from importer.errors import ConfigError
 from importer.fields import definition_from_json
 from importer.model import DefinitionSpec, Field
 from importer.pipeline.job import FeedJob
+from importer.pipeline.rejects import DESTINATION_KEY
 
-__all__ = ["RetryGroup", "read_retry_groups", "retry_indicators", "retry_jobs"]
+__all__ = ["RetryGroup", "not_sent", "read_retry_groups", "retry_census", "retry_indicators", "retry_jobs"]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +69,51 @@ def _retryable(line: dict[str, Any]) -> bool:
     return bool(line.get("retryable")) and line.get("bucket") != "filtered"
 
 
-def read_retry_groups(path: Path, rows: Iterable[Field[Any]]) -> list[RetryGroup]:
-    """The definitions with retryable lines in ``path``, in first-seen order (one pass, small memory),
-    read with ``rows`` (the run's per-feed options)."""
+def _owner(path: Path, number: int, line: dict[str, Any]) -> str | None:
+    """The destination a line names; None: it names none."""
+    owner = line.get(DESTINATION_KEY)
+    if owner is not None and not isinstance(owner, str):
+        raise ConfigError(f"{path}:{number}: key {DESTINATION_KEY!r} must be a destination's name")
+    return owner
+
+
+def _mine(path: Path, number: int, line: dict[str, Any], destination: str | None) -> bool:
+    """Whether a retryable line is for ``destination``: it names it, or names none."""
+    owner = _owner(path, number, line)
+    return owner is None or owner == destination
+
+
+def retry_census(path: Path) -> dict[str | None, int]:
+    """How many retryable lines ``path`` holds per destination they name (None: naming none), in
+    first-seen order."""
+    counts: dict[str | None, int] = {}
+    for number, line in _lines(path):
+        if _retryable(line):
+            owner = _owner(path, number, line)
+            counts[owner] = counts.get(owner, 0) + 1
+    return counts
+
+
+def not_sent(path: Path, census: dict[str | None, int], names: Collection[str | None]) -> dict[str, int]:
+    """The lines of ``census`` naming a destination not among ``names`` (the run's), by name:
+    not the run's to send, and said so in a warning (they stay in ``path`` for a run that has it)."""
+    others = {name: n for name, n in census.items() if name is not None and name not in names}
+    if others:
+        named = ", ".join(f"{name} ({n})" for name, n in others.items())
+        _log.warning("%d retryable lines of %s name destinations not in this run, not sent: %s",
+                     sum(others.values()), path, named)  # fmt: skip
+    return others
+
+
+def read_retry_groups(
+    path: Path, rows: Iterable[Field[Any]], *, destination: str | None = None
+) -> list[RetryGroup]:
+    """The definitions with retryable lines for ``destination`` in ``path`` (those naming it or
+    none), in first-seen order (one pass, small memory), read with ``rows`` (its per-feed options)."""
     rows = tuple(rows)
     groups: dict[str, RetryGroup] = {}
     for number, line in _lines(path):
-        if not _retryable(line):
+        if not _retryable(line) or not _mine(path, number, line, destination):
             continue
         try:
             spec = definition_from_json(line["definition"], rows)
@@ -79,11 +126,15 @@ def read_retry_groups(path: Path, rows: Iterable[Field[Any]]) -> list[RetryGroup
     return list(groups.values())
 
 
-def retry_indicators(path: Path, definition_name: str) -> Iterator[Indicator | Rejected]:
-    """The retryable indicators of one definition, rebuilt from their lines."""
+def retry_indicators(
+    path: Path, definition_name: str, *, destination: str | None = None
+) -> Iterator[Indicator | Rejected]:
+    """The retryable indicators of one definition for ``destination``, rebuilt from their lines."""
     for number, line in _lines(path):
         definition = line.get("definition")
         if not _retryable(line) or not isinstance(definition, dict):
+            continue
+        if not _mine(path, number, line, destination):
             continue
         if definition.get("name") != definition_name:
             continue
@@ -104,14 +155,15 @@ def retry_indicators(path: Path, definition_name: str) -> Iterator[Indicator | R
             yield Rejected(origin=origin, raw=json.dumps(line)[:500], reason=f"not a retryable line: {exc}")
 
 
-def retry_jobs(path: Path, rows: Iterable[Field[Any]]) -> list[FeedJob]:
-    """One job per alert definition with retryable lines in the rejects file ``path``."""
+def retry_jobs(path: Path, rows: Iterable[Field[Any]], *, destination: str | None = None) -> list[FeedJob]:
+    """One job per alert definition with retryable lines for ``destination`` (naming it, or none)
+    in the rejects file ``path``."""
     jobs = []
-    for group in read_retry_groups(path, rows):
+    for group in read_retry_groups(path, rows, destination=destination):
 
         @asynccontextmanager
         async def open_records(name: str = group.definition.name) -> AsyncIterator[Iterator[Record]]:
-            yield retry_indicators(path, name)
+            yield retry_indicators(path, name, destination=destination)
 
         jobs.append(FeedJob(source=str(path), definition=group.definition, open=open_records))
     return jobs

@@ -255,8 +255,10 @@ async def test_what_a_run_of_several_refuses_before_reading(
 ) -> None:
     credentials(monkeypatch)
     cfg = config(tmp_path, emulator, feeds)
-    code, report, metrics = await run(tmp_path, cfg, "--rejects", str(tmp_path / "rejects.jsonl"))
-    assert code == 2 == report["exit_code"] and "--rejects keeps one destination's records" in report["error"]
+    folder = tmp_path / "rejects"
+    folder.mkdir()
+    code, report, metrics = await run(tmp_path, cfg, "--rejects", str(folder))  # one file for all: not a folder
+    assert code == 2 == report["exit_code"] and "is a folder, not a regular file" in report["error"]
     assert "ti_import_run_exit_code 2.0" in metrics.read_text()
     # The same tenant twice under two names: every indicator would be posted twice.
     twice = cfg.read_text().replace(
