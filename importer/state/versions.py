@@ -32,6 +32,7 @@ __all__ = ["Pulled", "Versions"]
 
 _Key = tuple[Kind, str]
 _PAGE = 500  # ids or values per statement: far below SQLite's bound on host parameters
+_WRITE = 5000  # rows (or ids) per write transaction: few commits, short enough not to hold others up
 
 
 class Pulled(Protocol):
@@ -76,22 +77,42 @@ class Versions:
         return set(rest) - self._still_produced(feed_name, pulled, rest)
 
     def keep(self, feed_name: str, pulled: Pulled) -> None:
-        """Record the pulled ids' keys in place of their old ones (committed a page at a time)."""
+        """Record the pulled ids' keys in place of their old ones (committed a few pages at a time);
+        an id whose keys did not change is not written (a nightly full pull changes few)."""
         db = self._db
+        changed: list[str] = []
+        rows: list[tuple[int, str, str, str, str]] = []
         for ids in _pages(pulled):
             new = pulled.keys_of(ids)
-            rows = [
-                (db.tenant, feed_name, i, str(kind), value) for i in ids for kind, value in new.get(i, ())
-            ]
-            with db.writing():
-                self._drop(feed_name, ids)
-                db.conn.executemany(
-                    "INSERT OR IGNORE INTO versions (tenant_id, feed_name, object_id, kind, value) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    rows,
-                )
+            old: dict[str, set[_Key]] = {}
+            for object_id, key in self._rows_of(feed_name, ids):
+                old.setdefault(object_id, set()).add(key)
+            for i in ids:
+                if old.get(i, set()) != new.get(i, set()):
+                    changed.append(i)
+                    rows.extend((db.tenant, feed_name, i, str(kind), value) for kind, value in new.get(i, ()))
+            if len(rows) >= _WRITE or len(changed) >= _WRITE:
+                self._replace(feed_name, changed, rows)
+                changed, rows = [], []
+        self._replace(feed_name, changed, rows)
         if pulled.full:
             self._drop_unseen(feed_name, pulled)
+
+    def _replace(
+        self, feed_name: str, ids: Sequence[str], rows: Sequence[tuple[int, str, str, str, str]]
+    ) -> None:
+        """One transaction: the rows of ``ids`` become ``rows``."""
+        if not ids:
+            return
+        db = self._db
+        with db.writing():
+            for start in range(0, len(ids), _PAGE):
+                self._drop(feed_name, ids[start : start + _PAGE])
+            db.conn.executemany(
+                "INSERT OR IGNORE INTO versions (tenant_id, feed_name, object_id, kind, value) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
 
     def _rows_of(self, feed_name: str, ids: Sequence[str]) -> Iterator[tuple[str, _Key]]:
         """The recorded ``(object id, key)`` rows of ``ids``."""
