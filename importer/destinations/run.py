@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -205,7 +204,6 @@ async def _run_each(
         finally:
             for fan in fans.values():
                 fan.detach(destination.name)
-        _in_its_words(report, destination)
         return report
 
     try:
@@ -261,17 +259,6 @@ def _failed(destination: Destination, exc: BaseException) -> RunReport:
     report.destination, report.dry_run = destination.name, settings.dry_run
     report.tenant = tenant_key(settings.connection.tenant_url, settings.connection.client_id)
     return report
-
-
-def _in_its_words(report: RunReport, destination: Destination) -> None:
-    """Advice naming the run's credential variables (``check TI_CLIENT_SECRET``) names the
-    destination's own instead: those are the ones it reads."""
-    for run_variable, own in destination.variables.items():
-        pattern = re.compile(rf"\b{run_variable}\b")
-        if report.auth_error is not None:
-            report.auth_error = pattern.sub(own, report.auth_error)
-        if report.error is not None:
-            report.error = pattern.sub(own, report.error)
 
 
 @contextlib.contextmanager

@@ -48,6 +48,7 @@ from importer.settings.values import (
 )
 from importer.targets.base import TargetPackage
 from importer.targets.registry import DEFAULT_TARGET, TARGETS, package
+from importer.transport.connection import CredentialNames
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -188,8 +189,10 @@ def _settings(
     auth_t: Mapping[str, Any],
     tuning_t: Mapping[str, Any],
     destination: str | None = None,
+    credentials: CredentialNames | None = None,
 ) -> RunSettings:
-    """One destination's settings: its target's, its feeds (``destination``: those that go to it)."""
+    """One destination's settings: its target's, its feeds (``destination``: those that go to it),
+    its credentials from the variables ``credentials`` names (default: the run's ``TI_CLIENT_*``)."""
     check_foreign(target, TARGETS.values(), cli.target_options, target_t, f"{where}: [target]")
     feeds = feeds_of(cli, config, where, now, target, destination=destination)
     names = [f.definition.name for f in feeds]
@@ -213,6 +216,7 @@ def _settings(
         window_scale=cli.window_scale,
         target=target,
         option_flags=cli.target_options,
+        names=credentials,
     )
     return RunSettings(
         target=target.name,
@@ -253,13 +257,14 @@ def _destinations(
             settings = _settings(
                 cli, destination_env(table, env, here), config, where, now, target=target,
                 target_t=target_t, auth_t=auth_t, tuning_t=tuning_t, destination=name,
+                credentials=credential_names(table),
             )  # fmt: skip
         except ConfigError as exc:
             raise ConfigError(f"destination {name!r}: {exc}") from None
         if not settings.feeds and cli.retry_from is None:  # with --retry-from: its lines may be there
             _log.info("destination %s: no feed goes to it; left out of the run", name)
             continue
-        out.append(Destination(name, settings, credential_names(table)))
+        out.append(Destination(name, settings))
     if not out:
         raise ConfigError("no feed to import: no [[feed]] table goes to the destinations of this run")
     return tuple(out)

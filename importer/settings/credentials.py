@@ -34,6 +34,7 @@ from importer.transport.connection import (
     NO_SECRET,
     CertificateCredential,
     ConnectionSettings,
+    CredentialNames,
     NetworkSettings,
     Secret,
 )
@@ -64,10 +65,13 @@ def connection_of(
     window_scale: float | None = None,
     target: TargetPackage | None = None,
     option_flags: Mapping[str, str] | None = None,
+    names: CredentialNames | None = None,
 ) -> ConnectionSettings:
     """The connection the environment and the config file's tables describe (``ca_bundle``,
     ``allow_http`` and ``window_scale``: the flags, which win over both), with ``target``'s own
-    options (``option_flags``: those given as flags)."""
+    options (``option_flags``: those given as flags); its credentials from the variables ``names``
+    (a ``[[destination]]``'s own; default ``TI_CLIENT_*``), which its errors' advice names."""
+    names = names or CredentialNames()
     auth_where, target_where, tuning_where = f"{where}: [auth]", f"{where}: [target]", f"{where}: [tuning]"
     # Every key of the file is checked, also where the environment overrides it: a mistake in the
     # file must not wait to surface until the day the variable is unset.
@@ -76,10 +80,12 @@ def connection_of(
         for key in ("client_id", "client_secret", "client_cert", "client_cert_password_env", "url", "tenant")
     }
     file_api_url = get(target_t, "api_url", str, target_where)
-    client_id = env.get("TI_CLIENT_ID") or file_auth["client_id"]
+    client_id = env.get(names.client_id) or file_auth["client_id"]
     if not client_id:
-        raise ConfigError("no client id: set TI_CLIENT_ID or client_id in the config file's [auth] table")
-    secret, certificate = _credential(env, file_auth, auth_where, config_path)
+        raise ConfigError(
+            f"no client id: set {names.client_id} or client_id in the config file's [auth] table"
+        )
+    secret, certificate = _credential(env, file_auth, auth_where, config_path, names)
     network = _network(
         env, target_t, target_where, ca_bundle=ca_bundle, allow_http=allow_http, config_path=config_path
     )
@@ -119,17 +125,22 @@ def connection_of(
         network=network,
         target_options=options,
         tenant_scope=() if target is None else tenant_scope_of(target, options),
+        names=names,
         **numbers,
     )
 
 
 def _credential(
-    env: Mapping[str, str], file_auth: Mapping[str, str | None], where: str, config_path: Path | None
+    env: Mapping[str, str],
+    file_auth: Mapping[str, str | None],
+    where: str,
+    config_path: Path | None,
+    names: CredentialNames,
 ) -> tuple[Secret, CertificateCredential | None]:
     """The client secret, or the certificate that stands in for it: exactly one of the two."""
     secret_key, cert_key = f"{where} key 'client_secret'", f"{where} key 'client_cert'"
-    secret, secret_named = _given(env, "TI_CLIENT_SECRET", file_auth["client_secret"], secret_key)
-    cert, cert_named = _given(env, "TI_CLIENT_CERT", file_auth["client_cert"], cert_key)
+    secret, secret_named = _given(env, names.client_secret, file_auth["client_secret"], secret_key)
+    cert, cert_named = _given(env, names.client_cert, file_auth["client_cert"], cert_key)
     if secret and cert:
         raise ConfigError(
             f"both a client secret ({secret_named}) and a client certificate ({cert_named}) are given: "
@@ -141,8 +152,8 @@ def _credential(
         return Secret(secret), None
     if not cert:
         raise ConfigError(
-            "no client secret: set TI_CLIENT_SECRET (or TI_CLIENT_CERT, a certificate instead), or "
-            "client_secret (or client_cert) in the config file's [auth] table"
+            f"no client secret: set {names.client_secret} (or {names.client_cert}, a certificate instead), "
+            "or client_secret (or client_cert) in the config file's [auth] table"
         )
     path = Path(cert)
     if cert_named == cert_key and config_path is not None:

@@ -4,10 +4,11 @@ the environment its credentials come from.
 A destination names the **environment variables** holding its credentials (``client_id_env``,
 ``client_secret_env`` or ``client_cert_env``), never the values: the config file may be shared,
 the variables are the secret store's (a systemd ``EnvironmentFile``, a container's secrets). Its
-connection is then read exactly as a single-target run's (``credentials.connection_of``), from an
-environment where ``TI_CLIENT_ID``, ``TI_CLIENT_SECRET``, ``TI_CLIENT_CERT`` and the URL and
-target-option variables are the destination's own: one variable set for the whole process must
-not leak into every tenant.
+connection is then read as a single-target run's (``credentials.connection_of``), its credentials
+from the variables it names (``credential_names``: a ``CredentialNames``, which its errors' advice
+names too), from an environment without ``TI_CLIENT_ID``, ``TI_CLIENT_SECRET``, ``TI_CLIENT_CERT``
+and the URL and target-option variables: one variable set for the whole process must not leak
+into every tenant.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from importer.settings.tables import check_keys, get
 from importer.settings.target_options import option_keys
 from importer.targets.base import TargetPackage
 from importer.targets.registry import TARGETS, package
+from importer.transport.connection import CredentialNames
 
 __all__ = [
     "DESTINATION_KEYS",
@@ -41,10 +43,11 @@ DESTINATION_KEYS = frozenset(
 _RUN_VARIABLES = frozenset(
     {"TI_CLIENT_ID", "TI_CLIENT_SECRET", "TI_CLIENT_CERT", "TI_AUTH_URL", "TI_API_URL", "TI_TENANT"}
 )
+# The table's key naming each credential's variable, and its field of ``CredentialNames``.
 _CREDENTIALS = (
-    ("client_id_env", "TI_CLIENT_ID"),
-    ("client_secret_env", "TI_CLIENT_SECRET"),
-    ("client_cert_env", "TI_CLIENT_CERT"),
+    ("client_id_env", "client_id"),
+    ("client_secret_env", "client_secret"),
+    ("client_cert_env", "client_cert"),
 )
 # A metrics label, a log word and a --destination argument: short, no spaces or quotes.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -106,15 +109,17 @@ def target_of(table: Mapping[str, Any], where: str) -> TargetPackage:
         raise ConfigError(f"{where}: key 'target': {exc}") from None
 
 
-def credential_names(table: Mapping[str, Any]) -> dict[str, str]:
-    """Which variable stands for each of the run's credential variables in this destination
-    (``TI_CLIENT_SECRET`` -> the one ``client_secret_env`` names), for the words of its errors."""
-    return {variable: str(table[key]) for key, variable in _CREDENTIALS if table.get(key) is not None}
+def credential_names(table: Mapping[str, Any]) -> CredentialNames:
+    """The variables this destination's credentials are read from (``client_secret_env``'s...);
+    one it does not name keeps the run's name, which ``destination_env`` leaves unset."""
+    given = {field: str(table[key]) for key, field in _CREDENTIALS if table.get(key) is not None}
+    return CredentialNames(**given)
 
 
 def destination_env(table: Mapping[str, Any], env: Mapping[str, str], where: str) -> dict[str, str]:
     """The environment the destination's connection is read from: the process's, less the run's
-    credential, URL and target-option variables, plus its credentials from the variables it names."""
+    credential, URL and target-option variables, with the variables it names checked (set, and
+    kept even when one is named like a run's)."""
     own = {option.env for entry in TARGETS.values() for option in entry.options if option.env}
     out = {key: value for key, value in env.items() if key not in _RUN_VARIABLES and key not in own}
     if table.get("client_id_env") is None:
@@ -124,7 +129,7 @@ def destination_env(table: Mapping[str, Any], env: Mapping[str, str], where: str
             f"{where}: give client_secret_env (the variable of its client secret) or client_cert_env "
             "(of its certificate's PEM file)"
         )
-    for key, variable in _CREDENTIALS:
+    for key, _ in _CREDENTIALS:
         name = get(table, key, str, where)
         if name is None:
             continue
@@ -132,5 +137,5 @@ def destination_env(table: Mapping[str, Any], env: Mapping[str, str], where: str
             raise ConfigError(f"{where}: key {key!r} must name an environment variable, got {name!r}")
         if not env.get(name):
             raise ConfigError(f"{where}: key {key!r} names the environment variable {name}, which is not set")
-        out[variable] = env[name]
+        out[name] = env[name]
     return out

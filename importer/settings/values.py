@@ -76,9 +76,6 @@ class Destination:
 
     name: str
     settings: RunSettings
-    # The run's credential variable -> the one this destination names (``TI_CLIENT_SECRET`` ->
-    # ``CONTOSO_SECRET``): an error's advice names the variable the user set.
-    variables: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

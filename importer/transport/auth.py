@@ -40,7 +40,7 @@ from typing import Any
 import aiohttp
 
 from importer.errors import AuthError, ConfigError, RetryableError
-from importer.transport.connection import ConnectionSettings, auth_version_of
+from importer.transport.connection import ConnectionSettings, CredentialNames, auth_version_of
 from importer.transport.proxies import Proxies
 from importer.transport.retry import Retrier
 from importer.transport.stats import TransportStats
@@ -56,9 +56,10 @@ _DEFAULT_LIFETIME = 300.0  # a token answer without any expiry: assume short, re
 _MAX_RESENDS = 4  # re-sends of one request after 401s; only expiries in flight go beyond one
 _AADSTS = re.compile(r"AADSTS(\d+)")
 
-# What the user should do about the token endpoint's common refusals (codes from API.md §1).
+# What the user should do about the token endpoint's common refusals (codes from API.md §1);
+# ``{secret}``, ``{cert}`` and ``{id}``: the variables the credentials came from (``CredentialNames``).
 _ADVICE: dict[int, str] = {
-    7000215: "the client secret is wrong (AADSTS7000215): check TI_CLIENT_SECRET",
+    7000215: "the client secret is wrong (AADSTS7000215): check {secret}",
     7000222: "the client secret has expired (AADSTS7000222): create a new secret in the app registration",
     700016: "application {client_id} was not found in the tenant (AADSTS700016): check the client id "
     "and the tenant in the authorization URL",
@@ -71,17 +72,20 @@ _ADVICE: dict[int, str] = {
     90055: "the token endpoint is throttling this app (AADSTS90055): try again later",
     # Certificate credentials (transport.assertion): the assertion the certificate signed was refused.
     700027: "the token endpoint refused the client certificate (AADSTS700027): upload the certificate "
-    "{thumbprint} to the app registration of {client_id}, or check TI_CLIENT_CERT",
+    "{thumbprint} to the app registration of {client_id}, or check {cert}",
     700024: "the client assertion was outside its valid time range (AADSTS700024): check this machine's "
     "clock",
     700023: "the client assertion's audience was refused (AADSTS700023): check the authorization URL",
-    700021: "the client assertion names another application (AADSTS700021): check the client id",
+    700021: "the client assertion names another application (AADSTS700021): check the client id ({id})",
 }
 
 
-def token_error_message(status: int, body: str, *, client_id: str, thumbprint: str = "") -> str:
+def token_error_message(
+    status: int, body: str, *, client_id: str, thumbprint: str = "", names: CredentialNames | None = None
+) -> str:
     """One sentence for a refusal from the token endpoint: the AADSTS code and what to do
-    (``thumbprint``: the client certificate's, when one signed the request)."""
+    (``thumbprint``: the client certificate's, when one signed the request; ``names``: the
+    variables its advice names)."""
     try:
         parsed: Any = json.loads(body) if body else None
     except ValueError:
@@ -96,7 +100,11 @@ def token_error_message(status: int, body: str, *, client_id: str, thumbprint: s
     if code is None and (match := _AADSTS.search(description)):
         code = int(match.group(1))
     if code in _ADVICE:
-        return _ADVICE[code].format(client_id=client_id, thumbprint=thumbprint or "(none given)")
+        names = names or CredentialNames()
+        return _ADVICE[code].format(
+            client_id=client_id, thumbprint=thumbprint or "(none given)", id=names.client_id,
+            secret=names.client_secret, cert=names.client_cert,
+        )  # fmt: skip
     if code is not None:
         # Azure appends trace and correlation ids on new lines: keep the first line only.
         first_line = description.strip().splitlines()[0] if description.strip() else "no description"
@@ -289,7 +297,7 @@ class ClientCredentials:
             raise AuthError(
                 token_error_message(
                     status, body, client_id=self._settings.client_id,
-                    thumbprint="" if cert is None else cert.sha1_hex,
+                    thumbprint="" if cert is None else cert.sha1_hex, names=self._settings.names,
                 )
             )  # fmt: skip
         return self._parse(body, asked)

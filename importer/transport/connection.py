@@ -6,7 +6,9 @@ or exception can show it by accident; a certificate credential (``transport.asse
 stands in for the secret, keeps its key to itself and shows only its file and thumbprint.
 ``NetworkSettings`` is what every request of a run shares, feed downloads included: the CA bundle
 to trust besides the system's, whether plain http to another machine is allowed, and the proxy
-variables the settings read from the environment.
+variables the settings read from the environment. ``CredentialNames`` says which variables the
+credentials were read from, for advice to name them (``check TI_CLIENT_SECRET``, or the variable
+a ``[[destination]]`` table names instead).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ __all__ = [
     "NO_SECRET",
     "CertificateCredential",
     "ConnectionSettings",
+    "CredentialNames",
     "NetworkSettings",
     "Secret",
     "auth_version_of",
@@ -71,6 +74,16 @@ class CertificateCredential(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class CredentialNames:
+    """The environment variables a connection's credentials come from: what an error tells the user
+    to check. A single-target run's are ``TI_CLIENT_*``; a ``[[destination]]``'s, those it names."""
+
+    client_id: str = "TI_CLIENT_ID"
+    client_secret: str = "TI_CLIENT_SECRET"  # noqa: S105 -- a variable's name, not a secret
+    client_cert: str = "TI_CLIENT_CERT"
+
+
+@dataclass(frozen=True, slots=True)
 class NetworkSettings:
     """How any request of a run leaves this host: whom TLS trusts, and whether plain http may go out."""
 
@@ -112,6 +125,7 @@ class ConnectionSettings:
     # The values of those options that say where the indicators live (sentinel: the workspace and
     # the source system), in the table's order: with the API URL they make the tenant's key.
     tenant_scope: tuple[str, ...] = ()
+    names: CredentialNames = CredentialNames()  # where the credentials were read from, for advice
 
     @property
     def tenant_url(self) -> str:

@@ -230,6 +230,28 @@ async def test_a_destination_with_a_certificate_beside_one_with_a_secret(
         assert gets(feeds) == dict.fromkeys(FEEDS, 1)
 
 
+async def test_a_certificate_destinations_advice_names_its_own_variable(
+    tmp_path: Path, feeds: RecordingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registered, other = self_signed("fabrikam-cert-app"), self_signed("not-the-registered-one")
+    app = ClientApp("fabrikam-cert-app", "", FABRIKAM.tenant, certificate=registered.der)
+    async with running_emulator(replace(TWO_TENANTS, clients=(DEMO_CLIENT, app))) as emu:
+        pem = tmp_path / "fabrikam.pem"
+        pem.write_bytes(other.pem())
+        pem.chmod(0o600)
+        credentials(monkeypatch)
+        monkeypatch.setenv("FABRIKAM_CLIENT_ID", app.client_id)
+        monkeypatch.setenv("FABRIKAM_CLIENT_CERT", str(pem))
+        cfg = config(tmp_path, emu, feeds)
+        cfg.write_text(cfg.read_text().replace('client_secret_env = "FABRIKAM_CLIENT_SECRET"',
+                                               'client_cert_env = "FABRIKAM_CLIENT_CERT"'))  # fmt: skip
+        code, report, _ = await run(tmp_path, cfg)
+    assert code == 3
+    bad, good = section(report, "fabrikam-sentinel"), section(report, "contoso-mde")
+    assert "AADSTS700027" in bad["error"] and "or check FABRIKAM_CLIENT_CERT" in bad["error"]
+    assert "TI_CLIENT_CERT" not in bad["error"] and good["totals"]["imported"] == EVERY
+
+
 @pytest.mark.parametrize("emulator", [TWO_TENANTS], indirect=True)
 async def test_a_destination_whose_tenant_another_run_holds_fails_alone(
     tmp_path: Path, emulator: Emulator, feeds: RecordingServer, monkeypatch: pytest.MonkeyPatch
@@ -257,7 +279,7 @@ async def test_what_a_run_of_several_refuses_before_reading(
     cfg = config(tmp_path, emulator, feeds)
     folder = tmp_path / "rejects"
     folder.mkdir()
-    code, report, metrics = await run(tmp_path, cfg, "--rejects", str(folder))  # one file for all: not a folder
+    code, report, metrics = await run(tmp_path, cfg, "--rejects", str(folder))  # a file, not a folder
     assert code == 2 == report["exit_code"] and "is a folder, not a regular file" in report["error"]
     assert "ti_import_run_exit_code 2.0" in metrics.read_text()
     # The same tenant twice under two names: every indicator would be posted twice.

@@ -11,10 +11,11 @@ import pytest
 
 from importer.errors import ConfigError
 from importer.settings import CliOptions, load_destinations, load_run_settings
+from importer.transport.connection import CredentialNames
 
 WORKSPACE = "7d3c9a52-4b1e-4f0a-9c62-5e8b1d2a4f10"
 ENV = {
-    "A_ID": "app-a", "A_SECRET": "secret-a", "B_ID": "app-b", "B_SECRET": "secret-b",
+    "A_ID": "app-a", "A_SECRET": "secret-a", "B_ID": "app-b", "B_SECRET": "secret-b", "A_CERT": "a.pem",
     # The single-target run's variables: a destination must not pick them up.
     "TI_CLIENT_ID": "ambient", "TI_CLIENT_SECRET": "ambient-secret", "TI_WORKSPACE_ID": "0" * 32,
     "TI_API_URL": "https://ambient.example/",
@@ -70,6 +71,7 @@ def test_each_destination_its_target_credentials_and_feeds(
     c, f = contoso.connection, fabrikam.connection  # type: ignore[attr-defined]
     assert (c.client_id, c.client_secret.reveal()) == ("app-a", "secret-a")
     assert (f.client_id, f.client_secret.reveal()) == ("app-b", "secret-b")
+    assert c.names == CredentialNames("A_ID", "A_SECRET")  # what its errors' advice names
     assert c.auth_url == "https://login.windows.net/contoso.onmicrosoft.com/oauth2/token"
     assert c.api_url.startswith("https://api.security") and "ambient" not in f.api_url
     assert f.option("workspace_id") == WORKSPACE
@@ -129,6 +131,10 @@ def test_single_target_ways_and_unknown_names_are_refused(
         ('name = "x"\ntarget = "mde"\nclient_id_env = "A_ID"\n', "give client_secret_env"),
         ('name = "x"\ntarget = "mde"\nclient_id_env = "A_ID"\nclient_secret_env = "UNSET"\n',
          "names the environment variable UNSET, which is not set"),
+        # Said with the variables the destination names, not the run's TI_CLIENT_*.
+        ('name = "x"\ntarget = "mde"\nclient_id_env = "A_ID"\nclient_secret_env = "A_SECRET"\n'
+         'client_cert_env = "A_CERT"\n',
+         "both a client secret \\(A_SECRET\\) and a client certificate \\(A_CERT\\) are given"),
         ('name = "x"\ntarget = "mde"\nclient_id_env = "A_ID"\nclient_secret_env = "A_SECRET"\n'
          'workspace_id = "w"\n',
          "key 'workspace_id' applies to the sentinel target only, not mde"),
