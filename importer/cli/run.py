@@ -151,11 +151,13 @@ def _add_output_flags(output: argparse._ArgumentGroup) -> None:
     )
     output.add_argument(
         "--rejects", type=_output_path, metavar="FILE",
-        help="write records not imported (JSON lines; '-': stdout)",
+        help="write records not imported (JSON lines; '-': stdout); one file for every destination, "
+        "each line naming its own",
     )  # fmt: skip
     output.add_argument(
-        "--retry-from", type=Path, metavar="FILE", help="send again the failed lines of a rejects file"
-    )
+        "--retry-from", type=Path, metavar="FILE",
+        help="send again the failed lines of a rejects file (each to the destination it names)",
+    )  # fmt: skip
     output.add_argument(
         "--dry-run", action="store_true", help="read and plan against the target; write nothing"
     )
