@@ -269,6 +269,19 @@ class Journal:
                 self._find_owners(scope, groups, found)
         return found
 
+    def listed(self, definition_id: str, keys: Sequence[tuple[Kind, str]]) -> dict[tuple[Kind, str], Held]:
+        """Those of ``keys`` the definition lists, owned or not (``Held.elsewhere``: not owned), as
+        its own rows say — unlike ``held``, which answers for the owner. What a source retires from
+        a feed that lists a value it does not own must leave that listing too."""
+        self._log.merge()
+        found: dict[tuple[Kind, str], Held] = {}
+        with self._db.reading():
+            scope = self._db.scope(definition_id, create=False)
+            if scope is not None:
+                for kind, values in _by_kind(keys).items():
+                    found.update(self._rows(scope, kind, values))
+        return found
+
     def _rows(
         self, scope: int, kind: Kind, values: Sequence[str], *, elsewhere: bool = False, owners: bool = True
     ) -> Iterator[tuple[tuple[Kind, str], Held]]:

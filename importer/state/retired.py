@@ -63,10 +63,27 @@ async def remove_retired(
     dry_run: bool = False,
 ) -> int:
     """Delete those of ``keys`` the definition holds; how many it held (deleted, or would be)."""
-    held = await asyncio.to_thread(journal.held, definition.id, sorted(keys))
+    wanted = sorted(keys)
+    held = await asyncio.to_thread(journal.held, definition.id, wanted)
     rows = sorted((kind, value, item.remote_id) for (kind, value), item in held.items() if not item.elsewhere)
-    if not rows or dry_run:
+    shared: list[tuple[Kind, str]] = []
+    if journal.unique_values:
+        # This feed's listings of values it does not own: one another definition owns stays there
+        # but leaves this feed (kept, the owner dropping the value later would find it "still
+        # listed here"); one nobody owns any more (its owner dropped it first) is this feed's to delete.
+        listed = await asyncio.to_thread(journal.listed, definition.id, wanted)
+        for key, item in listed.items():
+            if item.elsewhere and key in held:
+                shared.append(key)
+            elif item.elsewhere:
+                rows.append((*key, item.remote_id))
+    if dry_run:
         return len(rows)
+    if shared:
+        await asyncio.to_thread(journal.forget_keys, definition.id, sorted(shared))
+    if not rows:
+        return 0
+    rows.sort()
     before = report.deleted + report.kept_shared
     for start in range(0, len(rows), _PAGE):
         await _delete(target, journal, definition, rows[start : start + _PAGE], report)

@@ -16,10 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from feeds.model import Kind
-from importer.emulator import Emulator
+from importer.emulator import DEMO_CLIENT, Emulator
 from importer.model import ResolvedDefinition
 from importer.report.counts import FeedReport
 from importer.run import run_import
@@ -201,3 +202,54 @@ def test_a_schema_6_journal_gains_the_table(tmp_path: Path) -> None:
     conn = sqlite3.connect(state)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.close()
+
+
+async def mde_values(emu: Emulator) -> set[str]:
+    """Every indicator value of the demo tenant on ``mde``, read through the API."""
+    form = {"grant_type": "client_credentials", "client_id": DEMO_CLIENT.client_id,
+            "client_secret": DEMO_CLIENT.client_secret,
+            "scope": "https://api.securitycenter.microsoft.com/.default"}  # fmt: skip
+    async with aiohttp.ClientSession() as session:
+        async with session.post(emu.auth_url(2), data=form) as answer:
+            token = (await answer.json())["access_token"]
+        async with session.get(
+            emu.mde_url + "indicators", headers={"Authorization": f"Bearer {token}"}
+        ) as answer:
+            return {item["indicatorValue"] for item in (await answer.json())["value"]}
+
+
+async def test_on_mde_a_value_another_feed_lists_stays(
+    taxii: TaxiiServer, emulator: Emulator, tmp_path: Path
+) -> None:
+    state, one, two = tmp_path / "state.sqlite", taxii.new_collection(), taxii.new_collection()
+    taxii.add(one, [naming(0, A)], at(1))
+    taxii.add(two, [naming(1, A), naming(2, B)], at(1))
+    rows = {row.key: row for row in all_fields()}
+
+    async def both() -> tuple[FeedReport, ...]:
+        feeds = tuple(
+            feed_of({"source": source, "format": "taxii", "name": name, "username": USER,
+                     "password_env": "TAXII_PASSWORD"}, f"test.toml: [[feed]] #{n}", datetime.now(UTC),
+                    package("mde"), rows, env={"TAXII_PASSWORD": PASSWORD})
+            for n, (name, source) in enumerate((("One", one), ("Two", two)))
+        )  # fmt: skip
+        settings = RunSettings("mde", connection_settings(emulator, api="mde", version=2), feeds, Tuning())
+        report = await run_import(
+            settings, OutputOptions(progress=False), state=StateOptions(path=state), sleep=FakeTime().sleep
+        )
+        for feed in report.feeds:
+            feed.check()
+        return tuple(report.feeds)
+
+    await both()
+    assert await mde_values(emulator) == {A, B}
+    # Feed One's X now names B: A stays on the tenant (feed Two lists it), whichever feed owned it.
+    taxii.add(one, [naming(0, B, modified=LATER[0])], at(2))
+    first, _ = await both()
+    assert first.deleted == 0 and await mde_values(emulator) == {A, B}
+    # Feed Two's Y revoked: nobody lists A any more (One's listing was forgotten, owned or not):
+    # it goes, even when its owner (One) dropped it first and Two never took it over by sending it.
+    taxii.add(two, [naming(1, A, modified=LATER[0], revoked=True)], at(2))
+    _, second = await both()
+    assert (second.expired, second.removed, second.deleted, second.kept_shared) == (1, 1, 1, 0)
+    assert await mde_values(emulator) == {B}
