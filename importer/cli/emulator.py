@@ -9,8 +9,8 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
+from importer.checks import positive_int_flag
 from importer.emulator import DEMO_CLIENT, DEMO_WORKSPACE, EmulatorConfig, Faults
-from importer.fields import positive_int_flag
 from importer.transport.urls import is_loopback
 
 if TYPE_CHECKING:

@@ -16,10 +16,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from importer.checks import flag_bool, positive_int_flag
 from importer.cli.logs import configure_logging, fatal
 from importer.destinations.run import run_destinations
 from importer.errors import ConfigError
-from importer.fields import MIRROR, flag_bool, positive_int_flag
+from importer.fields import MIRROR
 from importer.report.counts import EXIT_CONFIG, RunReport
 from importer.report.outputs import check_outputs, is_stdout
 from importer.report.summary import problems, summary

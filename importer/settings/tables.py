@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from importer.checks import check_type
 from importer.errors import ConfigError
-from importer.fields import check_type
 
 __all__ = ["check_keys", "first_given", "get", "read_config"]
 

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from importer.checks import one_of
 from importer.cli import build_parser, main
 from importer.emulator import DEMO_CLIENT, Emulator
-from importer.fields import COMMON, MIRROR, definition_from_json, definition_to_json, one_of
+from importer.fields import COMMON, MIRROR, definition_from_json, definition_to_json
 from importer.model import Field
 from importer.settings import CliOptions, load_run_settings
 from importer.targets import registry

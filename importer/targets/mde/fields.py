@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from importer.fields import flag_bool, int_flag, text, text_list, typed
+from importer.checks import flag_bool, int_flag, text, text_list, typed
 from importer.model import Field
 
 __all__ = ["ACTION", "APPLICATION", "FIELDS", "GENERATE_ALERT", "PRIORITY", "RBAC_GROUPS"]

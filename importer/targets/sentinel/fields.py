@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from importer.fields import one_of
+from importer.checks import one_of
 from importer.model import Field
 
 __all__ = ["FIELDS", "MARKING", "TLP_MARKINGS"]

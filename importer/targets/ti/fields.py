@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from importer.fields import flag_bool, text
+from importer.checks import flag_bool, text
 from importer.model import Field
 
 __all__ = ["CATEGORY", "ENABLED", "FIELDS"]
