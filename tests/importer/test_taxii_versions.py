@@ -10,6 +10,7 @@ own: a full pull forgets the ids it did not see, a version that cannot be read k
 
 from __future__ import annotations
 
+import io
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ import aiohttp
 import pytest
 
 from feeds.model import Kind
+from feeds.options import FeedOptions
 from importer.emulator import DEMO_CLIENT, Emulator
 from importer.model import ResolvedDefinition
 from importer.report.counts import FeedReport
@@ -27,6 +29,7 @@ from importer.run import run_import
 from importer.settings import OutputOptions, RunSettings, StateOptions, Tuning
 from importer.settings.feeds import feed_of
 from importer.sources.pull import PulledVersions
+from importer.sources.taxii_read import Spool, read_spool
 from importer.state.journal import Journal
 from importer.state.schema import SCHEMA_VERSION
 from importer.state.store import tenant_key
@@ -253,3 +256,20 @@ async def test_on_mde_a_value_another_feed_lists_stays(
     _, second = await both()
     assert (second.expired, second.removed, second.deleted, second.kept_shared) == (1, 1, 1, 0)
     assert await mde_values(emulator) == {B}
+
+
+def test_what_each_kept_version_tells_the_record() -> None:
+    spool = Spool(io.StringIO())
+    readable, revoked = naming(0, A), naming(1, B, revoked=True)
+    unreadable = sha256_indicator(2, pattern="[email-addr:value = 'x@example.org']")
+    for obj in (naming(0, B, modified="2025-12-01T00:00:00.000Z"), readable, revoked, unreadable):
+        spool.add(obj)
+    spool.out.seek(0)
+    versions = PulledVersions(full=False)
+    records = list(read_spool(spool.out, spool.newest, "c", FeedOptions(), set(), versions=versions))
+    assert [type(r).__name__ for r in records] == ["Skipped", "Indicator", "Expired", "Rejected"]
+    ids = [readable["id"], revoked["id"], unreadable["id"]]
+    # The newest version of X names A (the older B is skipped); Y revoked names nothing; Z's
+    # version cannot be read, so what Z produced before stays.
+    assert versions.states(ids) == {ids[0]: True, ids[1]: True, ids[2]: False}
+    assert versions.keys_of(ids) == {ids[0]: {(Kind.SHA256, A)}}
