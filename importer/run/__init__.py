@@ -7,7 +7,8 @@ the retryable lines of a rejects file), lets mirror mode delete what the feeds d
 the journal, and writes the JSON report — also when it fails, saying why and with which exit
 code. Before anything is read it refuses outputs that would destroy something (``run_inputs``:
 a feed, the journal, the ``--retry-from`` file; ``report.outputs``: a device, a folder). It
-prints nothing; the command line renders the report it returns.
+prints nothing; the command line renders the report it returns. Its parts: ``jobs`` (what the
+run reads) and ``closing`` (mirror mode, what pulls retired, the journal's account).
 """
 
 from __future__ import annotations
@@ -18,11 +19,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from importer.errors import AuthError, ConfigError
-from importer.fields import COMMON, FORMAT, FULL, MIRROR, TAXII
-from importer.model import Field
+from importer.fields import MIRROR
 from importer.pipeline.cap import CapChoice, CappedTarget, choose
 from importer.pipeline.engine import PipelineOptions, run_pipeline
 from importer.pipeline.job import FeedJob
@@ -32,16 +31,12 @@ from importer.pipeline.signals import stop_on_signals
 from importer.report.counts import EXIT_CONFIG, EXIT_FAILED, EXIT_STOPPED, RunReport
 from importer.report.files import write_failure_report, write_outputs
 from importer.report.outputs import check_outputs
-from importer.settings import FeedSettings, OutputOptions, RunSettings, StateOptions
-from importer.sources.feed import job_for
-from importer.sources.misp_feed import is_misp_feed, misp_feed_pull
+from importer.run.closing import settle
+from importer.run.jobs import check_pulled_mirrors, run_jobs
+from importer.settings import OutputOptions, RunSettings, StateOptions
 from importer.sources.pull import Pull
-from importer.sources.retry import not_sent, retry_census, retry_jobs
-from importer.sources.taxii import taxii_pull
 from importer.state.host_lock import default_lock_dir, hold_tenant
 from importer.state.journal import Journal
-from importer.state.mirror import MirrorPolicy, mirror_feed, why_not
-from importer.state.retired import retire_pull
 from importer.state.store import JournalPresent, tenant_key
 from importer.targets.base import HasHeadroom, RevokesForGood, Target
 from importer.targets.registry import open_target, package
@@ -140,14 +135,7 @@ async def _locked_run(
     """The run under this host's lock of its target and tenant, then its journal's (if any)."""
     if state.path is None and any(feed[MIRROR] for feed in settings.feeds):
         raise ConfigError("mirror mode needs the state journal: drop --no-state")
-    for feed in settings.feeds:
-        pulled = feed[FORMAT] == TAXII or is_misp_feed(feed.source, feed[FORMAT])
-        if feed[MIRROR] and pulled and not feed[FULL]:
-            whole = "TAXII collection" if feed[FORMAT] == TAXII else "MISP feed (every event)"
-            raise ConfigError(
-                f"feed {feed.definition.name!r}: mirror mode needs the whole {whole}, not only "
-                "what was added since the last run: set full = true (--full) for it"
-            )
+    check_pulled_mirrors(settings)
     stop = stop or asyncio.Event()
     # Taken first and whatever the journal: two runs with different journals (or none) on one
     # tenant would each post every indicator.
@@ -225,7 +213,6 @@ class _Run:
         self.shared = shared
         self.rejects = rejects
         self.retries = retries
-        self.retry_not_sent: dict[str, int] = {}  # retryable lines naming destinations not in this run
         self.output = output
         self.state = state
         self.journal = journal
@@ -242,54 +229,10 @@ class _Run:
             else JournalPresent(journal, journal.begin_run(), reconcile=state.reconcile, mirror=mirrored)
         )
 
-    def jobs(self) -> list[FeedJob]:
-        """The feeds of the settings, then the retryable lines of ``--retry-from`` (other feeds only)."""
-        network = self.settings.connection.network  # downloads trust and refuse what API calls do
-        jobs = []
-        for feed in self.settings.feeds:
-            pull = self.pull(feed)
-            if pull is None:
-                reading = self.shared.get(feed.definition.name)
-                jobs.append(reading or job_for(feed.source, feed.definition, feed.options, network))
-                continue
-            self.pulls.append(pull)
-            jobs.append(pull.job)
-        if self.settings.retry_from is not None:
-            names = {job.name for job in jobs}
-            retries = self.retries if self.retries is not None else self.retry_lines(self.settings.retry_from)
-            if not retries:
-                # Said where it is seen: a warning when retrying was all the run was asked to do.
-                level = logging.INFO if jobs else logging.WARNING
-                _log.log(level, "nothing to retry in %s: no line is retryable", self.settings.retry_from)
-            for job in retries:
-                if job.name in names:  # the feed itself is imported: its failures are retried anyway
-                    _log.info("retry of %s skipped: the feed is imported in this run", job.name)
-                else:
-                    jobs.append(job)
-        return jobs
-
-    def retry_lines(self, path: Path) -> list[FeedJob]:
-        """The jobs of this destination's retryable lines in ``path`` (naming it, or none); those
-        naming another destination are not this run's to send: counted, said, left in the file."""
-        destination = self.settings.destination
-        self.retry_not_sent = not_sent(path, retry_census(path), {destination})
-        rows: tuple[Field[Any], ...] = COMMON + package(self.settings.target).fields
-        return retry_jobs(path, rows, destination=destination)
-
-    def pull(self, feed: FeedSettings) -> Pull | None:
-        """The pull of a TAXII or MISP feed, from the cursor the journal keeps for it; None: a file."""
-        misp = is_misp_feed(feed.source, feed[FORMAT])
-        if feed[FORMAT] != TAXII and not misp:
-            return None
-        network, journal, source = self.settings.connection.network, self.journal, feed.source
-        cursor = None if journal is None else journal.cursor(feed.definition.name, source)
-        if misp:
-            return misp_feed_pull(source, feed.definition, feed.options, network, cursor=cursor)
-        return taxii_pull(source, feed.definition, feed.options, network, cursor=cursor, sleep=self.sleep)
-
     async def execute(self) -> RunReport:
         settings, tuning = self.settings, self.settings.tuning
-        jobs = self.jobs()
+        found = run_jobs(settings, self.journal, shared=self.shared, retries=self.retries, sleep=self.sleep)
+        jobs, self.pulls = found.jobs, found.pulls
         rejects = self.rejects or RejectsWriter(self.output.rejects, destination=settings.destination)
         report: RunReport | None = None
         progress = make_progress(self.output.progress, stats=self.stats)  # a 429 pause shows on the bars
@@ -328,13 +271,15 @@ class _Run:
                         choice.close()
                 report.headroom = headroom
                 report.cap_choice = None if choice is None else choice.as_dict()
-                await self.settle(target, report)
+                if self.store is not None and self.journal is not None:
+                    await settle(target, report, settings=settings, state=self.state, journal=self.journal,
+                                 store=self.store, pulls=self.pulls)  # fmt: skip
         except AuthError as exc:  # before any feed started (e.g. the first token request)
             report = RunReport(target=settings.target, mode=tuning.mode, transport=self.stats)
             report.auth_error = str(exc)
         finally:
             if report is not None:
-                report.retry_not_sent = self.retry_not_sent
+                report.retry_not_sent = found.retry_not_sent
             if self.store is not None:
                 await self.store.drain()
             progress.close()
@@ -361,67 +306,6 @@ class _Run:
             _log.warning("%s (cap %d, %d held, %d new); failed per feed: %s", choice.reason, choice.cap,
                          choice.held, choice.new, choice.dropped_by_feed)  # fmt: skip
         return choice
-
-    async def settle(self, target: Target, report: RunReport) -> None:
-        """Mirror mode, then the journal's account of the run (when there is a journal)."""
-        store, journal = self.store, self.journal
-        if store is None or journal is None:
-            return
-        await store.drain()  # a cancelled worker's batch may still be committing
-        await self.mirror(target, journal, store, report)
-        await self.retire(target, journal, store, report)
-        if not report.unsettled and report.auth_error is None and report.error is None:
-            # Finished (even if stopped: every acknowledged batch is committed). A run killed
-            # before stays unfinished for the definitions this run did not list; so does one
-            # whose journal could not commit (a full disk): the next run lists its definitions.
-            journal.finish_run(store.run_id)
-        report.journal = {
-            "path": str(journal.path),
-            "run": store.run_id,
-            "resumed_after_interrupted_run": store.resumed,
-            "listed_definitions": store.reconciled,
-            "merged_definitions": store.merged,
-        }
-
-    async def mirror(
-        self, target: Target, journal: Journal, store: JournalPresent, report: RunReport
-    ) -> None:
-        policy = MirrorPolicy(max_share=self.state.mirror_max_share, force=self.state.force)
-        feed_reports = {feed.name: feed for feed in report.feeds}
-        for feed in self.settings.feeds:
-            if not feed[MIRROR]:
-                continue
-            feed_report = feed_reports[feed.definition.name]
-            feed_report.mirror = True
-            definition = store.definitions.get(feed.definition.name)
-            if definition is None or definition.outcome == "planned":
-                continue  # never resolved (the feed failed first), or a dry run would create it
-            await mirror_feed(
-                target, journal, definition, store.run_id, feed_report, policy,
-                stopped=report.stopped, dry_run=self.settings.dry_run,
-            )  # fmt: skip
-
-    async def retire(
-        self, target: Target, journal: Journal, store: JournalPresent, report: RunReport
-    ) -> None:
-        """For each pull (TAXII, a MISP feed) read to its end and acknowledged: delete what the source
-        retired, then keep its cursor, so the next run asks only for what was added after it."""
-        feed_reports = {feed.name: feed for feed in report.feeds}
-        for pull in self.pulls:
-            feed_report = feed_reports.get(pull.name)
-            if feed_report is None or not pull.completed or why_not(feed_report, report.stopped) is not None:
-                continue  # pulled again from the old cursor next time: nothing is lost
-            definition = store.definitions.get(pull.name)
-            if definition is not None and definition.outcome != "planned":
-                feed_report.removed = await retire_pull(
-                    target, journal, definition, feed_report, pulled=pull.versions, named=pull.removals,
-                    dry_run=self.settings.dry_run,
-                )  # fmt: skip
-            pull.versions.close()
-            if self.settings.dry_run or feed_report.delete_failed or pull.cursor is None:
-                continue
-            await asyncio.to_thread(journal.set_cursor, pull.name, pull.source, pull.cursor)
-
 
 @contextlib.contextmanager
 def _no_signals() -> Iterator[None]:
