@@ -36,7 +36,7 @@ class PipelineOptions:
     mode: str = "bulk"
     chunk: int = 2000  # records read per hop to the reading thread
     grace: float = 30.0  # seconds in-flight requests may take to finish after a stop request
-    policy_cache: Path | None = None  # the warning lists' compiled cache's folder (the journal's)
+    policy_cache: Path | None = None  # the warning lists' compiled cache's folder (StateOptions.cache)
 
 
 @dataclass(slots=True)

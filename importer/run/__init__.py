@@ -242,7 +242,7 @@ class _Run:
             dry_run=settings.dry_run,
             mode=tuning.mode,
             grace=self.grace,
-            policy_cache=self.state.path.parent if self.state.path is not None else None,
+            policy_cache=self.state.cache,
         )
         try:
             async with open_target(
@@ -300,7 +300,7 @@ class _Run:
         choice = await choose(
             target,
             [job for job in jobs if job.source != "-" and id(job) not in pulled],
-            cache_dir=self.state.path.parent if self.state.path is not None else None,
+            cache_dir=self.state.cache,
         )
         if choice is not None:
             _log.warning("%s (cap %d, %d held, %d new); failed per feed: %s", choice.reason, choice.cap,

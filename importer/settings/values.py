@@ -100,6 +100,16 @@ class StateOptions:
     # The folder of the host's run locks (one run per target and tenant, journal or not);
     # None: $XDG_RUNTIME_DIR/ti-importer, else the default journal's folder.
     lock_dir: Path | None = None
+    # Where what can be rebuilt is kept between runs (the warning lists' compiled tables);
+    # None: beside the journal, and without a journal nowhere (rebuilt each run).
+    cache_dir: Path | None = None
+
+    @property
+    def cache(self) -> Path | None:
+        """The cache's folder this run uses: ``cache_dir``, else the journal's folder, else none."""
+        if self.cache_dir is not None:
+            return self.cache_dir
+        return None if self.path is None else self.path.parent
 
 
 @dataclass(frozen=True, slots=True)

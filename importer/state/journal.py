@@ -72,7 +72,7 @@ from importer.state.tenant_db import TenantDb
 from importer.state.versions import Versions
 from importer.state.write_log import MERGE_EVERY, Acked, WriteLog
 
-__all__ = ["Acked", "Journal", "ReconcileResult", "default_state_path"]
+__all__ = ["Acked", "Journal", "ReconcileResult", "default_cache_dir", "default_state_path"]
 
 _KINDS: dict[str, Kind] = {kind.value: kind for kind in Kind}
 _IN_CHUNK = 500  # values per IN (...) list: far below SQLite's bound on host parameters
@@ -89,6 +89,15 @@ def default_state_path(environ: Mapping[str, str] | None = None, home: Path | No
     base = env.get("XDG_STATE_HOME", "")
     root = Path(base) if base and Path(base).is_absolute() else (home or Path.home()) / ".local" / "state"
     return root / "ti-importer" / "state.sqlite"
+
+
+def default_cache_dir(environ: Mapping[str, str] | None = None, home: Path | None = None) -> Path:
+    """``$XDG_CACHE_HOME/ti-importer``, else ``~/.cache/ti-importer``: what may be rebuilt at any time
+    (the warning lists' compiled tables) when there is no journal's folder to keep it beside."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CACHE_HOME", "")
+    root = Path(base) if base and Path(base).is_absolute() else (home or Path.home()) / ".cache"
+    return root / "ti-importer"
 
 
 class Journal:

@@ -44,6 +44,8 @@ def _private_state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state-home")))
     # Nor the user's runtime folder for the run locks: they fall back to the private state home.
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    # Nor the user's cache (--no-state keeps the warning lists' tables there): one for the session.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache-home"))
 
 
 @pytest.fixture
