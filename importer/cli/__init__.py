@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from importer import __version__
-from importer.cli import demo, emulator, parse, run, verify
+from importer.cli import collector, demo, emulator, parse, run, verify
 from importer.cli.logs import fatal
 
 __all__ = ["main"]
@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # the process's own command line, not a caller's (tests): see ``collector``
+        collector.tune()
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
