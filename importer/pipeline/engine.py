@@ -88,6 +88,10 @@ async def run_pipeline(
         for _ in workers:
             await run.queue.put(None)
         await asyncio.gather(*workers)
+        try:
+            await run.present.flush()  # commits still under way: a failure among them ends the run too
+        except Exception as exc:
+            run.halt(exc)
     except BaseException:
         for task in workers:
             task.cancel()

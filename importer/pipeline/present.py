@@ -65,6 +65,11 @@ class PresentStore(Protocol):
         """The feed lists these, which another definition of the tenant holds (``Held.elsewhere``)."""
         ...
 
+    async def flush(self) -> None:
+        """Wait until everything ``record`` was given is kept; raise what kept it from being kept
+        (``record`` may return before, so that sending goes on while a store on disk commits)."""
+        ...
+
     def close(self) -> None:
         """Flush and release whatever the store holds (a journal commits here)."""
         ...
@@ -104,6 +109,9 @@ class InMemoryPresent:
 
     async def shared(self, definition: ResolvedDefinition, items: Sequence[tuple[Indicator, Held]]) -> None:
         return None  # a listing per definition never answers ``elsewhere``
+
+    async def flush(self) -> None:
+        return None
 
     def close(self) -> None:
         self._held.clear()

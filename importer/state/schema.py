@@ -37,7 +37,12 @@ SCHEMA_VERSION = 7  # 2: run_scopes; 3: stamps (meta, expires) and owned; 4: no 
 # revoked for good, and how often: sentinel's next object for such a value needs a new id);
 # 7: versions (the values each object of a pull source produced, per feed: STIX versioning)
 BUSY_TIMEOUT_MS = 10_000  # another tenant's write transaction is short; wait this long for it
-CACHE_KIB = 8 * 1024  # page cache (also bounds sorts): the hot B-tree levels of a million rows fit
+CACHE_KIB = 8 * 1024  # page cache: the hot B-tree levels of a million rows fit
+# The cache while the write log is sorted into ``indicators``: it also bounds the sorter's chunks,
+# and chunks of 1 MiB sort faster than of 8 (they stay in the CPU's caches): merging 1 M keys took
+# 1.64 s instead of 2.01 (one run each, cache 1, 2, 4, 8 and 16 MiB: 1.64, 1.68, 1.97, 2.01, 2.14).
+SORT_CACHE_KIB = 1024
+PAGE_BYTES = 8192  # of a new journal; one made before keeps its 4 KiB
 
 _DDL = """
 CREATE TABLE tenants (
@@ -242,6 +247,11 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
             f"the state journal {path} is a SQLite database of something else, not a ti-import "
             "journal; pass another --state FILE"
         )
+    if not tables:
+        # Before the file's first write, which fixes it (WAL files keep theirs for good): with
+        # pages of 8 KiB, recording 1 M keys (log appends and merge) took 5.20 µs a key [5.01-5.29]
+        # instead of 5.52 [5.37-5.57] (three runs each, alternated): fewer pages, splits and levels.
+        conn.execute(f"PRAGMA page_size = {PAGE_BYTES}")
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":
         raise ConfigError(f"the state journal {path} cannot use write-ahead logging (mode {mode})")

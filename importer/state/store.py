@@ -25,11 +25,16 @@ the definition that imported it last. Another feed listing it counts it present,
 for it, and notes that it lists it (``shared``), so mirror mode of the owner keeps it
 (``Journal.elsewhere``) and this feed takes it over once the owner drops it.
 
-Each acknowledged batch is committed by ``record`` before the worker takes its next batch. Commits
-are grouped: while one transaction commits in its thread, the batches other workers acknowledge
-meanwhile wait and then go into the next transaction together, so 64 workers posting one
-indicator per request cost a few hundred commits, not one each, and an idle run waits for none.
-``drain`` waits until every batch handed to ``record`` is committed. In
+Acknowledged batches are committed in a thread while the workers go on sending. Commits are
+grouped: while one transaction commits, the batches acknowledged meanwhile wait and then go into
+the next transaction together, so 64 workers posting one indicator per request cost a few hundred
+commits, not one each. A worker waits for its batch's commit only once ``BACKLOG`` acknowledged
+indicators are waiting: the journal's merges (``state.write_log``) hold its file for seconds, and
+workers that waited for every commit stood idle meanwhile (a 3 M-line import spent ~11 s so).
+What a kill leaves uncommitted costs nothing more than before: the run was noted writing to the
+definition (``Journal.note_writing``), so the next run lists it whatever the journal holds. A
+commit that fails (a full disk) is raised to the next ``record`` and by ``flush``, which the
+pipeline awaits before its report is final; ``drain`` waits for the commits without raising. In
 mirror mode the keys found present are also marked as seen in this run (``mark_seen``), so
 ``Journal.stale`` can tell what the feed no longer lists; without mirror mode that costs nothing.
 
@@ -51,9 +56,13 @@ from importer.state.journal import Acked as JournalAcked
 from importer.state.journal import Journal
 from importer.targets.base import CanMerge, MayBeUnlisted, Target
 
-__all__ = ["JournalPresent", "tenant_key"]
+__all__ = ["BACKLOG", "JournalPresent", "tenant_key"]
 
 _log = logging.getLogger(__name__)
+
+# Acknowledged indicators waiting for their commit before a worker waits too: ~25 MB of them at
+# the most (what a worker holds of a batch), ~2 s of a bulk import, the length of a merge.
+BACKLOG = 100_000
 
 
 def tenant_key(api_url: str, client_id: str) -> str:
@@ -80,6 +89,8 @@ class JournalPresent:
         # Acknowledged batches waiting for the next group commit, and the task committing them.
         self._waiting: list[tuple[str, Sequence[JournalAcked], asyncio.Future[None]]] = []
         self._committer: asyncio.Future[None] | None = None
+        self._backlog = 0  # indicators handed to ``record`` and not yet committed
+        self._failure: Exception | None = None  # the first commit that failed: the journal is done
 
     async def load(self, target: Target, definition: ResolvedDefinition) -> int:
         self.definitions[definition.spec.name] = definition
@@ -158,16 +169,20 @@ class JournalPresent:
         await asyncio.to_thread(self.journal.mark_shared, definition.id, rows, self.run_id)
 
     async def record(self, definition: ResolvedDefinition, acked: Sequence[Acked]) -> None:
+        if self._failure is not None:
+            raise self._failure  # the journal cannot commit: this batch would be lost from it too
         committed = asyncio.get_running_loop().create_future()
-        # A failed commit (a full disk) reaches the worker awaiting it through the shield below;
-        # a worker cancelled meanwhile no longer awaits it, and asyncio would log the unheard
-        # exception with a traceback when the future is collected. The run has it already.
+        # A failed commit (a full disk) reaches a worker awaiting it through the shield below;
+        # nobody else awaits it, and asyncio would log the unheard exception with a traceback
+        # when the future is collected. The run hears it from ``_failure``.
         committed.add_done_callback(_heard)
         self._waiting.append((definition.id, acked, committed))
+        self._backlog += len(acked)
         if self._committer is None or self._committer.done():
             self._committer = asyncio.ensure_future(self._commit_waiting())
-        # shield: a cancelled worker's batch is committed all the same (``drain`` waits for it).
-        await asyncio.shield(committed)
+        if self._backlog > BACKLOG:
+            # shield: a cancelled worker's batch is committed all the same (``drain`` waits for it).
+            await asyncio.shield(committed)
 
     async def _commit_waiting(self) -> None:
         """Commit what is waiting, one transaction per round, until nothing is (see the module)."""
@@ -183,6 +198,8 @@ class JournalPresent:
                     committed.cancel()
                 raise
             except Exception as exc:  # every waiter hears it (a ConfigError: disk full...)
+                if self._failure is None:
+                    self._failure = exc
                 for _, _, committed in taken:
                     if not committed.done():
                         committed.set_exception(exc)
@@ -190,6 +207,14 @@ class JournalPresent:
                 for _, _, committed in taken:
                     if not committed.done():
                         committed.set_result(None)
+            finally:
+                self._backlog -= sum(len(items) for _, items in batches)
+
+    async def flush(self) -> None:
+        """Wait until every batch handed to ``record`` is committed; raise the failure if one was not."""
+        await self.drain()
+        if self._failure is not None:
+            raise self._failure
 
     async def drain(self) -> None:
         """Wait until every batch handed to ``record`` is committed (or its commit failed)."""

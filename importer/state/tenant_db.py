@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from importer.errors import ConfigError
-from importer.state.schema import Opened, connect
+from importer.state.schema import CACHE_KIB, SORT_CACHE_KIB, Opened, connect
 
 __all__ = ["TenantDb"]
 
@@ -86,6 +86,15 @@ class TenantDb:
                 yield
             except sqlite3.Error as exc:
                 raise ConfigError(f"cannot read the state journal {self.path}: {exc}") from None
+
+    @contextlib.contextmanager
+    def sorting(self) -> Iterator[None]:
+        """A small page cache for a big ``ORDER BY`` inside ``writing`` (see ``SORT_CACHE_KIB``)."""
+        self.conn.execute(f"PRAGMA cache_size = -{SORT_CACHE_KIB}")
+        try:
+            yield
+        finally:
+            self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:

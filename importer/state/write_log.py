@@ -140,7 +140,7 @@ class WriteLog:
         if not self._logged:
             return
         db = self._db
-        with db.writing():
+        with db.writing(), db.sorting():
             db.conn.execute(
                 "INSERT INTO indicators "
                 "(scope, kind, value, remote_id, imported_at, last_seen, meta, expires, owned) "

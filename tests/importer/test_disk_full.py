@@ -63,6 +63,9 @@ class CommitsFailAfter:
     async def shared(self, definition: ResolvedDefinition, items: Sequence[tuple[Indicator, Held]]) -> None:
         await self.inner.shared(definition, items)
 
+    async def flush(self) -> None:
+        await self.inner.flush()
+
     def close(self) -> None:
         self.inner.close()
 
@@ -170,8 +173,8 @@ async def test_a_journal_past_the_file_size_limit_ends_the_run_and_a_rerun_compl
     feed = write_list(tmp_path / "feed.txt", 3000, seed=5)
     state, report = tmp_path / "state.sqlite", tmp_path / "report.json"
     args = (str(feed), "--name", "Big", "--batch-size", "50", "--workers", "2", "--state", str(state))
-    # Room for the schema and a few batches (SQLite says "disk I/O error" for EFBIG).
-    code, err = await _run_limited(emulator, tmp_path, 128 * 1024, *args, "--report", str(report))
+    # Room for the schema (8 KiB pages) and a few batches (SQLite says "disk I/O error" for EFBIG).
+    code, err = await _run_limited(emulator, tmp_path, 256 * 1024, *args, "--report", str(report))
     assert code == 2
     assert _one_sentence(err).startswith(f"ti-import: cannot write the state journal {state}")
     written = json.loads(report.read_text())  # the report's small file still fits

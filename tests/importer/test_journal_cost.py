@@ -110,6 +110,7 @@ async def test_unique_values_still_ask_about_a_created_definition(state: Path) -
         assert set(held) == set(keys(0, 3))
         assert all(found.elsewhere for found in held.values())
         await store.record(created, [(Kind.MD5, md5(4), "r4", Stamp(4, None))])
+        await store.flush()
         assert journal.present("new title", keys(4, 5)) == set(keys(4, 5))
 
 

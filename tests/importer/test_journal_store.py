@@ -1,4 +1,5 @@
-"""JournalPresent's group commit: batches acknowledged together share a transaction, none is lost."""
+"""JournalPresent's group commit: batches acknowledged together share a transaction, none is lost;
+workers go on while it commits, up to a backlog, and a failed commit is heard."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from feeds.model import Kind
 from importer.errors import ConfigError
 from importer.model import ResolvedDefinition, Stamp
+from importer.state import store as store_module
 from importer.state.journal import Journal
 from importer.state.store import JournalPresent
 from tests.helpers import settle, spec_for, wait_until
@@ -58,6 +60,7 @@ async def test_concurrent_batches_share_one_commit(journal: Journal, monkeypatch
     calls = count_transactions(journal, monkeypatch)
     # 64 workers acknowledging at once, under two definitions.
     await asyncio.gather(*(store.record(DEFINITIONS[n % 2], acknowledged(n * 16, 16)) for n in range(64)))
+    await store.flush()
     assert calls == [64]  # all were waiting when the first commit started
     for definition in DEFINITIONS:
         keys = [(kind, value) for n in range(64) if n % 2 == int(definition.id) - 1
@@ -79,14 +82,55 @@ async def test_batches_arriving_during_a_commit_go_into_the_next(
     await settle()  # each hands its batch over while the first commit is still under way
     hold.set()
     await asyncio.gather(first, *later)
+    await store.flush()
     assert calls == [1, 4]
     keys = [(kind, value) for kind, value, _, _ in acknowledged(0, 50)]
     assert journal.present("1", keys) == set(keys)
 
 
+async def test_workers_go_on_while_a_commit_is_under_way_up_to_the_backlog(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "BACKLOG", 25)
+    store = JournalPresent(journal, journal.begin_run())
+    hold = threading.Event()
+    calls = count_transactions(journal, monkeypatch, hold)
+    # Under the backlog, a batch is handed over and the worker goes on: the commit is still held.
+    for n in range(2):
+        await asyncio.wait_for(store.record(DEFINITIONS[0], acknowledged(10 * n, 10)), 5.0)
+    await wait_until(lambda: calls, what="the first commit to start")
+    # The third batch makes 30 waiting, over the backlog of 25: its worker waits for the journal.
+    third = asyncio.ensure_future(store.record(DEFINITIONS[0], acknowledged(20, 10)))
+    await settle()
+    assert not third.done()
+    hold.set()
+    await asyncio.wait_for(third, 5.0)
+    await store.flush()
+    keys = [(kind, value) for kind, value, _, _ in acknowledged(0, 30)]
+    assert journal.present("1", keys) == set(keys)
+
+
+async def test_a_failed_commit_stops_the_next_record_and_the_flush(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = JournalPresent(journal, journal.begin_run())
+
+    def disk_full(batches: object, run_id: int) -> None:
+        raise ConfigError("cannot write the state journal: database or disk is full")
+
+    monkeypatch.setattr(journal, "record", disk_full)
+    await store.record(DEFINITIONS[0], acknowledged(0, 4))  # handed over; its commit fails later
+    await store.drain()  # waits for the commit, says nothing
+    with pytest.raises(ConfigError, match="disk is full"):
+        await store.record(DEFINITIONS[0], acknowledged(4, 4))
+    with pytest.raises(ConfigError, match="disk is full"):
+        await store.flush()
+
+
 async def test_a_failed_commit_reaches_every_waiter(
     journal: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(store_module, "BACKLOG", 0)  # every worker waits for its commit
     store = JournalPresent(journal, journal.begin_run())
 
     def disk_full(batches: object, run_id: int) -> None:
@@ -99,7 +143,10 @@ async def test_a_failed_commit_reaches_every_waiter(
     assert all(isinstance(o, ConfigError) for o in outcomes)
 
 
-async def test_a_cancelled_workers_batch_is_still_committed(journal: Journal) -> None:
+async def test_a_cancelled_workers_batch_is_still_committed(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "BACKLOG", 0)  # the worker waits for its commit
     store = JournalPresent(journal, journal.begin_run())
     worker = asyncio.ensure_future(store.record(DEFINITIONS[0], acknowledged(0, 8)))
     # One step of the loop, not a wait for anything: the worker hands its batch over and awaits
