@@ -258,29 +258,42 @@ def _timestamp(value: Any) -> datetime | None:
 
 def _stix_meta(obj: dict[str, Any]) -> StixMeta | None:
     """The STIX-only properties a STIX target keeps (name, types, kill chain, references, TLP);
-    None when the object has none. A malformed item of a list is left out, not the object."""
+    None when the object has none. A malformed item of a list is left out, not the object.
+    (Once per object of every STIX feed, whatever the target: what is absent costs a look-up.)"""
     name = obj.get("name")
-    types = _texts(obj.get("indicator_types"))
-    phases = tuple(
-        (phase["kill_chain_name"], phase["phase_name"])
-        for phase in _items(obj.get("kill_chain_phases"))
-        if isinstance(phase.get("kill_chain_name"), str) and isinstance(phase.get("phase_name"), str)
-    )
-    references = tuple(
-        json.dumps(ref, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        for ref in _items(obj.get("external_references"))
-        if isinstance(ref.get("source_name"), str)
-    )
-    markings = _texts(obj.get("object_marking_refs"))
     if not isinstance(name, str):
         name = None
+    types = _texts(obj.get("indicator_types"))
+    phases = _phases(obj["kill_chain_phases"]) if "kill_chain_phases" in obj else ()
+    references = _references(obj["external_references"]) if "external_references" in obj else ()
+    markings = _texts(obj.get("object_marking_refs"))
     if name is None and not (types or phases or references or markings):
         return None  # tested before building: a frozen dataclass costs more than the tests
     return StixMeta(name, types, phases, references, markings)
 
 
+def _phases(values: Any) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (phase["kill_chain_name"], phase["phase_name"])
+        for phase in _items(values)
+        if isinstance(phase.get("kill_chain_name"), str) and isinstance(phase.get("phase_name"), str)
+    )
+
+
+def _references(values: Any) -> tuple[str, ...]:
+    return tuple(
+        json.dumps(ref, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        for ref in _items(values)
+        if isinstance(ref.get("source_name"), str)
+    )
+
+
 def _texts(values: Any) -> tuple[str, ...]:
-    return tuple(v for v in values if isinstance(v, str)) if isinstance(values, list) else ()
+    if not isinstance(values, list):
+        return ()
+    if len(values) == 1 and isinstance(values[0], str):
+        return (values[0],)  # the usual one ("malicious-activity"), without a generator
+    return tuple(v for v in values if isinstance(v, str))
 
 
 def _items(values: Any) -> list[dict[str, Any]]:
