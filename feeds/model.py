@@ -62,6 +62,24 @@ class StixMeta:
     external_references: tuple[str, ...] = ()  # each a JSON object, as compact text with sorted keys
     object_marking_refs: tuple[str, ...] = ()  # marking-definition ids (TLP)
 
+    @staticmethod
+    def fast(
+        name: str | None,
+        indicator_types: tuple[str, ...],
+        kill_chain_phases: tuple[tuple[str, str], ...],
+        external_references: tuple[str, ...],
+        object_marking_refs: tuple[str, ...],
+    ) -> StixMeta:
+        """``StixMeta(...)`` for the STIX reader, one per object: built as ``Indicator.fast`` builds."""
+        draft: Any = _new(_StixMetaDraft)
+        draft.name = name
+        draft.indicator_types = indicator_types
+        draft.kill_chain_phases = kill_chain_phases
+        draft.external_references = external_references
+        draft.object_marking_refs = object_marking_refs
+        draft.__class__ = StixMeta
+        return draft  # type: ignore[no-any-return]  # a StixMeta since the line above
+
 
 @dataclass(frozen=True, slots=True)
 class Indicator:
@@ -138,11 +156,18 @@ class _IndicatorDraft:
     __slots__ = tuple(field.name for field in fields(Indicator))
 
 
+class _StixMetaDraft:
+    """The same for ``StixMeta.fast``."""
+
+    __slots__ = tuple(field.name for field in fields(StixMeta))
+
+
 _new = object.__new__
 
 
 def _check_fast() -> None:
-    """Fail at import, not in the middle of a feed, if ``Indicator.fast`` no longer matches the model.
+    """Fail at import, not in the middle of a feed, if ``Indicator.fast`` or ``StixMeta.fast`` no longer
+    matches the model.
 
     A field added, renamed or reordered leaves a slot unset, an attribute unknown or a value in
     the wrong field: all of them make the comparison below fail or raise.
@@ -152,10 +177,12 @@ def _check_fast() -> None:
     try:
         same = Indicator.fast(*every) == Indicator(*every)
         same = same and Indicator.fast(*every[:3]) == Indicator(*every[:3])
+        parts = ("n", ("t",), (("k", "p"),), ("{}",), ("marking-definition--x",))
+        same = same and StixMeta.fast(*parts) == StixMeta(*parts)
     except (AttributeError, TypeError):  # a slot unset or unknown; a layout the swap refuses
         same = False
     if not same:
-        raise TypeError("Indicator.fast does not build what Indicator(...) builds: update it with the model")
+        raise TypeError("Indicator.fast or StixMeta.fast does not build what the class builds: update it")
 
 
 _check_fast()

@@ -269,7 +269,7 @@ def _stix_meta(obj: dict[str, Any]) -> StixMeta | None:
     markings = _texts(obj.get("object_marking_refs"))
     if name is None and not (types or phases or references or markings):
         return None  # tested before building: a frozen dataclass costs more than the tests
-    return StixMeta(name, types, phases, references, markings)
+    return StixMeta.fast(name, types, phases, references, markings)
 
 
 def _phases(values: Any) -> tuple[tuple[str, str], ...]:
