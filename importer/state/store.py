@@ -60,8 +60,10 @@ __all__ = ["BACKLOG", "JournalPresent", "tenant_key"]
 
 _log = logging.getLogger(__name__)
 
-# Acknowledged indicators waiting for their commit before a worker waits too: ~25 MB of them at
-# the most (what a worker holds of a batch), ~2 s of a bulk import, the length of a merge.
+# Acknowledged indicators waiting for their commit before a worker waits for the journal too: at
+# ~300 bytes each (the tuple, remote id and stamp) ~30 MB at the most; ~1.5 s of a bulk import,
+# about half of a merge of a million log rows (a larger one, 400,000, gained little: see
+# docs/benchmarks.md).
 BACKLOG = 100_000
 
 
