@@ -11,6 +11,10 @@ released). ``executemany`` with a tuple per row cost the same CPU, but released 
 around every row, so the writer's thread and the event loop's traded it a million times a
 million-key run; as JSON, a bulk import of 1 M sha256 took 15.18 s [14.62-16.95] instead of 15.89 s
 [15.78-17.06] end to end (medians of 3, runs alternated; CPU 14.16 s against 14.11 s).
+Acknowledged rows go grouped by kind and stamp, which a batch mostly shares: the kind and stamp
+bound once per group, each row a ``"REMOTE_ID VALUE"`` text cut by string functions, where
+``json_each`` rows of whole tuples made SQLite parse each row's JSON five times (``_INSERT_GROUP``;
+recording 1 M keys, the journal alone: 3.3 µs a key instead of 5.1).
 
 Rows carry the stamp of what was sent (``model.Stamp``: ``meta``, ``expires``) and ``owned``: 0 for a
 value this definition lists but another definition of the tenant holds (``Journal.mark_shared``).
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from typing import cast
 
 from feeds.model import Kind
 from importer.model import Held, Stamp
@@ -115,7 +120,6 @@ class WriteLog:
         also creates a new definition's scope if ``create``; returns each batch's scope (None: the
         definition has none and ``create`` is off, so its rows were left out). Each batch is one
         statement binding one JSON text (see ``_INSERT``); ``acked``: the items are ``Acked``."""
-        insert = _INSERT_ACKED if acked else _INSERT_ROWS
         now = int(self._clock())
         scopes: list[int | None] = []
         added = 0
@@ -126,9 +130,17 @@ class WriteLog:
                 scopes.append(scope)
                 if scope is None:
                     continue
-                db.conn.execute(
-                    insert, (db.tenant, scope, now, run_id, json.dumps(items, separators=_COMPACT))
-                )
+                head = (db.tenant, scope, now, run_id)
+                groups = _by_kind_and_stamp(cast("Sequence[Acked]", items)) if acked else None
+                if groups is not None:
+                    for (kind, stamp), rows in groups.items():
+                        meta, expires = (None, None) if stamp is None else stamp
+                        db.conn.execute(
+                            _INSERT_GROUP, (*head, kind, meta, expires, json.dumps(rows, separators=_COMPACT))
+                        )
+                else:
+                    insert = _INSERT_ACKED if acked else _INSERT_ROWS
+                    db.conn.execute(insert, (*head, json.dumps(items, separators=_COMPACT)))
                 added += len(items)
         self._logged += added
         if self._logged >= LOG_LIMIT:
@@ -197,3 +209,30 @@ _INSERT = (
 _INSERT_ACKED = _INSERT.format(owned="1")
 _INSERT_ROWS = _INSERT.format(owned="r.value ->> 4")
 _COMPACT = (",", ":")
+
+# Acknowledged rows of one kind and one stamp (a feed's batch is mostly one or a few such groups):
+# the kind and stamp are bound once, and each row is the text "REMOTE_ID VALUE", which SQLite cuts
+# at its first space with plain string functions instead of parsing JSON five times a row. 1 M
+# rows appended in 0.93 us a row of CPU against 2.0 for ``_INSERT_ACKED`` (one run each, twice).
+_INSERT_GROUP = (
+    "INSERT INTO log (tenant_id, scope, kind, value, remote_id, at, run, meta, expires, owned) "
+    "SELECT ?1, ?2, ?5, substr(r.value, instr(r.value, ' ') + 1), "
+    "substr(r.value, 1, instr(r.value, ' ') - 1), ?3, ?4, ?6, ?7, 1 FROM json_each(?8) AS r"
+)
+_MAX_GROUPS = 8  # more kinds and stamps than this in a batch: one JSON text of whole rows instead
+
+
+def _by_kind_and_stamp(items: Sequence[Acked]) -> dict[tuple[Kind, Stamp | None], list[str]] | None:
+    """The batch's rows as ``"REMOTE_ID VALUE"`` texts by kind and stamp (``_INSERT_GROUP``); None
+    when there are too many groups for it to pay, or a remote id holds a space (no target's does)."""
+    groups: dict[tuple[Kind, Stamp | None], list[str]] = {}
+    for kind, value, remote_id, stamp in items:
+        rows = groups.get((kind, stamp))
+        if rows is None:
+            if len(groups) == _MAX_GROUPS:
+                return None
+            rows = groups[kind, stamp] = []
+        if " " in remote_id:
+            return None
+        rows.append(f"{remote_id} {value}")
+    return groups

@@ -1,0 +1,71 @@
+"""The write log's two ways of taking acknowledged rows: grouped by kind and stamp (the usual
+batch), and one JSON text of whole rows (many stamps, or a remote id with a space). Either way the
+journal answers with exactly what was recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from feeds.model import Kind
+from importer.model import Stamp
+from importer.state import write_log
+from importer.state.journal import Journal
+from importer.state.write_log import Acked
+
+
+def answers(
+    journal: Journal, definition: str, batch: list[Acked]
+) -> dict[tuple[Kind, str], tuple[str, Stamp | None]]:
+    held = journal.held(definition, [(kind, value) for kind, value, _, _ in batch])
+    return {key: (found.remote_id, found.stamp) for key, found in held.items()}
+
+
+def expected(batch: list[Acked]) -> dict[tuple[Kind, str], tuple[str, Stamp | None]]:
+    return {(kind, value): (remote_id, stamp) for kind, value, remote_id, stamp in batch}
+
+
+MIXED: list[Acked] = [
+    (Kind.SHA256, "a" * 64, "101", Stamp(7, None)),
+    (Kind.MD5, "b" * 32, "102", Stamp(7, None)),
+    (Kind.URL, "http://x.example/a b?c=d e", "103", Stamp(7, 1_790_000_000)),  # spaces in the value
+    (Kind.DOMAIN, "x.example", "104", None),  # no stamp (``record_imported``)
+    (Kind.SHA256, "c" * 64, "indicator--1f2e", Stamp(-9, 1_790_000_000)),
+]
+MANY_STAMPS: list[Acked] = [
+    (Kind.MD5, f"{n:032x}", str(n), Stamp(n, None)) for n in range(write_log._MAX_GROUPS + 1)
+]
+SPACED_ID: list[Acked] = [
+    (Kind.MD5, "d" * 32, "an id", Stamp(1, None)),
+    (Kind.MD5, "e" * 32, "7", Stamp(1, None)),
+]
+
+
+@pytest.mark.parametrize(
+    "created", [True, False], ids=["created: read from the log", "found: kept in memory too"]
+)
+@pytest.mark.parametrize(
+    "batch", [MIXED, MANY_STAMPS, SPACED_ID], ids=["grouped", "many stamps", "spaced id"]
+)
+def test_acknowledged_rows_come_back_as_recorded(tmp_path: Path, created: bool, batch: list[Acked]) -> None:
+    with Journal.open(tmp_path / "state.sqlite", target="ti", tenant="t") as journal:
+        run = journal.begin_run()
+        if created:  # its keys are not kept in memory: ``held`` folds the log in and reads the table
+            journal.created("1")
+        journal.record([("1", batch)], run)
+        assert answers(journal, "1", batch) == expected(batch)
+        journal.finish_run(run)  # merged into ``indicators``: the same answers from the table
+        assert answers(journal, "1", batch) == expected(batch)
+        assert sorted((k, v) for k, v, _ in journal.stale("1", run + 1)) == sorted(
+            (k, v) for k, v, _, _ in batch
+        )
+
+
+def test_which_way_a_batch_takes() -> None:
+    grouped = write_log._by_kind_and_stamp(MIXED)
+    assert grouped is not None and grouped[Kind.URL, Stamp(7, 1_790_000_000)] == [
+        "103 http://x.example/a b?c=d e"
+    ]
+    assert write_log._by_kind_and_stamp(MANY_STAMPS) is None
+    assert write_log._by_kind_and_stamp(SPACED_ID) is None
