@@ -1,6 +1,6 @@
-"""The write log's two ways of taking acknowledged rows: grouped by kind and stamp (the usual
-batch), and one JSON text of whole rows (many stamps, or a remote id with a space). Either way the
-journal answers with exactly what was recorded."""
+"""The write log's two ways of taking acknowledged rows: grouped by kind and metadata digest (the
+usual batch, each indicator with its own expiry or none), and one JSON text of whole rows (many
+digests, or a remote id with a space). Either way the journal answers with what was recorded."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ from importer.state import write_log
 from importer.state.journal import Journal
 from importer.state.write_log import Acked
 
+Answers = dict[tuple[Kind, str], tuple[str, Stamp | None]]
 
-def answers(
-    journal: Journal, definition: str, batch: list[Acked]
-) -> dict[tuple[Kind, str], tuple[str, Stamp | None]]:
+
+def answers(journal: Journal, definition: str, batch: list[Acked]) -> Answers:
     held = journal.held(definition, [(kind, value) for kind, value, _, _ in batch])
     return {key: (found.remote_id, found.stamp) for key, found in held.items()}
 
 
-def expected(batch: list[Acked]) -> dict[tuple[Kind, str], tuple[str, Stamp | None]]:
+def expected(batch: list[Acked]) -> Answers:
     return {(kind, value): (remote_id, stamp) for kind, value, remote_id, stamp in batch}
 
 
@@ -33,7 +33,12 @@ MIXED: list[Acked] = [
     (Kind.DOMAIN, "x.example", "104", None),  # no stamp (``record_imported``)
     (Kind.SHA256, "c" * 64, "indicator--1f2e", Stamp(-9, 1_790_000_000)),
 ]
-MANY_STAMPS: list[Acked] = [
+# One digest, an expiry each (STIX valid_until), one without: one group.
+EXPIRIES: list[Acked] = [
+    (Kind.SHA256, f"{n:064x}", str(n), Stamp(5, 1_790_000_000 + n) if n else Stamp(5, None))
+    for n in range(20)
+]
+MANY_DIGESTS: list[Acked] = [
     (Kind.MD5, f"{n:032x}", str(n), Stamp(n, None)) for n in range(write_log._MAX_GROUPS + 1)
 ]
 SPACED_ID: list[Acked] = [
@@ -46,7 +51,9 @@ SPACED_ID: list[Acked] = [
     "created", [True, False], ids=["created: read from the log", "found: kept in memory too"]
 )
 @pytest.mark.parametrize(
-    "batch", [MIXED, MANY_STAMPS, SPACED_ID], ids=["grouped", "many stamps", "spaced id"]
+    "batch",
+    [MIXED, EXPIRIES, MANY_DIGESTS, SPACED_ID],
+    ids=["grouped", "expiries", "many digests", "spaced id"],
 )
 def test_acknowledged_rows_come_back_as_recorded(tmp_path: Path, created: bool, batch: list[Acked]) -> None:
     with Journal.open(tmp_path / "state.sqlite", target="ti", tenant="t") as journal:
@@ -57,15 +64,23 @@ def test_acknowledged_rows_come_back_as_recorded(tmp_path: Path, created: bool, 
         assert answers(journal, "1", batch) == expected(batch)
         journal.finish_run(run)  # merged into ``indicators``: the same answers from the table
         assert answers(journal, "1", batch) == expected(batch)
-        assert sorted((k, v) for k, v, _ in journal.stale("1", run + 1)) == sorted(
-            (k, v) for k, v, _, _ in batch
-        )
+        listed = sorted((kind, value) for kind, value, _ in journal.stale("1", run + 1))
+        assert listed == sorted((kind, value) for kind, value, _, _ in batch)
 
 
 def test_which_way_a_batch_takes() -> None:
-    grouped = write_log._by_kind_and_stamp(MIXED)
-    assert grouped is not None and grouped[Kind.URL, Stamp(7, 1_790_000_000)] == [
-        "103 http://x.example/a b?c=d e"
+    grouped = write_log._grouped(MIXED)
+    assert grouped is not None
+    assert (
+        write_log._INSERT_GROUP,
+        (Kind.URL, 7, 1_790_000_000),
+        ["103 http://x.example/a b?c=d e"],
+    ) in grouped
+    assert (write_log._INSERT_GROUP, (Kind.DOMAIN, None, None), ["104 x.example"]) in grouped
+    by_expiry = write_log._grouped(EXPIRIES)  # 20 stamps, one digest
+    assert by_expiry is not None and [(statement, bound) for statement, bound, _ in by_expiry] == [
+        (write_log._INSERT_EXPIRING, (Kind.SHA256, 5))
     ]
-    assert write_log._by_kind_and_stamp(MANY_STAMPS) is None
-    assert write_log._by_kind_and_stamp(SPACED_ID) is None
+    assert by_expiry[0][2][:2] == [f"-----------0 {0:064x}", f"017900000011 {1:064x}"]
+    assert write_log._grouped(MANY_DIGESTS) is None
+    assert write_log._grouped(SPACED_ID) is None
