@@ -118,8 +118,9 @@ class WriteLog:
     ) -> list[int | None]:
         """Append ``(definition id, rows)`` batches to the log in one committed transaction, which
         also creates a new definition's scope if ``create``; returns each batch's scope (None: the
-        definition has none and ``create`` is off, so its rows were left out). Each batch is one
-        statement binding one JSON text (see ``_INSERT``); ``acked``: the items are ``Acked``."""
+        definition has none and ``create`` is off, so its rows were left out). Each batch is a
+        statement per group of its rows, each binding one JSON text (``_grouped``; else one of whole
+        rows, ``_INSERT``); ``acked``: the items are ``Acked``."""
         now = int(self._clock())
         scopes: list[int | None] = []
         added = 0

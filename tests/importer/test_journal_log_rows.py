@@ -30,6 +30,7 @@ MIXED: list[Acked] = [
     (Kind.SHA256, "a" * 64, "101", Stamp(7, None)),
     (Kind.MD5, "b" * 32, "102", Stamp(7, None)),
     (Kind.URL, "http://x.example/a b?c=d e", "103", Stamp(7, 1_790_000_000)),  # spaces in the value
+    (Kind.URL, "http://x.example/ä ö/\u00e9", "105", Stamp(7, 1_790_000_000)),  # not ASCII (JSON escapes it)
     (Kind.DOMAIN, "x.example", "104", None),  # no stamp (``record_imported``)
     (Kind.SHA256, "c" * 64, "indicator--1f2e", Stamp(-9, 1_790_000_000)),
 ]
@@ -71,11 +72,8 @@ def test_acknowledged_rows_come_back_as_recorded(tmp_path: Path, created: bool, 
 def test_which_way_a_batch_takes() -> None:
     grouped = write_log._grouped(MIXED)
     assert grouped is not None
-    assert (
-        write_log._INSERT_GROUP,
-        (Kind.URL, 7, 1_790_000_000),
-        ["103 http://x.example/a b?c=d e"],
-    ) in grouped
+    url_rows = ["103 http://x.example/a b?c=d e", "105 http://x.example/ä ö/\u00e9"]
+    assert (write_log._INSERT_GROUP, (Kind.URL, 7, 1_790_000_000), url_rows) in grouped
     assert (write_log._INSERT_GROUP, (Kind.DOMAIN, None, None), ["104 x.example"]) in grouped
     by_expiry = write_log._grouped(EXPIRIES)  # 20 stamps, one digest
     assert by_expiry is not None and [(statement, bound) for statement, bound, _ in by_expiry] == [

@@ -167,7 +167,11 @@ async def test_under_combined_faults_every_indicator_is_stored_exactly_once(
     injected = state["faults_injected"]
     assert injected["error"] and injected["throttle"] and injected["lost_after_write"] and injected["reset"]
     assert report.transport.retries > 0 and report.transport.lost_writes_recovered > 0
-    assert report.transport.token_refreshes > 1 and report.transport.auth_retries > 0
+    assert report.transport.token_refreshes > 1
+    # Each 401 (a token that expired in flight) was sent again. Whether one happens at all depends on
+    # how the workers' requests fall around the refreshes (1 run in ~40 had none); test_auth.py
+    # forces them.
+    assert report.transport.auth_retries == state["requests_by_status"].get("401", 0)
 
 
 async def test_bad_and_unreadable_feeds_never_stop_the_others(emulator: Emulator, tmp_path: Path) -> None:
