@@ -70,10 +70,6 @@ class PresentStore(Protocol):
         (``record`` may return before, so that sending goes on while a store on disk commits)."""
         ...
 
-    def close(self) -> None:
-        """Flush and release whatever the store holds (a journal commits here)."""
-        ...
-
 
 class InMemoryPresent:
     """Lists each definition from the target once; forgets everything when the run ends."""
@@ -112,9 +108,6 @@ class InMemoryPresent:
 
     async def flush(self) -> None:
         return None
-
-    def close(self) -> None:
-        self._held.clear()
 
 
 class SeenSet:

@@ -223,10 +223,6 @@ class JournalPresent:
         while self._committer is not None and not self._committer.done():
             await asyncio.shield(self._committer)
 
-    def close(self) -> None:
-        """Nothing of the run to flush once ``drain`` returned: every batch was committed."""
-        return None
-
 
 def _heard(future: asyncio.Future[None]) -> None:
     if not future.cancelled():

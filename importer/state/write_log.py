@@ -5,16 +5,16 @@ remote id NULL: seen in a run) instead of dirtying one random page of the big ke
 ``indicators`` table per key; ``merge`` folds the log in, in key order, in one transaction, so
 each page of ``indicators`` is touched at most once (see the schema in ``importer.state.schema``).
 
-A batch is written with one statement: its tuples, as the pipeline built them, go to SQLite as
-one JSON text (``json.dumps``, in C) that SQLite unpacks into rows (``json_each``, in C, the GIL
-released). ``executemany`` with a tuple per row cost the same CPU, but released and re-took the GIL
-around every row, so the writer's thread and the event loop's traded it a million times a
-million-key run; as JSON, a bulk import of 1 M sha256 took 15.18 s [14.62-16.95] instead of 15.89 s
-[15.78-17.06] end to end (medians of 3, runs alternated; CPU 14.16 s against 14.11 s).
-Acknowledged rows go grouped by kind and stamp, which a batch mostly shares: those bound once per
-group, each row a ``"REMOTE_ID VALUE"`` text cut by string functions (``_grouped``), where
-``json_each`` rows of whole tuples made SQLite parse each row's JSON five times (``_INSERT_GROUP``;
-recording 1 M keys, the journal alone: 3.3 µs a key instead of 5.1).
+A batch goes to SQLite as JSON text (``json.dumps``, in C) that SQLite unpacks into rows
+(``json_each``, in C, the GIL released): one statement per group of rows. ``executemany`` with a
+tuple per row released and re-took the GIL around every row, so the writer's thread and the event
+loop's traded it a million times a million-key run; as JSON, a bulk import of 1 M sha256 took
+15.18 s [14.62-16.95] instead of 15.89 s [15.78-17.06] end to end (medians of 3, runs alternated).
+Acknowledged rows are grouped by kind and stamp, which a batch mostly shares (``_grouped``): those
+are bound once per group and each row is a ``"REMOTE_ID VALUE"`` text cut by string functions
+(``_INSERT_GROUP``), where whole tuples made SQLite parse each row's JSON five times (recording 1 M
+keys, the journal alone: 3.3 µs a key instead of 5.1). Seen and shared rows, and a batch of too
+many groups, go as whole tuples (``_INSERT``).
 
 Rows carry the stamp of what was sent (``model.Stamp``: ``meta``, ``expires``) and ``owned``: 0 for a
 value this definition lists but another definition of the tenant holds (``Journal.mark_shared``).
@@ -192,13 +192,10 @@ class WriteLog:
         )
 
 
-# A batch is bound as one JSON array of its tuples, as Python has them: ``[kind, value, remote
-# id, [meta, expires] or null]``, then ``owned`` for ``append``'s rows (absent: owned). One
-# ``json.dumps`` (C) and one statement a batch, instead of building and binding a tuple per row
-# in Python; SQLite unpacks the rows in C, with the GIL released, so the event loop's thread runs
-# meanwhile instead of taking turns with the writer's at every row.
-# Each ``->>`` parses the row's text again (~0.25 µs), so acknowledged rows, always owned, are
-# inserted without asking for ``owned``.
+# Whole tuples, as one JSON array as Python has them: ``[kind, value, remote id, [meta, expires] or
+# null]``, then ``owned`` for seen and shared rows (absent: owned). Each ``->>`` parses the row's
+# text again (~0.25 µs), so acknowledged rows, always owned, are inserted without asking for
+# ``owned`` (and mostly by ``_INSERT_GROUP`` instead).
 _INSERT = (
     "INSERT INTO log (tenant_id, scope, kind, value, remote_id, at, run, meta, expires, owned) "
     "SELECT ?1, ?2, r.value ->> 0, r.value ->> 1, r.value ->> 2, ?3, ?4, r.value ->> '$[3][0]', "

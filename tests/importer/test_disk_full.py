@@ -66,9 +66,6 @@ class CommitsFailAfter:
     async def flush(self) -> None:
         await self.inner.flush()
 
-    def close(self) -> None:
-        self.inner.close()
-
 
 class SentFailsAfter(NoProgress):
     """Progress whose ``sent`` raises after ``good`` calls: a bug in a worker, after its request."""
