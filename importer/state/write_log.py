@@ -2,8 +2,8 @@
 
 A batch commit appends its rows to the ``log`` table (remote id set: acknowledged by the target;
 remote id NULL: seen in a run) instead of dirtying one random page of the big key-ordered
-``indicators`` table per key; ``merge`` folds the log in, in key order, in one transaction, so
-each page of ``indicators`` is touched at most once (see the schema in ``importer.state.schema``).
+``indicators`` table per key; ``merge`` folds the log in, sorted, in one transaction, so each page
+of ``indicators`` is touched about once (see the schema in ``importer.state.schema``).
 
 A batch goes to SQLite as JSON text (``json.dumps``, in C) that SQLite unpacks into rows
 (``json_each``, in C, the GIL released): one statement per group of rows. ``executemany`` with a
@@ -76,6 +76,7 @@ class WriteLog:
         self._created: set[str] = set()  # definitions created in this run: their keys skip ``recent``
         self._unseen: set[str] = set()  # those of them with log rows ``recent`` does not show
         self._logged = 1  # unknown at open: a killed run may have left its log to fold in
+        self._marked = True  # whether the log may hold seen marks (unknown at open, as above)
 
     @property
     def recent(self) -> Mapping[tuple[int, str, str], Held]:
@@ -132,6 +133,7 @@ class WriteLog:
                 if scope is None:
                     continue
                 head = (db.tenant, scope, now, run_id)
+                self._marked = self._marked or not acked
                 groups = _grouped(cast("Sequence[Acked]", items)) if acked else None
                 if groups is not None:
                     for statement, bound, rows in groups:
@@ -146,35 +148,60 @@ class WriteLog:
         return scopes
 
     def merge(self) -> None:
-        """Fold the log into ``indicators`` in key order, in one transaction, and empty it."""
+        """Fold the log into ``indicators``, sorted, in one transaction, and empty it."""
         if not self._logged:
             return
         db = self._db
         with db.writing(), db.sorting():
+            # Sorted by value first, not by the key (scope, kind, value): SQLite's sorter compares
+            # a text first column directly and unpacks whole records only on a tie, and scope and
+            # kind tie in every row of a feed's batch. 1 M keys merged in 1.42 s instead of 1.92
+            # (one run each; recording 1 M keys, the journal alone: 3.07 us a key [2.98-3.20]
+            # against 3.37 [3.34-3.44]). Each (scope, kind) still takes its rows in key order,
+            # and the rows of one key in log order, so the last acknowledgement wins.
             db.conn.execute(
                 "INSERT INTO indicators "
                 "(scope, kind, value, remote_id, imported_at, last_seen, meta, expires, owned) "
                 "SELECT scope, kind, value, remote_id, at, run, meta, expires, owned FROM log "
-                "WHERE tenant_id = ? AND remote_id IS NOT NULL ORDER BY scope, kind, value, id "
+                "WHERE tenant_id = ? AND remote_id IS NOT NULL ORDER BY value, id "
                 "ON CONFLICT (scope, kind, value) DO UPDATE SET remote_id = excluded.remote_id, "
                 "meta = excluded.meta, expires = excluded.expires, owned = excluded.owned, "
                 "last_seen = max(last_seen, excluded.last_seen)",
                 (db.tenant,),
             )
-            db.conn.execute(
-                "UPDATE indicators SET last_seen = s.run FROM "
-                "(SELECT scope, kind, value, max(run) AS run FROM log "
-                "WHERE tenant_id = ? AND remote_id IS NULL GROUP BY scope, kind, value) AS s "
-                "WHERE indicators.scope = s.scope AND indicators.kind = s.kind "
-                "AND indicators.value = s.value AND indicators.last_seen < s.run",
-                (db.tenant,),
-            )
+            if self._marked:  # else a scan of the whole log for nothing
+                db.conn.execute(
+                    "UPDATE indicators SET last_seen = s.run FROM "
+                    "(SELECT scope, kind, value, max(run) AS run FROM log "
+                    "WHERE tenant_id = ? AND remote_id IS NULL GROUP BY scope, kind, value) AS s "
+                    "WHERE indicators.scope = s.scope AND indicators.kind = s.kind "
+                    "AND indicators.value = s.value AND indicators.last_seen < s.run",
+                    (db.tenant,),
+                )
             if self._unique:
                 self._take_ownership()  # after the insert: a value acked here twice keeps the last
-            db.conn.execute("DELETE FROM log WHERE tenant_id = ?", (db.tenant,))
+            self._empty_log()
         self._logged = 0
+        self._marked = False
         self._recent.clear()
         self._unseen.clear()
+
+    def _empty_log(self) -> None:
+        """Delete the tenant's log rows: the whole table at once when no other tenant shares the file.
+
+        Without ``WHERE`` SQLite frees the table's pages as they are (its truncate optimisation),
+        where deleting row by row rewrites every page first: emptying a log of 1 M rows wrote
+        nothing instead of ~100 MB to the WAL, and copied nothing back at the checkpoint (a merge
+        of 1 M keys: 1.35 s instead of 1.77). Safe only alone: a tenant's row is written before
+        its first log row and never deleted, so when the file has no other tenant every row is ours."""
+        db = self._db
+        alone = db.conn.execute(
+            "SELECT NOT EXISTS (SELECT 1 FROM tenants WHERE id <> ?)", (db.tenant,)
+        ).fetchone()
+        if alone[0]:
+            db.conn.execute("DELETE FROM log")
+        else:
+            db.conn.execute("DELETE FROM log WHERE tenant_id = ?", (db.tenant,))
 
     def _take_ownership(self) -> None:
         """For each value acknowledged in the log (the last acknowledgement wins, as the last import

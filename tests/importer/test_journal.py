@@ -92,6 +92,24 @@ def test_targets_and_tenants_are_isolated(state: Path) -> None:
             assert journal.present("D", keys(0, 30)) == set(keys(n * 10, n * 10 + 10))
 
 
+def test_a_tenants_merge_leaves_another_tenants_log_rows_in_the_file(state: Path) -> None:
+    # Alone in its file, a tenant empties the log whole (cheaper); with another tenant there, it
+    # takes only its own rows: the other's, not merged yet, must reach that tenant's table.
+    with (
+        Journal.open(state, target="ti", tenant="t") as first,
+        Journal.open(state, target="ti", tenant="u") as second,
+    ):
+        first.record_imported("D", items(0, 10), first.begin_run())
+        second.record_imported("D", items(10, 20), second.begin_run())
+        first.close()  # merges t's log
+        assert second.count("D") == 10 and second.present("D", keys(0, 20)) == set(keys(10, 20))
+    conn = sqlite3.connect(state)
+    try:
+        assert conn.execute("SELECT count(*) FROM log").fetchone()[0] == 0
+    finally:
+        conn.close()
+
+
 # -- present, seen, stale, forget ------------------------------------------------------------------
 
 

@@ -82,3 +82,24 @@ def test_which_way_a_batch_takes() -> None:
     assert by_expiry[0][2][:2] == [f"-----------0 {0:064x}", f"017900000011 {1:064x}"]
     assert write_log._grouped(MANY_DIGESTS) is None
     assert write_log._grouped(SPACED_ID) is None
+
+
+def test_one_merge_of_several_definitions_and_kinds_keeps_each_keys_last_acknowledgement(
+    tmp_path: Path,
+) -> None:
+    # The merge sorts by value, not by (definition, kind, value): the same values under two
+    # definitions and two kinds interleave, and a key acknowledged twice must keep the second id.
+    values = [f"{n:032x}" for n in (5, 1, 9, 3)]
+    first = [
+        (kind, value, f"{kind}-{value}-1", Stamp(1, None))
+        for kind in (Kind.MD5, Kind.DOMAIN)
+        for value in values
+    ]
+    again = [(Kind.MD5, values[2], "md5-again", Stamp(2, None))]
+    with Journal.open(tmp_path / "state.sqlite", target="ti", tenant="t") as journal:
+        run = journal.begin_run()
+        journal.record([("A", first), ("B", first[::-1])], run)
+        journal.record([("A", again)], run)
+        journal.finish_run(run)  # one merge of all three batches
+        assert answers(journal, "B", first) == expected(first)
+        assert answers(journal, "A", first) == {**expected(first), **expected(again)}
