@@ -93,8 +93,8 @@ CREATE TABLE indicators (
 -- Append-only log of the current session: rows acknowledged by the target (remote_id set) and
 -- keys seen in a run (remote_id NULL). A batch commit appends ~15 pages here instead of dirtying
 -- one random page of the big key-ordered table per indicator; merging the log into
--- ``indicators`` in key order (every ~100k rows, and at once on open after a crash) touches
--- each page of it at most once.
+-- ``indicators`` sorted (``state.write_log``; and at once on open after a crash) touches each
+-- page of it about once.
 CREATE TABLE log (
     id        INTEGER PRIMARY KEY,
     tenant_id INTEGER NOT NULL,
