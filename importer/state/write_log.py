@@ -194,7 +194,7 @@ class WriteLog:
         ``secure_delete`` FAST: see ``state.schema``), where deleting row by row rewrites every page
         first: emptying a log of 1 M rows wrote nothing instead of ~100 MB to the WAL, and the
         commit's checkpoint copied 117 MB instead of 231 (the delete and commit of a merge of 1 M
-        keys: 0.22 s instead of 0.53; into 1 M keys already there, 0.37 s instead of 1.01; one run
+        keys: 0.22 s instead of 0.53; into 1 M keys already there, 0.38 s instead of 1.01; one run
         each). Safe only alone: a tenant's row is written before its first log row and never
         deleted, so when the file has no other tenant every row is ours."""
         db = self._db
