@@ -127,7 +127,7 @@ class WriteLog:
         added = 0
         db = self._db
         if not acked:
-            self._marked = True  # seen marks, or shared rows: the merge's pass for marks must run
+            self._marked = True  # seen marks (or shared rows, which need no pass): the merge looks
         with db.writing():
             for definition_id, items in batches:
                 scope = db.scope(definition_id, create=create)
