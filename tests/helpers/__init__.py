@@ -69,9 +69,11 @@ from tests.helpers.retry import (
     fake_retrier,
 )
 from tests.helpers.runs import (
+    held_values,
     journaled_run,
     journaled_settings,
     send_all,
+    table_settings,
     tenant,
     ti_target,
 )
@@ -98,6 +100,7 @@ __all__ = [
     "forward_proxy",
     "get_json",
     "get_token",
+    "held_values",
     "https_emulator",
     "importer_env",
     "journaled_run",
@@ -121,6 +124,7 @@ __all__ = [
     "start_emulator",
     "start_importer",
     "stop_process",
+    "table_settings",
     "tenant",
     "ti_held",
     "ti_ioc",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,9 @@ from importer.model import BatchResult, InFlight, Options, ResolvedDefinition
 from importer.report.counts import RunReport
 from importer.run import run_import
 from importer.settings import FeedSettings, OutputOptions, RunSettings, StateOptions, Tuning
+from importer.settings.feeds import feed_of
 from importer.targets.base import Target
-from importer.targets.registry import open_target
+from importer.targets.registry import all_fields, open_target, package
 from importer.transport.stats import TransportStats
 from tests.helpers.clock import FakeTime
 from tests.helpers.data import connection_settings, feed_spec
@@ -94,3 +96,21 @@ async def journaled_run(
         state=StateOptions(path=state, **options),
         **timing,
     )
+
+
+def table_settings(
+    emu: Emulator, table: Mapping[str, Any], env: Mapping[str, str] | None = None, *, workers: int = 4
+) -> RunSettings:
+    """One feed as a config file's ``[[feed]]`` table gives it (its secrets from ``env``), to the ti
+    target of ``emu``: batches of 40."""
+    rows = {row.key: row for row in all_fields()}
+    feed = feed_of(table, "test.toml: [[feed]] #1", datetime.now(UTC), package("ti"), rows, env=env or {})
+    return RunSettings("ti", connection_settings(emu), (feed,), Tuning(batch_size=40, workers=workers))
+
+
+async def held_values(emu: Emulator, name: str) -> set[str]:
+    """What the demo tenant's one ti alert definition, the feed ``name``'s, holds, listed through the API."""
+    (definition,) = tenant(emu)["alert_definitions"]
+    async with open_target("ti", connection_settings(emu), TransportStats()) as target:
+        resolved = ResolvedDefinition(definition["id"], feed_spec(name), "found")
+        return {remote.value async for remote in target.existing(resolved)}

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,23 +22,18 @@ from aiohttp import web
 from feeds import FORMATS, FeedOptions, Indicator
 from importer.emulator import Emulator
 from importer.errors import ConfigError
-from importer.model import ResolvedDefinition
 from importer.report.counts import RunReport
 from importer.run import run_import
-from importer.settings import OutputOptions, RunSettings, StateOptions, Tuning
-from importer.settings.feeds import feed_of
+from importer.settings import OutputOptions, RunSettings, StateOptions
 from importer.state.journal import Journal
 from importer.state.store import tenant_key
-from importer.targets.registry import all_fields, open_target, package
-from importer.transport.stats import TransportStats
 from importer.verify import verify_import
 from tests.helpers import (
     FakeTime,
-    connection_settings,
-    feed_spec,
+    held_values,
     recording_server,
     run_cli,
-    tenant,
+    table_settings,
     use_emulator,
 )
 
@@ -119,10 +113,7 @@ def build_feed(root: Path, *, real: bool = True) -> FeedFolder:
 
 def settings(emu: Emulator, source: str, **table: Any) -> RunSettings:
     given = {"source": source, "name": "MISP", **table}
-    rows = {row.key: row for row in all_fields()}
-    env = {"MISP_FEED_KEY": KEY}
-    feed = feed_of(given, "test.toml: [[feed]] #1", datetime.now(UTC), package("ti"), rows, env=env)
-    return RunSettings("ti", connection_settings(emu), (feed,), Tuning(batch_size=40, workers=4))
+    return table_settings(emu, given, {"MISP_FEED_KEY": KEY})
 
 
 async def run(emu: Emulator, state: Path, source: str, **table: Any) -> RunReport:
@@ -140,14 +131,6 @@ def cursor(emu: Emulator, state: Path, source: str) -> str | None:
         return journal.cursor("MISP", source)
 
 
-async def held(emu: Emulator) -> set[str]:
-    """What the definition holds, listed through the API."""
-    (definition,) = tenant(emu)["alert_definitions"]
-    async with open_target("ti", connection_settings(emu), TransportStats()) as target:
-        resolved = ResolvedDefinition(definition["id"], feed_spec("MISP"), "found")
-        return {remote.value async for remote in target.existing(resolved)}
-
-
 async def test_a_folder_first_all_then_nothing_then_only_what_changed(
     emulator: Emulator, tmp_path: Path
 ) -> None:
@@ -157,7 +140,7 @@ async def test_a_folder_first_all_then_nothing_then_only_what_changed(
     (report,) = first.feeds
     everything = feed.values()
     assert report.error is None and report.imported == len(everything)
-    assert await held(emulator) == everything
+    assert await held_values(emulator, "MISP") == everything
     assert cursor(emulator, state, source) == str(T0 + 14)
     if REAL.is_dir():  # the real events' own counts (SOURCES.md): to_ids false skipped, types rejected
         assert len(everything) == 20 + 10 and report.rejected == 2 + 4
@@ -172,7 +155,7 @@ async def test_a_folder_first_all_then_nothing_then_only_what_changed(
     (report,) = third.feeds
     assert report.records_read == (2 + 1) + (3 + 1)  # the two events' attributes, nothing else
     assert report.imported == 2 + 1 and report.already_present == 2 and report.skipped == 2
-    assert await held(emulator) == feed.values()
+    assert await held_values(emulator, "MISP") == feed.values()
     assert cursor(emulator, state, source) == str(T0 + 31)
 
     full = await run(emulator, state, source, full=True)  # full: every event again, nothing new

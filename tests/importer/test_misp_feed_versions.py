@@ -8,19 +8,14 @@ unless another event of the feed still lists the value. A feed folder on disk, t
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from importer.emulator import Emulator
-from importer.model import ResolvedDefinition
 from importer.report.counts import FeedReport
 from importer.run import run_import
-from importer.settings import OutputOptions, RunSettings, StateOptions, Tuning
-from importer.settings.feeds import feed_of
-from importer.targets.registry import all_fields, open_target, package
-from importer.transport.stats import TransportStats
-from tests.helpers import FakeTime, connection_settings, feed_spec, tenant
+from importer.settings import OutputOptions, StateOptions
+from tests.helpers import FakeTime, held_values, table_settings
 
 T0 = 1_700_000_000
 A, B, C = ("a" * 64, "b" * 64, "c" * 64)
@@ -40,12 +35,11 @@ def write_event(root: Path, stamps: dict[str, int], uuid: str, timestamp: int, *
 
 
 async def run(emu: Emulator, state: Path, source: str, **table: Any) -> FeedReport:
-    given = {"source": source, "name": "MISP", **table}
-    rows = {row.key: row for row in all_fields()}
-    feed = feed_of(given, "test.toml: [[feed]] #1", datetime.now(UTC), package("ti"), rows, env={})
-    settings = RunSettings("ti", connection_settings(emu), (feed,), Tuning(batch_size=40, workers=2))
     report = await run_import(
-        settings, OutputOptions(progress=False), state=StateOptions(path=state), sleep=FakeTime().sleep
+        table_settings(emu, {"source": source, "name": "MISP", **table}, workers=2),
+        OutputOptions(progress=False),
+        state=StateOptions(path=state),
+        sleep=FakeTime().sleep,
     )
     (feed_report,) = report.feeds
     feed_report.check()
@@ -54,10 +48,7 @@ async def run(emu: Emulator, state: Path, source: str, **table: Any) -> FeedRepo
 
 
 async def held(emu: Emulator) -> set[str]:
-    (definition,) = tenant(emu)["alert_definitions"]
-    async with open_target("ti", connection_settings(emu), TransportStats()) as target:
-        resolved = ResolvedDefinition(definition["id"], feed_spec("MISP"), "found")
-        return {remote.value async for remote in target.existing(resolved)}
+    return await held_values(emu, "MISP")
 
 
 async def test_a_changed_event_takes_off_what_it_no_longer_lists(emulator: Emulator, tmp_path: Path) -> None:

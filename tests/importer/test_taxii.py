@@ -12,7 +12,6 @@ import io
 import json
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +20,12 @@ import pytest
 from feeds import FORMATS, FeedOptions, Indicator
 from importer.emulator import Emulator
 from importer.errors import ConfigError
-from importer.model import ResolvedDefinition
 from importer.report.counts import RunReport
 from importer.run import run_import
-from importer.settings import OutputOptions, RunSettings, StateOptions, Tuning
-from importer.settings.feeds import feed_of
+from importer.settings import OutputOptions, RunSettings, StateOptions
 from importer.state.journal import Journal
 from importer.state.store import tenant_key
-from importer.targets.registry import all_fields, open_target, package
-from importer.transport.stats import TransportStats
-from tests.helpers import FakeTime, connection_settings, feed_spec, run_cli, tenant, use_emulator
+from tests.helpers import FakeTime, held_values, run_cli, table_settings, use_emulator
 from tests.helpers.taxii import (
     PASSWORD,
     USER,
@@ -57,9 +52,7 @@ def settings(emu: Emulator, source: str, env: dict[str, str] | None = None, **ta
     given = {"source": source, "format": "taxii", "name": "Collection", "page_size": 7, **table}
     if "headers" not in given and "username" not in given:
         given.update(username=USER, password_env="TAXII_PASSWORD")
-    rows = {row.key: row for row in all_fields()}
-    feed = feed_of(given, "test.toml: [[feed]] #1", datetime.now(UTC), package("ti"), rows, env=env or ENV)
-    return RunSettings("ti", connection_settings(emu), (feed,), Tuning(batch_size=40, workers=4))
+    return table_settings(emu, given, env or ENV)
 
 
 async def run(emu: Emulator, state: Path, source: str, **table: Any) -> RunReport:
@@ -78,14 +71,6 @@ def expected(objects: list[dict[str, Any]]) -> set[str]:
     return {r.value for r in FORMATS["stix"](text, "x", FeedOptions()) if isinstance(r, Indicator)}
 
 
-async def held_values(emu: Emulator) -> set[str]:
-    """What the definition holds, listed through the API."""
-    (definition,) = tenant(emu)["alert_definitions"]
-    async with open_target("ti", connection_settings(emu), TransportStats()) as target:
-        resolved = ResolvedDefinition(definition["id"], feed_spec("Collection"), "found")
-        return {remote.value async for remote in target.existing(resolved)}
-
-
 def cursor(emu: Emulator, state: Path, source: str) -> str | None:
     with Journal.open(state, target="ti", tenant=tenant_key(emu.ti_url, "ti-importer-demo")) as journal:
         return journal.cursor("Collection", source)
@@ -102,7 +87,7 @@ async def test_pages_then_only_what_was_added_then_revocations(
     first = await run(emulator, state, source)
     wanted = expected(real) | {sha256_value(n) for n in range(10)}
     assert first.exit_code() in (0, 1) and first.feeds[0].error is None
-    assert first.feeds[0].imported == len(wanted) and await held_values(emulator) == wanted
+    assert first.feeds[0].imported == len(wanted) and await held_values(emulator, "Collection") == wanted
     pages = taxii.objects_requests(source)
     total = len(real) + len(synthetic)
     assert len(pages) == -(-total // 7)  # limit 7: every page asked, none twice
@@ -126,7 +111,7 @@ async def test_pages_then_only_what_was_added_then_revocations(
     third = await run(emulator, state, source)
     feed = third.feeds[0]
     assert (feed.imported, feed.expired, feed.removed, feed.delete_failed) == (3, 2, 2, 0)
-    assert await held_values(emulator) == (wanted - {sha256_value(0), sha256_value(1)}) | {
+    assert await held_values(emulator, "Collection") == (wanted - {sha256_value(0), sha256_value(1)}) | {
         sha256_value(n) for n in (100, 101, 102)
     }
     assert len(taxii.objects_requests(source)) == 1
@@ -147,7 +132,7 @@ async def test_within_one_pull_the_newest_version_wins(
     feed = report.feeds[0]
     # medallion answers the last version of each object (match[version] defaults to "last").
     assert (feed.imported, feed.expired) == (2, 1)
-    assert await held_values(emulator) == {sha256_value(1), sha256_value(2)}
+    assert await held_values(emulator, "Collection") == {sha256_value(1), sha256_value(2)}
 
 
 async def test_full_reads_the_whole_collection_again(

@@ -17,13 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from feeds.model import Kind
 from feeds.options import FeedOptions
-from importer.emulator import DEMO_CLIENT, Emulator
-from importer.model import ResolvedDefinition
+from importer.emulator import Emulator
 from importer.report.counts import FeedReport
 from importer.run import run_import
 from importer.settings import OutputOptions, RunSettings, StateOptions, Tuning
@@ -33,9 +31,8 @@ from importer.sources.taxii_read import Spool, read_spool
 from importer.state.journal import Journal
 from importer.state.schema import SCHEMA_VERSION
 from importer.state.store import tenant_key
-from importer.targets.registry import all_fields, open_target, package
-from importer.transport.stats import TransportStats
-from tests.helpers import FakeTime, connection_settings, feed_spec, tenant
+from importer.targets.registry import all_fields, package
+from tests.helpers import FakeTime, connection_settings, held_values, mde_held, table_settings
 from tests.helpers.taxii import (
     PASSWORD,
     USER,
@@ -64,12 +61,11 @@ def naming(n: int, value: str, **extra: Any) -> dict[str, Any]:
 async def run(emu: Emulator, state: Path, source: str, **table: Any) -> FeedReport:
     given = {"source": source, "format": "taxii", "name": "Collection", "page_size": 5, **table}
     given.update(username=USER, password_env="TAXII_PASSWORD")
-    rows = {row.key: row for row in all_fields()}
-    feed = feed_of(given, "test.toml: [[feed]] #1", datetime.now(UTC), package("ti"), rows,
-                   env={"TAXII_PASSWORD": PASSWORD})  # fmt: skip
-    settings = RunSettings("ti", connection_settings(emu), (feed,), Tuning(batch_size=40, workers=2))
     report = await run_import(
-        settings, OutputOptions(progress=False), state=StateOptions(path=state), sleep=FakeTime().sleep
+        table_settings(emu, given, {"TAXII_PASSWORD": PASSWORD}, workers=2),
+        OutputOptions(progress=False),
+        state=StateOptions(path=state),
+        sleep=FakeTime().sleep,
     )
     (feed_report,) = report.feeds
     feed_report.check()
@@ -79,10 +75,7 @@ async def run(emu: Emulator, state: Path, source: str, **table: Any) -> FeedRepo
 
 async def held(emu: Emulator) -> set[str]:
     """What the definition holds, listed through the API."""
-    (definition,) = tenant(emu)["alert_definitions"]
-    async with open_target("ti", connection_settings(emu), TransportStats()) as target:
-        resolved = ResolvedDefinition(definition["id"], feed_spec("Collection"), "found")
-        return {remote.value async for remote in target.existing(resolved)}
+    return await held_values(emu, "Collection")
 
 
 def recorded(emu: Emulator, state: Path) -> set[tuple[str, str]]:
@@ -209,16 +202,7 @@ def test_a_schema_6_journal_gains_the_table(tmp_path: Path) -> None:
 
 async def mde_values(emu: Emulator) -> set[str]:
     """Every indicator value of the demo tenant on ``mde``, read through the API."""
-    form = {"grant_type": "client_credentials", "client_id": DEMO_CLIENT.client_id,
-            "client_secret": DEMO_CLIENT.client_secret,
-            "scope": "https://api.securitycenter.microsoft.com/.default"}  # fmt: skip
-    async with aiohttp.ClientSession() as session:
-        async with session.post(emu.auth_url(2), data=form) as answer:
-            token = (await answer.json())["access_token"]
-        async with session.get(
-            emu.mde_url + "indicators", headers={"Authorization": f"Bearer {token}"}
-        ) as answer:
-            return {item["indicatorValue"] for item in (await answer.json())["value"]}
+    return {item["indicatorValue"] for item in await mde_held(emu)}
 
 
 async def test_on_mde_a_value_another_feed_lists_stays(

@@ -5,18 +5,15 @@ added after the cursor the last run kept (which would leave older indicators out
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from importer.emulator import Emulator
 from importer.run import run_import
-from importer.settings import OutputOptions, RunSettings, StateOptions, Tuning
-from importer.settings.feeds import feed_of
-from importer.targets.registry import all_fields, package
+from importer.settings import OutputOptions, RunSettings, StateOptions
 from importer.verify import verify_import
-from tests.helpers import FakeTime, connection_settings
+from tests.helpers import FakeTime, table_settings
 from tests.helpers.taxii import PASSWORD, USER, TaxiiServer, at, serve_taxii, sha256_indicator
 
 
@@ -29,10 +26,7 @@ def taxii() -> Iterator[TaxiiServer]:
 def settings(emu: Emulator, source: str) -> RunSettings:
     given = {"source": source, "format": "taxii", "name": "Collection", "page_size": 7,
              "username": USER, "password_env": "TAXII_PASSWORD"}  # fmt: skip
-    rows = {row.key: row for row in all_fields()}
-    feed = feed_of(given, "test.toml: [[feed]] #1", datetime.now(UTC), package("ti"), rows,
-                   env={"TAXII_PASSWORD": PASSWORD})  # fmt: skip
-    return RunSettings("ti", connection_settings(emu), (feed,), Tuning(batch_size=40, workers=4))
+    return table_settings(emu, given, {"TAXII_PASSWORD": PASSWORD})
 
 
 async def test_a_taxii_feed_is_verified_against_the_whole_collection(
