@@ -7,11 +7,11 @@ import asyncio
 import json
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from importer.cli import main
 from importer.emulator import DEMO_CLIENT, Emulator
+from tests.helpers import mde_held
 
 SAMPLE = Path(__file__).resolve().parents[2] / "feeds" / "samples" / "sample_ssl_certificates.csv"
 
@@ -30,16 +30,7 @@ def use(monkeypatch: pytest.MonkeyPatch, emu: Emulator, api_url: str) -> None:
 
 async def mde_types(emu: Emulator) -> list[tuple[str, str]]:
     """(indicatorType, indicatorValue) of every indicator of the demo tenant, read through the API."""
-    form = {"grant_type": "client_credentials", "client_id": DEMO_CLIENT.client_id,
-            "client_secret": DEMO_CLIENT.client_secret,
-            "scope": "https://api.securitycenter.microsoft.com/.default"}  # fmt: skip
-    async with aiohttp.ClientSession() as session:
-        async with session.post(emu.auth_url(2), data=form) as answer:
-            token = (await answer.json())["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
-        async with session.get(emu.mde_url + "indicators", headers=headers) as answer:
-            assert answer.status == 200
-            return sorted((e["indicatorType"], e["indicatorValue"]) for e in (await answer.json())["value"])
+    return sorted((e["indicatorType"], e["indicatorValue"]) for e in await mde_held(emu))
 
 
 async def test_certificates_go_to_mde_as_thumbprints_and_are_rejected_by_ti(

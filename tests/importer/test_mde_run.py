@@ -7,9 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 
 from importer.cli import main
@@ -20,6 +18,7 @@ from tests.helpers import (
     FakeTime,
     importer_env,
     journaled_run,
+    mde_held,
     reached_before_exit,
     sha256,
     start_emulator,
@@ -49,21 +48,6 @@ def use(monkeypatch: pytest.MonkeyPatch, emu: Emulator, api_url: str) -> None:
     monkeypatch.setenv("TI_API_URL", api_url)
 
 
-async def mde_indicators(emu: Emulator) -> list[dict[str, Any]]:
-    """Every indicator of the demo tenant, read through the API as any client would."""
-    form = {"grant_type": "client_credentials", "client_id": DEMO_CLIENT.client_id,
-            "client_secret": DEMO_CLIENT.client_secret,
-            "scope": "https://api.securitycenter.microsoft.com/.default"}  # fmt: skip
-    async with aiohttp.ClientSession() as session:
-        async with session.post(emu.auth_url(2), data=form) as answer:
-            token = (await answer.json())["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
-        async with session.get(emu.mde_url + "indicators", headers=headers) as answer:
-            assert answer.status == 200
-            value: list[dict[str, Any]] = (await answer.json())["value"]
-    return value
-
-
 async def test_urls_are_rejected_by_ti_and_taken_by_mde_with_the_feeds_fields(
     emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -84,7 +68,7 @@ async def test_urls_are_rejected_by_ti_and_taken_by_mde_with_the_feeds_fields(
                      "--rbac-group", "Servers", "--rbac-group", "Laptops", "--severity", "High",
                      *keep)  # fmt: skip
     assert code == 0
-    stored = await mde_indicators(emulator)
+    stored = await mde_held(emulator)
     assert {(item["indicatorType"], item["indicatorValue"]) for item in stored} == {
         ("FileSha256", "44d88612fea8a8f36de82e1f5d4d4e87aa8f4e3c1f9e4a3b2c1d0e9f8a7b6c5d"),
         ("IpAddress", "8.8.4.4"),
@@ -113,7 +97,7 @@ async def test_mde_mirror_deletes_exactly_the_stale_ones_through_batch_delete(
                                      fake=fake_time, mirror=True)  # fmt: skip
         feed = report.feeds[0]
         assert (feed.imported, feed.stale, feed.deleted) == (5, 100, 100) and report.exit_code() == 0
-        values = {item["indicatorValue"] for item in await mde_indicators(emu)}
+        values = {item["indicatorValue"] for item in await mde_held(emu)}
     assert values == {sha256(n) for n in today}
 
 
