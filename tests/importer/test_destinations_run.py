@@ -99,6 +99,28 @@ def credentials(monkeypatch: pytest.MonkeyPatch, *, fabrikam_secret: str = FABRI
     monkeypatch.setenv("FABRIKAM_CLIENT_SECRET", fabrikam_secret)
 
 
+def cert_config(
+    tmp_path: Path,
+    emu: Emulator,
+    server: RecordingServer,
+    monkeypatch: pytest.MonkeyPatch,
+    app: ClientApp,
+    pem: bytes,
+) -> Path:
+    """``config`` with fabrikam's destination authenticating as ``app`` with the certificate and key
+    ``pem`` (FABRIKAM_CLIENT_CERT, a file only its owner reads) instead of a secret."""
+    path = tmp_path / "fabrikam.pem"
+    path.write_bytes(pem)
+    path.chmod(0o600)
+    credentials(monkeypatch)
+    monkeypatch.setenv("FABRIKAM_CLIENT_ID", app.client_id)
+    monkeypatch.setenv("FABRIKAM_CLIENT_CERT", str(path))
+    cfg = config(tmp_path, emu, server)
+    cfg.write_text(cfg.read_text().replace('client_secret_env = "FABRIKAM_CLIENT_SECRET"',
+                                           'client_cert_env = "FABRIKAM_CLIENT_CERT"'))  # fmt: skip
+    return cfg
+
+
 async def run(tmp_path: Path, cfg: Path, *argv: str) -> tuple[int, dict[str, Any], Path]:
     report, metrics = tmp_path / "report.json", tmp_path / "ti_import.prom"
     code = await run_cli("--config", str(cfg), "--state", str(tmp_path / "state.sqlite"), "--report",
@@ -214,15 +236,7 @@ async def test_a_destination_with_a_certificate_beside_one_with_a_secret(
     app = ClientApp("fabrikam-cert-app", "", FABRIKAM.tenant, certificate=cert.der)
     emulator_config = replace(TWO_TENANTS, clients=(DEMO_CLIENT, app))
     async with running_emulator(emulator_config) as emu:
-        pem = tmp_path / "fabrikam.pem"
-        pem.write_bytes(cert.pem())
-        pem.chmod(0o600)
-        credentials(monkeypatch)
-        monkeypatch.setenv("FABRIKAM_CLIENT_ID", app.client_id)
-        monkeypatch.setenv("FABRIKAM_CLIENT_CERT", str(pem))
-        cfg = config(tmp_path, emu, feeds)
-        cfg.write_text(cfg.read_text().replace('client_secret_env = "FABRIKAM_CLIENT_SECRET"',
-                                               'client_cert_env = "FABRIKAM_CLIENT_CERT"'))  # fmt: skip
+        cfg = cert_config(tmp_path, emu, feeds, monkeypatch, app, cert.pem())
         code, report, _ = await run(tmp_path, cfg)
         assert code == 0, report["error"]
         assert tenant(emu, FABRIKAM.tenant)["sentinel_indicators"] == EVERY
@@ -236,15 +250,7 @@ async def test_a_certificate_destinations_advice_names_its_own_variable(
     registered, other = self_signed("fabrikam-cert-app"), self_signed("not-the-registered-one")
     app = ClientApp("fabrikam-cert-app", "", FABRIKAM.tenant, certificate=registered.der)
     async with running_emulator(replace(TWO_TENANTS, clients=(DEMO_CLIENT, app))) as emu:
-        pem = tmp_path / "fabrikam.pem"
-        pem.write_bytes(other.pem())
-        pem.chmod(0o600)
-        credentials(monkeypatch)
-        monkeypatch.setenv("FABRIKAM_CLIENT_ID", app.client_id)
-        monkeypatch.setenv("FABRIKAM_CLIENT_CERT", str(pem))
-        cfg = config(tmp_path, emu, feeds)
-        cfg.write_text(cfg.read_text().replace('client_secret_env = "FABRIKAM_CLIENT_SECRET"',
-                                               'client_cert_env = "FABRIKAM_CLIENT_CERT"'))  # fmt: skip
+        cfg = cert_config(tmp_path, emu, feeds, monkeypatch, app, other.pem())
         code, report, _ = await run(tmp_path, cfg)
     assert code == 3
     bad, good = section(report, "fabrikam-sentinel"), section(report, "contoso-mde")
