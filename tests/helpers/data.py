@@ -1,8 +1,9 @@
-"""Definitions, connection settings and feeds for tests: what the code under test is given."""
+"""Definitions, connection settings, feeds and old journals for tests: what the code under test is given."""
 
 from __future__ import annotations
 
 import random
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -92,3 +93,26 @@ def write_feed(path: Path, numbers: Sequence[int]) -> Path:
     """A list feed of ``sha256(n)`` for each of ``numbers``."""
     path.write_text("".join(f"{sha256(n)}\n" for n in numbers))
     return path
+
+
+# --- journals as older versions left them --------------------------------------------------------
+def as_schema(path: Path, version: int, *statements: str) -> None:
+    """Make the journal at ``path`` look as schema ``version`` left it: ``statements`` undo what came
+    after it (a table dropped, a column, an index added back), and the file says ``version``."""
+    conn = sqlite3.connect(path)
+    try:
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {version}")
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def schema_version(path: Path) -> int:
+    """The schema version the journal at ``path`` says it has."""
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()

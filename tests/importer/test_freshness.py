@@ -3,7 +3,6 @@ kept per indicator, rows from before stamps, and values shared between mde defin
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from feeds.model import Kind
@@ -11,7 +10,7 @@ from importer.model import Held, Stamp
 from importer.pipeline.freshness import Freshness, Verdict
 from importer.state.journal import Journal
 from importer.state.schema import SCHEMA_VERSION
-from tests.helpers import md5, md5_items, md5_keys
+from tests.helpers import as_schema, md5, md5_items, md5_keys, schema_version
 
 DAY = 86_400
 TODAY = 1_800_000_000  # "now + N days" is what a rolling expiry asks for today
@@ -70,20 +69,14 @@ def test_schema_2_rows_keep_their_ids_and_have_no_stamp(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
     with Journal.open(path, target="ti", tenant="t", clock=lambda: 1_000.0) as journal:
         journal.record_imported("A", md5_items(0, 3), journal.begin_run())
-    conn = sqlite3.connect(path)
-    for table, columns in {"indicators": ("meta", "expires", "owned"), "log": ("meta", "expires", "owned"),
-                           "reconcile_stage": ("meta", "expires")}.items():  # fmt: skip
-        for column in columns:
-            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-    conn.execute("PRAGMA user_version = 2")
-    conn.close()
+    added = {"indicators": ("meta", "expires", "owned"), "log": ("meta", "expires", "owned"),
+             "reconcile_stage": ("meta", "expires")}  # fmt: skip
+    as_schema(path, 2, *(f"ALTER TABLE {table} DROP COLUMN {c}" for table, cs in added.items() for c in cs))
     with Journal.open(path, target="ti", tenant="t") as journal:
         held = journal.held("A", md5_keys(0, 3))
     assert {h.remote_id for h in held.values()} == {"r0", "r1", "r2"}
     assert {(h.stamp, h.since) for h in held.values()} == {(None, 1000)}
-    conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    conn.close()
+    assert schema_version(path) == SCHEMA_VERSION
 
 
 def test_unique_values_have_one_owner_the_last_to_import_them(tmp_path: Path) -> None:

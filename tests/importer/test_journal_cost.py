@@ -22,7 +22,7 @@ from importer.state.journal import Journal
 from importer.state.schema import SCHEMA_VERSION
 from importer.state.store import JournalPresent
 from importer.targets.base import Target
-from tests.helpers import md5, spec_for
+from tests.helpers import as_schema, md5, schema_version, spec_for
 from tests.helpers import md5_keys as keys
 
 NO_TARGET = cast(Target, None)  # load() of a created definition lists nothing
@@ -126,22 +126,14 @@ def indexes(state: Path) -> set[str]:
 def test_schema_3_loses_its_index_by_remote_id_and_keeps_its_rows(state: Path) -> None:
     with Journal.open(state, target="ti", tenant="t") as journal:
         journal.record([("A", stamped(0, 5))], journal.begin_run())
-    conn = sqlite3.connect(state)
-    conn.execute("CREATE INDEX indicators_by_remote_id ON indicators (scope, remote_id)")
-    conn.execute("PRAGMA user_version = 3")
-    conn.commit()
-    conn.close()
+    as_schema(state, 3, "CREATE INDEX indicators_by_remote_id ON indicators (scope, remote_id)")
     with Journal.open(state, target="ti", tenant="t") as journal:
         assert journal.present("A", keys(0, 6)) == set(keys(0, 5))
         journal.forget("A", ["r1", "r2", "nope"])
         journal.forget_keys("A", [(Kind.MD5, md5(3))])
         assert journal.present("A", keys(0, 6)) == {(Kind.MD5, md5(0)), (Kind.MD5, md5(4))}
     assert indexes(state) == {"versions_by_value"}  # the one index: not on indicators (schema 7's versions)
-    conn = sqlite3.connect(state)
-    try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    finally:
-        conn.close()
+    assert schema_version(state) == SCHEMA_VERSION
 
 
 def test_forget_keys_drops_only_the_definitions_rows(state: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from feeds.model import Kind
 from importer.model import RemoteIndicator
 from importer.state.journal import Journal, ReconcileResult
 from importer.state.schema import SCHEMA_VERSION
-from tests.helpers import md5
+from tests.helpers import as_schema, md5, schema_version
 from tests.helpers import md5_items as items
 from tests.helpers import md5_keys as keys
 
@@ -123,16 +122,9 @@ def test_schema_1_upgrades_taking_unfinished_runs_to_have_written_everywhere(sta
         journal.record_imported("B", items(5, 10), done)
         journal.finish_run(done)
         journal.begin_run()  # killed under schema 1, which did not note where runs wrote
-    conn = sqlite3.connect(state)
-    conn.execute("DROP TABLE run_scopes")
-    for table, columns in SCHEMA_3_COLUMNS.items():
-        for column in columns:
-            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-    conn.execute("PRAGMA user_version = 1")
-    conn.close()
+    drops = (f"ALTER TABLE {table} DROP COLUMN {c}" for table, cs in SCHEMA_3_COLUMNS.items() for c in cs)
+    as_schema(state, 1, "DROP TABLE run_scopes", *drops)
     with Journal.open(state, target="ti", tenant="t") as journal:
         assert journal.needs_listing("A") and journal.needs_listing("B")
         assert journal.count("A") == 5
-    conn = sqlite3.connect(state)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    conn.close()
+    assert schema_version(state) == SCHEMA_VERSION

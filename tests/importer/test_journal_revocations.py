@@ -3,12 +3,12 @@ returning value's new id from."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from feeds.model import Kind
 from importer.state.journal import Journal
 from importer.state.schema import SCHEMA_VERSION
+from tests.helpers import as_schema, schema_version
 
 A, B, C = (Kind.SHA256, "a" * 64), (Kind.DOMAIN, "evil.example"), (Kind.IPV4, "203.0.113.9")
 
@@ -36,14 +36,9 @@ def test_many_keys_are_looked_up_in_chunks(state: Path) -> None:
 def test_a_schema_5_journal_gains_the_table(state: Path) -> None:
     with Journal.open(state, target="sentinel", tenant="w"):
         pass
-    conn = sqlite3.connect(state)
-    conn.execute("DROP TABLE revocations")
-    conn.execute("PRAGMA user_version = 5")
-    conn.close()
+    as_schema(state, 5, "DROP TABLE revocations")
     with Journal.open(state, target="sentinel", tenant="w") as journal:
         assert journal.revocations([A]) == {}
         journal.note_revoked([A])
         assert journal.revocations([A]) == {A: 1}
-    conn = sqlite3.connect(state)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    conn.close()
+    assert schema_version(state) == SCHEMA_VERSION

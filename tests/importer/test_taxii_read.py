@@ -10,7 +10,6 @@ and source, and a schema 4 journal gains the table.
 from __future__ import annotations
 
 import io
-import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from feeds.model import Kind
 from importer.sources.taxii_read import Spool, read_spool
 from importer.state.journal import Journal
 from importer.state.schema import SCHEMA_VERSION
+from tests.helpers import as_schema, schema_version
 from tests.helpers.taxii import sha256_indicator, sha256_value
 
 LATER, LATEST = "2026-02-01T00:00:00.000Z", "2026-03-01T00:00:00.000Z"
@@ -74,13 +74,8 @@ def test_cursors_per_feed_and_source_and_the_upgrade_from_4(tmp_path: Path) -> N
         assert journal.cursor("A", "https://x/c/2/") is None  # another collection starts over
     with Journal.open(path, target="ti", tenant="other") as journal:
         assert journal.cursor("A", "https://x/c/1/") is None  # tenants apart
-    conn = sqlite3.connect(path)
-    conn.execute("DROP TABLE cursors")
-    conn.execute("PRAGMA user_version = 4")
-    conn.close()
+    as_schema(path, 4, "DROP TABLE cursors")
     with Journal.open(path, target="ti", tenant="t") as journal:
         assert journal.cursor("A", "https://x/c/1/") is None
         journal.set_cursor("A", "https://x/c/1/", "2026-01-02T00:00:00Z")
-    conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    conn.close()
+    assert schema_version(path) == SCHEMA_VERSION

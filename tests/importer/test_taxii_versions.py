@@ -11,7 +11,6 @@ own: a full pull forgets the ids it did not see, a version that cannot be read k
 from __future__ import annotations
 
 import io
-import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +31,15 @@ from importer.state.journal import Journal
 from importer.state.schema import SCHEMA_VERSION
 from importer.state.store import tenant_key
 from importer.targets.registry import all_fields, package
-from tests.helpers import FakeTime, connection_settings, held_values, mde_held, table_settings
+from tests.helpers import (
+    FakeTime,
+    as_schema,
+    connection_settings,
+    held_values,
+    mde_held,
+    schema_version,
+    table_settings,
+)
 from tests.helpers.taxii import (
     PASSWORD,
     USER,
@@ -188,16 +195,11 @@ def test_a_schema_6_journal_gains_the_table(tmp_path: Path) -> None:
     state = tmp_path / "s.sqlite"
     with Journal.open(state, target="ti", tenant="t"):
         pass
-    conn = sqlite3.connect(state)
-    conn.execute("DROP TABLE versions")
-    conn.execute("PRAGMA user_version = 6")
-    conn.close()
+    as_schema(state, 6, "DROP TABLE versions")
     with Journal.open(state, target="ti", tenant="t") as journal:
         journal.versions.keep("F", pulled(False, x=(A,)))
         assert journal.versions.retired("F", pulled(False, x=(B,))) == {(Kind.SHA256, A)}
-    conn = sqlite3.connect(state)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    conn.close()
+    assert schema_version(state) == SCHEMA_VERSION
 
 
 async def mde_values(emu: Emulator) -> set[str]:
