@@ -71,6 +71,7 @@ from tests.helpers.retry import (
     fake_retrier,
 )
 from tests.helpers.runs import (
+    checked_run,
     held_values,
     journaled_run,
     journaled_settings,
@@ -95,6 +96,7 @@ __all__ = [
     "RecordingServer",
     "as_schema",
     "auth",
+    "checked_run",
     "connection_settings",
     "create_definition",
     "failed_state",

@@ -114,3 +114,14 @@ async def held_values(emu: Emulator, name: str) -> set[str]:
     async with open_target("ti", connection_settings(emu), TransportStats()) as target:
         resolved = ResolvedDefinition(definition["id"], feed_spec(name), "found")
         return {remote.value async for remote in target.existing(resolved)}
+
+
+async def checked_run(settings: RunSettings, state: Path) -> RunReport:
+    """``run_import`` of ``settings`` with the state journal at ``state``, on fake time, every feed's
+    counts checked to add up (``FeedReport.check``)."""
+    report = await run_import(
+        settings, OutputOptions(progress=False), state=StateOptions(path=state), sleep=FakeTime().sleep
+    )
+    for feed in report.feeds:
+        feed.check()
+    return report

@@ -30,6 +30,7 @@ from importer.state.store import tenant_key
 from importer.verify import verify_import
 from tests.helpers import (
     FakeTime,
+    checked_run,
     held_values,
     recording_server,
     run_cli,
@@ -117,13 +118,7 @@ def settings(emu: Emulator, source: str, **table: Any) -> RunSettings:
 
 
 async def run(emu: Emulator, state: Path, source: str, **table: Any) -> RunReport:
-    report = await run_import(
-        settings(emu, source, **table), OutputOptions(progress=False), state=StateOptions(path=state),
-        sleep=FakeTime().sleep,
-    )  # fmt: skip
-    for feed in report.feeds:
-        feed.check()
-    return report
+    return await checked_run(settings(emu, source, **table), state)
 
 
 def cursor(emu: Emulator, state: Path, source: str) -> str | None:

@@ -13,9 +13,7 @@ from typing import Any
 
 from importer.emulator import Emulator
 from importer.report.counts import FeedReport
-from importer.run import run_import
-from importer.settings import OutputOptions, StateOptions
-from tests.helpers import FakeTime, held_values, table_settings
+from tests.helpers import checked_run, held_values, table_settings
 
 T0 = 1_700_000_000
 A, B, C = ("a" * 64, "b" * 64, "c" * 64)
@@ -35,14 +33,8 @@ def write_event(root: Path, stamps: dict[str, int], uuid: str, timestamp: int, *
 
 
 async def run(emu: Emulator, state: Path, source: str, **table: Any) -> FeedReport:
-    report = await run_import(
-        table_settings(emu, {"source": source, "name": "MISP", **table}, workers=2),
-        OutputOptions(progress=False),
-        state=StateOptions(path=state),
-        sleep=FakeTime().sleep,
-    )
-    (feed_report,) = report.feeds
-    feed_report.check()
+    settings = table_settings(emu, {"source": source, "name": "MISP", **table}, workers=2)
+    (feed_report,) = (await checked_run(settings, state)).feeds
     assert feed_report.error is None and feed_report.delete_failed == 0
     return feed_report
 

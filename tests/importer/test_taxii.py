@@ -25,7 +25,7 @@ from importer.run import run_import
 from importer.settings import OutputOptions, RunSettings, StateOptions
 from importer.state.journal import Journal
 from importer.state.store import tenant_key
-from tests.helpers import FakeTime, held_values, run_cli, table_settings, use_emulator
+from tests.helpers import checked_run, held_values, run_cli, table_settings, use_emulator
 from tests.helpers.taxii import (
     PASSWORD,
     USER,
@@ -56,13 +56,7 @@ def settings(emu: Emulator, source: str, env: dict[str, str] | None = None, **ta
 
 
 async def run(emu: Emulator, state: Path, source: str, **table: Any) -> RunReport:
-    report = await run_import(
-        settings(emu, source, **table), OutputOptions(progress=False), state=StateOptions(path=state),
-        sleep=FakeTime().sleep,
-    )  # fmt: skip
-    for feed in report.feeds:
-        feed.check()
-    return report
+    return await checked_run(settings(emu, source, **table), state)
 
 
 def expected(objects: list[dict[str, Any]]) -> set[str]:

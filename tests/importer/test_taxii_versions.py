@@ -34,6 +34,7 @@ from importer.targets.registry import all_fields, package
 from tests.helpers import (
     FakeTime,
     as_schema,
+    checked_run,
     connection_settings,
     held_values,
     mde_held,
@@ -68,14 +69,8 @@ def naming(n: int, value: str, **extra: Any) -> dict[str, Any]:
 async def run(emu: Emulator, state: Path, source: str, **table: Any) -> FeedReport:
     given = {"source": source, "format": "taxii", "name": "Collection", "page_size": 5, **table}
     given.update(username=USER, password_env="TAXII_PASSWORD")
-    report = await run_import(
-        table_settings(emu, given, {"TAXII_PASSWORD": PASSWORD}, workers=2),
-        OutputOptions(progress=False),
-        state=StateOptions(path=state),
-        sleep=FakeTime().sleep,
-    )
-    (feed_report,) = report.feeds
-    feed_report.check()
+    settings = table_settings(emu, given, {"TAXII_PASSWORD": PASSWORD}, workers=2)
+    (feed_report,) = (await checked_run(settings, state)).feeds
     assert feed_report.error is None and feed_report.delete_failed == 0
     return feed_report
 
